@@ -1,0 +1,93 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ErrNotFound is returned (wrapped) when a workflow, run or task does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned (wrapped) when creating something that already exists.
+var ErrExists = errors.New("already exists")
+
+// RunFilter selects runs for ListRuns.
+type RunFilter struct {
+	WorkflowName string // only runs of this workflow; "" for all
+	Limit        int    // at most this many; 0 for all
+}
+
+// Database is the storage contract of ork. Every backend implements it and
+// passes the shared conformance suite (package dbtest).
+//
+// Workflows are looked up by name. Runs and tasks by id. Batch methods apply
+// all their changes durably before they return: an acknowledged write
+// survives a crash.
+type Database interface {
+	// CreateWorkflow stores a new workflow; ErrExists if the name is taken.
+	CreateWorkflow(ctx context.Context, w *Workflow) error
+	// GetWorkflow returns the workflow with that name, or ErrNotFound.
+	GetWorkflow(ctx context.Context, name string) (*Workflow, error)
+	// ListWorkflows returns every workflow that loads, by name. Workflows
+	// that do not load are reported in the error (each a *FileError where
+	// the backend has files), and the others are still returned.
+	ListWorkflows(ctx context.Context) ([]*Workflow, error)
+	// DeleteWorkflow removes a workflow; its runs stay. ErrNotFound if absent.
+	DeleteWorkflow(ctx context.Context, name string) error
+
+	// CreateRun stores a new run (normally pending); ErrExists if the id is taken.
+	CreateRun(ctx context.Context, r *Run) error
+	// GetRun returns a run by id, or ErrNotFound.
+	GetRun(ctx context.Context, id string) (*Run, error)
+	// ListRuns returns runs newest first.
+	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
+	// PendingRuns returns up to limit pending runs, oldest first.
+	PendingRuns(ctx context.Context, limit int) ([]*Run, error)
+	// UpdateRuns applies run status changes in one batch (see ApplyRunUpdate).
+	UpdateRuns(ctx context.Context, us []RunUpdate) error
+
+	// CreateTasks stores new tasks in one batch. A task whose id exists is
+	// left as it is, so creating a run's tasks twice is harmless.
+	CreateTasks(ctx context.Context, ts []*Task) error
+	// PendingTasks returns up to limit pending tasks with their workflows,
+	// oldest run first, then by task index.
+	PendingTasks(ctx context.Context, limit int) ([]TaskWithWorkflow, error)
+	// ActiveTasks returns every dispatched or running task.
+	ActiveTasks(ctx context.Context) ([]TaskWithWorkflow, error)
+	// UpdateTasks applies task status changes in one batch (see
+	// ApplyTaskUpdate) and returns the tasks that changed, as they are now.
+	UpdateTasks(ctx context.Context, us []TaskUpdate) ([]*Task, error)
+	// ListTasks returns the tasks of a run by name and index.
+	ListTasks(ctx context.Context, runID string) ([]*Task, error)
+	// TaskCounts returns how many tasks of a run are in each status.
+	TaskCounts(ctx context.Context, runID string) (map[TaskStatus]int, error)
+
+	// Close releases the database's resources.
+	Close() error
+}
+
+// Notifier is implemented by databases that can tell the scheduler when
+// another process changed something (a new run, an edited workflow), so it
+// wakes at once instead of at its next poll. The channel has a buffer of one
+// and never closes; a receive means "look again".
+type Notifier interface {
+	Changes() <-chan struct{}
+}
+
+// SchedulerLocker is implemented by databases that can make sure only one
+// scheduler serves them. LockScheduler returns at once: a release function,
+// or a *LockedError naming the holder.
+type SchedulerLocker interface {
+	LockScheduler(ctx context.Context) (release func(), err error)
+}
+
+// LockedError says another scheduler holds the lock.
+type LockedError struct {
+	Holder string // who holds it, e.g. "pid 1234 on host x since ..."
+	Where  string // what is locked, e.g. the directory
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("another scheduler is running on %s (%s)", e.Where, e.Holder)
+}

@@ -1,0 +1,153 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// FileError is a problem with one file. Line and Column, when not zero,
+// point at the problem (both count from 1).
+type FileError struct {
+	Path   string
+	Line   int
+	Column int
+	Err    error
+}
+
+func (e *FileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s: line %d, column %d: %v", e.Path, e.Line, e.Column, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.Path, e.Err)
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// lineCol turns a byte offset of data into a 1-based line and column.
+func lineCol(data []byte, offset int64) (line, col int) {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	if offset < 0 {
+		offset = 0
+	}
+	before := data[:offset]
+	line = bytes.Count(before, []byte{'\n'}) + 1
+	col = int(offset) - (bytes.LastIndexByte(before, '\n') + 1) + 1
+	return line, col
+}
+
+// DecodeJSON decodes data, the contents of the file at path, into v. It
+// requires exactly one JSON value; with strict, unknown fields are errors.
+// Errors are *FileError with the line and column of the problem.
+func DecodeJSON(path string, data []byte, v any, strict bool) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	fail := func(off int64, err error) error {
+		l, c := lineCol(data, off)
+		return &FileError{Path: path, Line: l, Column: c, Err: err}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return &FileError{Path: path, Err: errors.New("file is empty")}
+	}
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return fail(se.Offset, err)
+		case errors.As(err, &te):
+			msg := fmt.Errorf("%s must be %s, not %s", fieldName(te), jsonKind(te.Type.Kind().String()), te.Value)
+			return fail(te.Offset, msg)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return fail(int64(len(data)), errors.New("unexpected end of file: the JSON is cut short"))
+		default:
+			return fail(dec.InputOffset(), err)
+		}
+	}
+	// Exactly one value: anything after it but white space is an error.
+	if dec.More() {
+		return fail(dec.InputOffset(), errors.New("unexpected data after the JSON value"))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail(dec.InputOffset(), errors.New("unexpected data after the JSON value"))
+	}
+	return nil
+}
+
+func fieldName(te *json.UnmarshalTypeError) string {
+	if te.Field != "" {
+		return fmt.Sprintf("field %q", te.Field)
+	}
+	return "the file"
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "int", "int64", "int32", "uint", "uint64", "float64", "float32":
+		return "a number"
+	}
+	return "a " + goKind
+}
+
+// DecodeWorkflow decodes, normalizes and validates a workflow file. Unknown
+// fields are errors, so a typo in a hand-written file is caught.
+func DecodeWorkflow(path string, data []byte) (*Workflow, error) {
+	var w Workflow
+	if err := DecodeJSON(path, data, &w, true); err != nil {
+		return nil, err
+	}
+	w.Normalize()
+	if err := w.Validate(); err != nil {
+		return nil, &FileError{Path: path, Err: err}
+	}
+	return &w, nil
+}
+
+// DecodeRun decodes a run record and checks the fields ork relies on.
+func DecodeRun(path string, data []byte) (*Run, error) {
+	var r Run
+	if err := DecodeJSON(path, data, &r, false); err != nil {
+		return nil, err
+	}
+	switch {
+	case r.ID == "":
+		return nil, &FileError{Path: path, Err: errors.New("run has no id")}
+	case !r.Status.Valid():
+		return nil, &FileError{Path: path, Err: fmt.Errorf("run status %q is unknown", r.Status)}
+	}
+	if r.Workflow != nil {
+		r.Workflow.Normalize()
+	}
+	return &r, nil
+}
+
+// DecodeTask decodes a task record and checks the fields ork relies on.
+func DecodeTask(path string, data []byte) (*Task, error) {
+	var t Task
+	if err := DecodeJSON(path, data, &t, false); err != nil {
+		return nil, err
+	}
+	switch {
+	case t.ID == "" || t.RunID == "":
+		return nil, &FileError{Path: path, Err: errors.New("task has no id or run_id")}
+	case !t.Status.Valid():
+		return nil, &FileError{Path: path, Err: fmt.Errorf("task status %q is unknown", t.Status)}
+	case t.TaskIndex < 0:
+		return nil, &FileError{Path: path, Err: fmt.Errorf("task_index %d is negative", t.TaskIndex)}
+	}
+	return &t, nil
+}

@@ -1,0 +1,170 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Executor types a workflow may name.
+const (
+	ExecutorProcess = "process"
+)
+
+// ExecutorTypes lists the executor types this version of ork accepts.
+var ExecutorTypes = []string{ExecutorProcess}
+
+// Workflow is a named job definition. Triggering it makes a Run.
+type Workflow struct {
+	ID           string         `json:"id"`
+	Name         string         `json:"name"`
+	Description  string         `json:"description,omitempty"`
+	JobName      string         `json:"job_name"`
+	ExecutorType string         `json:"executor_type"`
+	TaskCount    int            `json:"task_count"`
+	Params       map[string]any `json:"params,omitempty"`
+	Project      string         `json:"project,omitempty"`
+	Region       string         `json:"region,omitempty"`
+	CreatedAt    time.Time      `json:"created_at"`
+	UpdatedAt    time.Time      `json:"updated_at"`
+}
+
+// workflowNamespace seeds the stable IDs of workflows whose file has no id.
+var workflowNamespace = uuid.MustParse("6f2a8f64-5f3e-4b8e-9d0c-6f726b2d7766")
+
+// WorkflowID returns the stable id of a workflow named name, used when a
+// hand-written workflow file leaves out its id.
+func WorkflowID(name string) string {
+	return uuid.NewSHA1(workflowNamespace, []byte(name)).String()
+}
+
+// TaskID returns the stable id of the task with the given node name and
+// index in run runID. Stable ids make task creation idempotent: a scheduler
+// that dies half-way through creating a run's tasks creates the same tasks
+// again after a restart.
+func TaskID(runID, name string, index int) string {
+	return uuid.NewSHA1(workflowNamespace, []byte(runID+"/"+name+"/"+strconv.Itoa(index))).String()
+}
+
+// Normalize fills the defaults of a workflow: executor_type "process",
+// task_count 1, and an id derived from the name when none is given.
+func (w *Workflow) Normalize() {
+	if w.ExecutorType == "" {
+		w.ExecutorType = ExecutorProcess
+	}
+	if w.TaskCount == 0 {
+		w.TaskCount = 1
+	}
+	if w.ID == "" && w.Name != "" {
+		w.ID = WorkflowID(w.Name)
+	}
+}
+
+// TaskName is the name of the tasks of a flat workflow: its job name.
+func (w *Workflow) TaskName() string { return w.JobName }
+
+// Run is one triggering of a workflow. Workflow is a snapshot of the
+// workflow as it was when the run was triggered: editing or deleting the
+// workflow file later does not change what a run executes.
+type Run struct {
+	ID           string         `json:"id"`
+	WorkflowID   string         `json:"workflow_id"`
+	WorkflowName string         `json:"workflow_name"`
+	Status       RunStatus      `json:"status"`
+	TriggeredBy  string         `json:"triggered_by,omitempty"`
+	Params       map[string]any `json:"params,omitempty"`
+	StartedAt    *time.Time     `json:"started_at,omitempty"`
+	FinishedAt   *time.Time     `json:"finished_at,omitempty"`
+	Error        string         `json:"error,omitempty"`
+	CreatedAt    time.Time      `json:"created_at"`
+	Workflow     *Workflow      `json:"workflow,omitempty"`
+}
+
+// Task is one unit of work of a run: one index of one job.
+type Task struct {
+	ID            string          `json:"id"`
+	RunID         string          `json:"run_id"`
+	Name          string          `json:"name"`
+	TaskIndex     int             `json:"task_index"`
+	Status        TaskStatus      `json:"status"`
+	ExecutionName string          `json:"execution_name,omitempty"`
+	Params        map[string]any  `json:"params,omitempty"`
+	Output        json.RawMessage `json:"output,omitempty"`
+	Error         string          `json:"error,omitempty"`
+	Attempt       int             `json:"attempt"`
+	ExitCode      *int            `json:"exit_code,omitempty"`
+	DispatchedAt  *time.Time      `json:"dispatched_at,omitempty"`
+	StartedAt     *time.Time      `json:"started_at,omitempty"`
+	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+}
+
+// Label names a task for people: "name[index]".
+func (t *Task) Label() string { return fmt.Sprintf("%s[%d]", t.Name, t.TaskIndex) }
+
+// TaskWithWorkflow is a task joined with the workflow of its run, which is
+// what an executor needs to run it.
+type TaskWithWorkflow struct {
+	Task     *Task
+	Workflow *Workflow
+}
+
+// NewRun makes a pending run of w with the given trigger parameters.
+func NewRun(w *Workflow, params map[string]any, triggeredBy string, now time.Time) *Run {
+	snap := *w
+	return &Run{
+		ID:           uuid.NewString(),
+		WorkflowID:   w.ID,
+		WorkflowName: w.Name,
+		Status:       RunPending,
+		TriggeredBy:  triggeredBy,
+		Params:       params,
+		CreatedAt:    now.UTC(),
+		Workflow:     &snap,
+	}
+}
+
+// NewTasks makes the pending tasks of run r: task_count tasks of the run's
+// workflow, each with the workflow's params overridden by the run's.
+func NewTasks(r *Run, now time.Time) []*Task {
+	w := r.Workflow
+	if w == nil {
+		return nil
+	}
+	n := w.TaskCount
+	if n < 1 {
+		n = 1
+	}
+	params := MergeParams(w.Params, r.Params)
+	tasks := make([]*Task, n)
+	for i := range tasks {
+		tasks[i] = &Task{
+			ID:        TaskID(r.ID, w.TaskName(), i),
+			RunID:     r.ID,
+			Name:      w.TaskName(),
+			TaskIndex: i,
+			Status:    TaskPending,
+			Params:    params,
+			CreatedAt: now.UTC(),
+		}
+	}
+	return tasks
+}
+
+// MergeParams returns the union of the given parameter maps, later maps
+// winning. It returns nil when all are empty.
+func MergeParams(maps ...map[string]any) map[string]any {
+	var out map[string]any
+	for _, m := range maps {
+		for k, v := range m {
+			if out == nil {
+				out = make(map[string]any)
+			}
+			out[k] = v
+		}
+	}
+	return out
+}

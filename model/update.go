@@ -1,0 +1,119 @@
+package model
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// TaskUpdate is a change of one task's status, as an executor or the
+// scheduler reports it. See ApplyTaskUpdate for the rules.
+type TaskUpdate struct {
+	TaskID string
+	RunID  string
+	// Attempt is the attempt the update is about. For TaskDispatched it is
+	// the new attempt number; for other statuses an update whose Attempt is
+	// not the task's current attempt is stale and ignored. Zero matches any.
+	Attempt       int
+	Status        TaskStatus
+	ExecutionName string
+	Error         string
+	ExitCode      *int
+	Output        json.RawMessage
+	At            time.Time
+}
+
+// ApplyTaskUpdate applies u to t in place and reports whether it changed t.
+// The rules, shared by every backend:
+//   - a terminal task never changes;
+//   - an update for another attempt than the task's current one is ignored;
+//   - pending -> dispatched starts a new attempt (u.Attempt, or the next one);
+//   - dispatched -> running records the start;
+//   - any non-terminal status -> a terminal one records the end;
+//   - dispatched or running -> pending puts a task back in the queue (used
+//     when a scheduler died while the task ran);
+//   - nothing moves backwards otherwise (running never becomes dispatched).
+func ApplyTaskUpdate(t *Task, u TaskUpdate) bool {
+	if t.Status.Terminal() || !u.Status.Valid() {
+		return false
+	}
+	at := u.At.UTC()
+	if u.At.IsZero() {
+		at = time.Now().UTC()
+	}
+	switch u.Status {
+	case TaskDispatched:
+		if t.Status != TaskPending {
+			return false
+		}
+		next := t.Attempt + 1
+		if u.Attempt != 0 {
+			if u.Attempt <= t.Attempt {
+				return false
+			}
+			next = u.Attempt
+		}
+		t.Attempt = next
+		t.DispatchedAt = &at
+		t.StartedAt, t.FinishedAt, t.ExitCode = nil, nil, nil
+		t.Error = ""
+		t.ExecutionName = u.ExecutionName
+	case TaskRunning:
+		if t.Status != TaskDispatched || (u.Attempt != 0 && u.Attempt != t.Attempt) {
+			return false
+		}
+		t.StartedAt = &at
+		if u.ExecutionName != "" {
+			t.ExecutionName = u.ExecutionName
+		}
+	case TaskPending:
+		if !t.Status.Active() || (u.Attempt != 0 && u.Attempt != t.Attempt) {
+			return false
+		}
+		t.Error = u.Error
+		t.ExecutionName = ""
+	default: // terminal
+		if u.Attempt != 0 && u.Attempt != t.Attempt {
+			return false
+		}
+		t.FinishedAt = &at
+		t.Error = u.Error
+		t.ExitCode = u.ExitCode
+		if u.ExecutionName != "" {
+			t.ExecutionName = u.ExecutionName
+		}
+		if len(u.Output) > 0 {
+			t.Output = u.Output
+		}
+	}
+	t.Status = u.Status
+	return true
+}
+
+// RunUpdate is a change of one run's status.
+type RunUpdate struct {
+	RunID  string
+	Status RunStatus
+	Error  string
+	At     time.Time
+}
+
+// ApplyRunUpdate applies u to r in place and reports whether it changed r.
+// A terminal run never changes, and a running run never becomes pending.
+func ApplyRunUpdate(r *Run, u RunUpdate) bool {
+	if r.Status.Terminal() || !u.Status.Valid() || u.Status == RunPending || r.Status == u.Status {
+		return false
+	}
+	at := u.At.UTC()
+	if u.At.IsZero() {
+		at = time.Now().UTC()
+	}
+	if u.Status == RunRunning || r.StartedAt == nil {
+		r.StartedAt = &at
+	}
+	if u.Status.Terminal() {
+		r.FinishedAt = &at
+		r.Error = u.Error
+	}
+	r.Status = u.Status
+	return true
+}
