@@ -14,8 +14,9 @@ var ErrExists = errors.New("already exists")
 
 // RunFilter selects runs for ListRuns.
 type RunFilter struct {
-	WorkflowName string // only runs of this workflow; "" for all
-	Limit        int    // at most this many; 0 for all
+	WorkflowName string    // only runs of this workflow; "" for all
+	Status       RunStatus // only runs in this status; "" for all
+	Limit        int       // at most this many; 0 for all
 }
 
 // Database is the storage contract of ork. Every backend implements it and

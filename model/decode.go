@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 )
 
 // FileError is a problem with one file. Line and Column, when not zero,
@@ -60,13 +62,19 @@ func DecodeJSON(path string, data []byte, v any, strict bool) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			return fail(se.Offset, err)
+			// Offset counts the bytes read, the bad one included.
+			return fail(se.Offset-1, err)
 		case errors.As(err, &te):
+			// Offset is just past a bad literal, or just past the '[' or
+			// '{' of a bad array or object: point at the start of it.
 			msg := fmt.Errorf("%s must be %s, not %s", fieldName(te), jsonKind(te.Type.Kind().String()), te.Value)
-			return fail(te.Offset, msg)
+			return fail(tokenStart(data, te.Offset-1), msg)
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return fail(int64(len(data)), errors.New("unexpected end of file: the JSON is cut short"))
 		default:
+			if off := unknownFieldStart(data, err); off >= 0 {
+				return fail(off, err)
+			}
 			return fail(dec.InputOffset(), err)
 		}
 	}
@@ -78,6 +86,88 @@ func DecodeJSON(path string, data []byte, v any, strict bool) error {
 		return fail(dec.InputOffset(), errors.New("unexpected data after the JSON value"))
 	}
 	return nil
+}
+
+// walkTokens calls fn with every token of the JSON in data, the offsets
+// where it starts and ends, and its depth (the top-level value is at depth
+// 0, the members of a top-level object at 1), until fn returns false, the
+// data ends, or it stops being valid JSON.
+func walkTokens(data []byte, fn func(tok json.Token, start, end int64, depth int) bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	depth := 0
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return
+		}
+		end := dec.InputOffset()
+		for start < end && strings.IndexByte(" \t\r\n,:", data[start]) >= 0 {
+			start++
+		}
+		if tok == json.Delim('}') || tok == json.Delim(']') {
+			depth--
+		}
+		if !fn(tok, start, end, depth) {
+			return
+		}
+		if tok == json.Delim('{') || tok == json.Delim('[') {
+			depth++
+		}
+	}
+}
+
+// tokenStart returns the offset where the JSON token that covers byte pos
+// of data starts, or pos if no token does.
+func tokenStart(data []byte, pos int64) int64 {
+	found := pos
+	walkTokens(data, func(_ json.Token, start, end int64, _ int) bool {
+		if start <= pos && pos < end {
+			found = start
+		}
+		return end <= pos
+	})
+	return found
+}
+
+// unknownFieldStart returns the offset of the object key that err, an
+// "unknown field" error of encoding/json, names: the first one in a
+// top-level object, else the first one anywhere. It returns -1 when err is
+// not such an error or the key is not found.
+func unknownFieldStart(data []byte, err error) int64 {
+	quoted, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	if !ok {
+		return -1
+	}
+	name, uerr := strconv.Unquote(quoted)
+	if uerr != nil {
+		return -1
+	}
+	top, any := int64(-1), int64(-1)
+	walkTokens(data, func(tok json.Token, start, end int64, depth int) bool {
+		if s, ok := tok.(string); !ok || s != name || !isKey(data, end) {
+			return true
+		}
+		if any < 0 {
+			any = start
+		}
+		if depth == 1 {
+			top = start
+			return false
+		}
+		return true
+	})
+	if top >= 0 {
+		return top
+	}
+	return any
+}
+
+// isKey reports whether the string token that ends at offset end of data
+// is an object key: whether a ':' follows it.
+func isKey(data []byte, end int64) bool {
+	rest := bytes.TrimLeft(data[end:], " \t\r\n")
+	return len(rest) > 0 && rest[0] == ':'
 }
 
 func fieldName(te *json.UnmarshalTypeError) string {
@@ -104,11 +194,16 @@ func jsonKind(goKind string) string {
 }
 
 // DecodeWorkflow decodes, normalizes and validates a workflow file. Unknown
-// fields are errors, so a typo in a hand-written file is caught.
+// fields are errors, so a typo in a hand-written file is caught. A file that
+// leaves out "name" is named after the file ("hello.json" is "hello").
 func DecodeWorkflow(path string, data []byte) (*Workflow, error) {
 	var w Workflow
 	if err := DecodeJSON(path, data, &w, true); err != nil {
 		return nil, err
+	}
+	if w.Name == "" {
+		base := path[strings.LastIndexByte(path, '/')+1:]
+		w.Name = strings.TrimSuffix(base, ".json")
 	}
 	w.Normalize()
 	if err := w.Validate(); err != nil {

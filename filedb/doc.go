@@ -1,0 +1,47 @@
+// Package filedb is ork's default Database: plain JSON files in a project
+// directory, readable and editable by hand, safe against crashes.
+//
+// # Layout
+//
+//	.ork/
+//	  workflows/<name>.json          definitions, written by ork or by hand
+//	  runs/<run_id>.json             one record per run
+//	  tasks/<run_id>/<name>.<i>.json one record per task, grouped by run
+//	  logs/<run_id>/...              task output, written by the executor
+//	  scheduler.lock                 flock'ed by the one running scheduler
+//
+// # Writes
+//
+// Every write is atomic and durable, the Maildir way: the new contents go to
+// a temporary file ".tmp-<pid>-<n>" in the target's directory, the data is
+// made durable, the temporary file is renamed over the target, and the
+// directory is synced so the rename itself survives a crash. A reader sees
+// the old file or the new one, never half of one. Nothing is written in place.
+//
+// A batch (the scheduler's unit of work) is a group commit: all temporary
+// files are written, one syncfs(2) makes all of them durable together, then
+// all are renamed, then each touched directory is synced once. One status
+// change then costs far less than one fsync.
+//
+// # Who writes what
+//
+// The scheduler owns run and task records once a run exists. Other
+// processes (the CLI, the web UI) only create new files — a pending run, a
+// workflow — and never rewrite a record the scheduler owns.
+//
+// # The scheduler's index
+//
+// The first scheduler-side call (PendingRuns, PendingTasks, CreateTasks,
+// UpdateTasks, ...) loads an in-memory index of unfinished runs and their
+// tasks, once. From then on the index is kept current by the DB's own writes,
+// and learns of files written by other processes from fsnotify events on
+// runs/ and workflows/; a rescan of runs/ at most once a second, only when
+// the directory changed, is the safety net for lost events. The cost of a
+// scheduler loop grows with the unfinished work, not with history.
+//
+// # Damaged files
+//
+// A file that does not parse is reported with its path, line and column
+// (once, through the logger), is left out, and is never overwritten; every
+// other run goes on.
+package filedb

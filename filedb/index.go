@@ -1,0 +1,538 @@
+package filedb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ork-run/ork/model"
+)
+
+// runEntry is an unfinished run in the index, with all its tasks.
+type runEntry struct {
+	run     *model.Run
+	tasks   map[string]*model.Task // by id
+	queue   []string               // ids of pending tasks, in dispatch order
+	head    int                    // queue[:head] has been dispatched
+	queued  map[string]bool        // ids in queue[head:]
+	counts  map[model.TaskStatus]int
+	dirMade bool // tasks/<run_id>/ exists
+}
+
+func newRunEntry(r *model.Run) *runEntry {
+	return &runEntry{
+		run:    r,
+		tasks:  make(map[string]*model.Task),
+		queued: make(map[string]bool),
+		counts: make(map[model.TaskStatus]int),
+	}
+}
+
+// put stores t (a fresh copy owned by the index) in the entry.
+func (e *runEntry) put(t *model.Task) {
+	if old := e.tasks[t.ID]; old != nil {
+		e.counts[old.Status]--
+	}
+	e.tasks[t.ID] = t
+	e.counts[t.Status]++
+	if t.Status == model.TaskPending && !e.queued[t.ID] {
+		e.queue = append(e.queue, t.ID)
+		e.queued[t.ID] = true
+	}
+}
+
+// sortQueue puts the pending queue in task order (after loading from disk).
+func (e *runEntry) sortQueue() {
+	q := e.queue[e.head:]
+	slices.SortFunc(q, func(a, b string) int {
+		ta, tb := e.tasks[a], e.tasks[b]
+		if c := strings.Compare(ta.Name, tb.Name); c != 0 {
+			return c
+		}
+		return ta.TaskIndex - tb.TaskIndex
+	})
+}
+
+// index is the scheduler's in-memory view of unfinished work.
+type index struct {
+	runs    map[string]*runEntry // unfinished runs by id
+	order   []*runEntry          // unfinished runs, oldest first
+	taskRun map[string]*runEntry // task id -> its run
+	known   map[string]bool      // ids of every run file seen that parsed
+
+	lastRescan time.Time
+	runsMod    time.Time
+}
+
+func newIndex() *index {
+	return &index{
+		runs:    make(map[string]*runEntry),
+		taskRun: make(map[string]*runEntry),
+		known:   make(map[string]bool),
+	}
+}
+
+func runLess(a, b *model.Run) int {
+	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// addRun puts an unfinished run in the index and returns its entry.
+func (ix *index) addRun(r *model.Run) *runEntry {
+	if e := ix.runs[r.ID]; e != nil {
+		return e
+	}
+	e := newRunEntry(r)
+	ix.runs[r.ID] = e
+	i, _ := slices.BinarySearchFunc(ix.order, e, func(a, b *runEntry) int { return runLess(a.run, b.run) })
+	ix.order = slices.Insert(ix.order, i, e)
+	return e
+}
+
+func (ix *index) removeRun(id string) {
+	e := ix.runs[id]
+	if e == nil {
+		return
+	}
+	delete(ix.runs, id)
+	for tid := range e.tasks {
+		delete(ix.taskRun, tid)
+	}
+	if i := slices.Index(ix.order, e); i >= 0 {
+		ix.order = slices.Delete(ix.order, i, i+1)
+	}
+}
+
+// ensureIndex builds the index on first use: every unfinished run and its
+// tasks, read once. d.mu must be held.
+func (d *DB) ensureIndex() error {
+	if d.idx != nil {
+		return nil
+	}
+	if d.closed {
+		return errors.New("database is closed")
+	}
+	// Watch first, so that no file written during the scan goes unseen.
+	if err := d.startWatcher(); err != nil {
+		d.log.Warn("cannot watch for changes; new runs are seen at the next rescan", "dir", d.root, "err", err)
+	}
+	ix := newIndex()
+	runsDir := filepath.Join(d.root, RunsDir)
+	if st, err := os.Stat(runsDir); err == nil {
+		ix.runsMod = st.ModTime()
+	}
+	ix.lastRescan = time.Now()
+	ents, err := os.ReadDir(runsDir)
+	if err != nil {
+		return err
+	}
+	d.idx = ix
+	for _, e := range ents {
+		n := e.Name()
+		if isTemp(n) {
+			removeDeadTemp(runsDir, n)
+			continue
+		}
+		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
+			continue
+		}
+		d.loadRun(strings.TrimSuffix(n, ".json"))
+	}
+	for _, dir := range []string{WorkflowsDir, TasksDir} {
+		cleanDeadTemps(filepath.Join(d.root, dir))
+	}
+	return nil
+}
+
+// loadRun reads runs/<id>.json into the index if it is unfinished and not
+// there yet, with its tasks. It returns the entry, or nil for a finished,
+// missing or damaged run. d.mu must be held.
+func (d *DB) loadRun(id string) *runEntry {
+	ix := d.idx
+	if e := ix.runs[id]; e != nil {
+		return e
+	}
+	p := d.runPath(id)
+	r, err := d.readRun(p)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			d.report(p, err)
+		}
+		return nil
+	}
+	if r.ID != id {
+		d.report(p, &model.FileError{Path: p, Err: fmt.Errorf("file is named %q but its id is %q", id, r.ID)})
+		return nil
+	}
+	ix.known[id] = true
+	if r.Status.Terminal() {
+		return nil
+	}
+	if r.Workflow == nil && r.WorkflowName != "" {
+		// A run written without a snapshot of its workflow (by hand): use
+		// the workflow as it is now.
+		if w, err := d.readWorkflow(d.workflowPath(r.WorkflowName)); err == nil {
+			r.Workflow = w
+		}
+	}
+	e := ix.addRun(r)
+	dir := d.taskDir(id)
+	cleanDeadTemps(dir)
+	ts, _, err := d.readTasks(id)
+	if err != nil {
+		d.log.Error("cannot read tasks of run", "run", id, "err", err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		e.dirMade = true
+	}
+	for _, t := range ts {
+		e.put(t)
+		ix.taskRun[t.ID] = e
+	}
+	e.sortQueue()
+	return e
+}
+
+// refresh brings in runs other processes wrote: those fsnotify reported,
+// and, at most once per rescan interval and only if runs/ changed, any file
+// whose event was lost. d.mu must be held.
+func (d *DB) refresh() {
+	ix := d.idx
+	for _, id := range d.takeDirty() {
+		if ix.runs[id] == nil && !ix.known[id] {
+			d.loadRun(id)
+		}
+	}
+	if time.Since(ix.lastRescan) < d.rescan && !d.takeRescan() {
+		return
+	}
+	ix.lastRescan = time.Now()
+	runsDir := filepath.Join(d.root, RunsDir)
+	st, err := os.Stat(runsDir)
+	if err != nil || st.ModTime().Equal(ix.runsMod) {
+		return
+	}
+	ix.runsMod = st.ModTime()
+	ents, err := os.ReadDir(runsDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
+			continue
+		}
+		if id := strings.TrimSuffix(n, ".json"); ix.runs[id] == nil && !ix.known[id] {
+			d.loadRun(id)
+		}
+	}
+}
+
+// entryFor returns the index entry of a run, loading an unfinished run the
+// index has not seen yet. For a finished run it returns a detached entry
+// read from disk (not kept in the index). d.mu must be held.
+func (d *DB) entryFor(runID string) (*runEntry, bool, error) {
+	if err := checkID("run", runID); err != nil {
+		return nil, false, err
+	}
+	if e := d.idx.runs[runID]; e != nil {
+		return e, true, nil
+	}
+	if e := d.loadRun(runID); e != nil {
+		return e, true, nil
+	}
+	r, err := d.readRun(d.runPath(runID))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, fmt.Errorf("run %s: %w", runID, model.ErrNotFound)
+		}
+		return nil, false, err
+	}
+	e := newRunEntry(r)
+	ts, _, err := d.readTasks(runID)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, t := range ts {
+		e.put(t)
+	}
+	e.dirMade = len(ts) > 0
+	return e, false, nil
+}
+
+// ---- scheduler-side methods ----
+
+// PendingRuns returns up to limit pending runs, oldest first.
+func (d *DB) PendingRuns(ctx context.Context, limit int) ([]*model.Run, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.ensureIndex(); err != nil {
+		return nil, err
+	}
+	d.refresh()
+	var out []*model.Run
+	for _, e := range d.idx.order {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		if e.run.Status == model.RunPending {
+			cp := *e.run
+			out = append(out, &cp)
+		}
+	}
+	return out, nil
+}
+
+// UpdateRuns applies run status changes as one batch.
+func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.ensureIndex(); err != nil {
+		return err
+	}
+	changed := make(map[string]*model.Run, len(us))
+	var order []string
+	for _, u := range us {
+		r := changed[u.RunID]
+		if r == nil {
+			e, _, err := d.entryFor(u.RunID)
+			if err != nil {
+				return err
+			}
+			cp := *e.run
+			r = &cp
+		}
+		if model.ApplyRunUpdate(r, u) {
+			if changed[u.RunID] == nil {
+				order = append(order, u.RunID)
+			}
+			changed[u.RunID] = r
+		}
+	}
+	ws := make([]fileWrite, 0, len(order))
+	for _, id := range order {
+		data, err := encode(changed[id])
+		if err != nil {
+			return err
+		}
+		ws = append(ws, fileWrite{path: d.runPath(id), data: data})
+	}
+	if err := d.commit(ws, nil); err != nil {
+		return err
+	}
+	for _, id := range order {
+		r := changed[id]
+		d.idx.known[id] = true
+		if r.Status.Terminal() {
+			d.idx.removeRun(id)
+		} else if e := d.idx.runs[id]; e != nil {
+			e.run = r
+		}
+	}
+	return nil
+}
+
+// CreateTasks stores new tasks as one batch; existing ids are left alone.
+func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.ensureIndex(); err != nil {
+		return err
+	}
+	type staged struct {
+		e *runEntry
+		t *model.Task
+	}
+	var ws []fileWrite
+	var newDirs []string
+	var add []staged
+	entries := make(map[string]*runEntry)
+	seen := make(map[string]bool, len(ts))
+	for _, t := range ts {
+		if err := checkID("task", t.ID); err != nil {
+			return err
+		}
+		e := entries[t.RunID]
+		if e == nil {
+			var err error
+			if e, _, err = d.entryFor(t.RunID); err != nil {
+				return err
+			}
+			entries[t.RunID] = e
+			if !e.dirMade {
+				dir := d.taskDir(t.RunID)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return err
+				}
+				newDirs = append(newDirs, dir)
+			}
+		}
+		if e.tasks[t.ID] != nil || seen[t.ID] {
+			continue
+		}
+		seen[t.ID] = true
+		cp := *t
+		if cp.Status == "" {
+			cp.Status = model.TaskPending
+		}
+		if cp.CreatedAt.IsZero() {
+			cp.CreatedAt = time.Now().UTC()
+		}
+		data, err := encode(&cp)
+		if err != nil {
+			return err
+		}
+		ws = append(ws, fileWrite{path: d.taskPath(&cp), data: data})
+		add = append(add, staged{e, &cp})
+	}
+	if len(ws) == 0 && len(newDirs) > 0 {
+		for _, nd := range newDirs {
+			if err := fsyncPath(filepath.Dir(nd)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.commit(ws, newDirs); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		e.dirMade = true
+	}
+	for _, s := range add {
+		s.e.put(s.t)
+		if d.idx.runs[s.t.RunID] == s.e {
+			d.idx.taskRun[s.t.ID] = s.e
+		}
+	}
+	for _, e := range entries {
+		e.sortQueue()
+	}
+	return nil
+}
+
+// PendingTasks returns up to limit pending tasks, oldest run first.
+func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkflow, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.ensureIndex(); err != nil {
+		return nil, err
+	}
+	var out []model.TaskWithWorkflow
+	for _, e := range d.idx.order {
+		// Drop the dispatched head of the queue.
+		for e.head < len(e.queue) {
+			t := e.tasks[e.queue[e.head]]
+			if t != nil && t.Status == model.TaskPending {
+				break
+			}
+			delete(e.queued, e.queue[e.head])
+			e.head++
+		}
+		if e.head == len(e.queue) && e.head > 0 {
+			e.queue, e.head = e.queue[:0], 0
+		}
+		for _, id := range e.queue[e.head:] {
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
+			if t := e.tasks[id]; t != nil && t.Status == model.TaskPending {
+				cp := *t
+				out = append(out, model.TaskWithWorkflow{Task: &cp, Workflow: e.run.Workflow})
+			}
+		}
+	}
+	return out, nil
+}
+
+// ActiveTasks returns every dispatched or running task of unfinished runs.
+func (d *DB) ActiveTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.ensureIndex(); err != nil {
+		return nil, err
+	}
+	var out []model.TaskWithWorkflow
+	for _, e := range d.idx.order {
+		if e.counts[model.TaskDispatched]+e.counts[model.TaskRunning] == 0 {
+			continue
+		}
+		for _, t := range e.tasks {
+			if t.Status.Active() {
+				cp := *t
+				out = append(out, model.TaskWithWorkflow{Task: &cp, Workflow: e.run.Workflow})
+			}
+		}
+	}
+	return out, nil
+}
+
+// UpdateTasks applies task status changes as one batch and returns the
+// tasks that changed.
+func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.Task, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.ensureIndex(); err != nil {
+		return nil, err
+	}
+	type work struct {
+		e *runEntry
+		t *model.Task
+	}
+	changed := make(map[string]*work, len(us))
+	var order []string
+	detached := make(map[string]*runEntry)
+	for _, u := range us {
+		w := changed[u.TaskID]
+		if w == nil {
+			e := d.idx.taskRun[u.TaskID]
+			if e == nil && u.RunID != "" {
+				if e = detached[u.RunID]; e == nil {
+					var err error
+					e, _, err = d.entryFor(u.RunID)
+					if errors.Is(err, model.ErrNotFound) {
+						continue
+					} else if err != nil {
+						return nil, err
+					}
+					detached[u.RunID] = e
+				}
+			}
+			if e == nil || e.tasks[u.TaskID] == nil {
+				continue // unknown task: nothing to change
+			}
+			cp := *e.tasks[u.TaskID]
+			w = &work{e: e, t: &cp}
+		}
+		if model.ApplyTaskUpdate(w.t, u) && changed[u.TaskID] == nil {
+			changed[u.TaskID] = w
+			order = append(order, u.TaskID)
+		}
+	}
+	ws := make([]fileWrite, 0, len(order))
+	for _, id := range order {
+		data, err := encode(changed[id].t)
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, fileWrite{path: d.taskPath(changed[id].t), data: data})
+	}
+	if err := d.commit(ws, nil); err != nil {
+		return nil, err
+	}
+	out := make([]*model.Task, 0, len(order))
+	for _, id := range order {
+		w := changed[id]
+		w.e.put(w.t)
+		cp := *w.t
+		out = append(out, &cp)
+	}
+	return out, nil
+}

@@ -1,0 +1,165 @@
+package filedb
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+const tmpPrefix = ".tmp-"
+
+// fileWrite is one file of a batch: its final path and its contents.
+type fileWrite struct {
+	path string
+	data []byte
+}
+
+// tmpSeq numbers this process's temporary files; with the pid in the name,
+// two processes never pick the same one, and a scheduler can tell which
+// leftovers belong to dead processes.
+var tmpSeq atomic.Uint64
+
+func tmpName(dir string) string {
+	return filepath.Join(dir, tmpPrefix+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(tmpSeq.Add(1), 10))
+}
+
+// isTemp reports whether a directory entry is a temporary file of a write.
+func isTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
+
+// tmpOwner returns the pid in a temporary file's name, or 0.
+func tmpOwner(name string) int {
+	rest, ok := strings.CutPrefix(name, tmpPrefix)
+	if !ok {
+		return 0
+	}
+	pid, _, _ := strings.Cut(rest, "-")
+	n, _ := strconv.Atoi(pid)
+	return n
+}
+
+func fsyncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeTemp writes data to a new temporary file in dir and returns its path.
+func writeTemp(dir string, data []byte) (string, error) {
+	name := tmpName(dir)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return "", err
+	}
+	return name, nil
+}
+
+// commit writes a batch of files atomically and durably (see the package
+// doc): temporary files, one sync for all of them, renames, one sync per
+// directory. When it fails before the renames nothing visible has changed.
+func (d *DB) commit(ws []fileWrite, newDirs []string) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	tmps := make([]string, 0, len(ws))
+	cleanup := func() {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}
+	dirs := make(map[string]struct{}, 2)
+	for _, w := range ws {
+		dir := filepath.Dir(w.path)
+		dirs[dir] = struct{}{}
+		t, err := writeTemp(dir, w.data)
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("write %s: %w", w.path, err)
+		}
+		tmps = append(tmps, t)
+	}
+	// Durability: the contents of every new file reach the disk before any
+	// rename can make it visible, so a crash never shows a half-written file.
+	if err := syncFiles(d.rootFile, tmps); err != nil {
+		cleanup()
+		return fmt.Errorf("sync %s: %w", d.root, err)
+	}
+	for i, w := range ws {
+		if err := os.Rename(tmps[i], w.path); err != nil {
+			cleanup()
+			return fmt.Errorf("rename into %s: %w", w.path, err)
+		}
+	}
+	for _, nd := range newDirs {
+		dirs[filepath.Dir(nd)] = struct{}{}
+	}
+	// Durability: the renames (the directory entries) survive a crash. After
+	// this the batch is acknowledged.
+	for dir := range dirs {
+		if err := fsyncPath(dir); err != nil {
+			return fmt.Errorf("sync directory %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// createExclusive writes a new file durably, failing with os.ErrExist when
+// path exists. The link(2) of a complete temporary file makes the new file
+// appear whole, and never replaces another process's file.
+func createExclusive(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := writeTemp(dir, data)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	// Durability: the contents are on disk before the name appears.
+	if err := fsyncPath(tmp); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return os.ErrExist
+		}
+		return err
+	}
+	// Durability: the new name survives a crash.
+	return fsyncPath(dir)
+}
+
+// replaceFile writes path atomically and durably, replacing any old file.
+func replaceFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := writeTemp(dir, data)
+	if err != nil {
+		return err
+	}
+	// Durability: the contents are on disk before the rename shows them.
+	if err := fsyncPath(tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	// Durability: the rename survives a crash.
+	return fsyncPath(dir)
+}

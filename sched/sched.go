@@ -1,0 +1,590 @@
+// Package sched is ork's scheduler: it finds pending work in a
+// model.Database, hands tasks to executors, and records what they report.
+//
+// One loop does everything, so every decision is made by one goroutine:
+//
+//  1. Status updates from executors are applied in one batch; a run whose
+//     tasks are all terminal is finished (success, or failed naming the
+//     failed tasks).
+//  2. Pending runs get their tasks, created in one batch.
+//  3. Pending tasks, as many as the free slots allow, are marked dispatched
+//     (their attempt counted) in one batch — before anything starts, so a
+//     crash can never hide an attempt — then handed to executors with a
+//     bounded number of calls in flight. Tasks that do not start are
+//     recorded failed in one batch.
+//  4. The runs started in step 2 are marked running.
+//  5. The loop sleeps until a status update, a change signalled by the
+//     database (model.Notifier: another process triggered a run), or the
+//     poll interval.
+//
+// A write that fails (a full disk) loses nothing: the updates stay queued
+// in memory and are written when the disk accepts them again.
+//
+// sched knows model.Database and the exec interfaces only, never a
+// concrete backend or executor.
+package sched
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ork-run/ork/exec"
+	"github.com/ork-run/ork/model"
+)
+
+// Scheduler runs the loop. Make one with New and call Run.
+type Scheduler struct {
+	db  model.Database
+	mgr *exec.Manager
+	cfg Config
+	log *slog.Logger
+
+	// Owned by the loop goroutine.
+	inflight map[string]int     // task id -> attempt, dispatched here and not yet terminal
+	buf      []model.TaskUpdate // updates not yet written
+	touched  map[string]bool    // runs whose tasks changed since the last completion check
+	retryAt  time.Time          // after a failed write, do not write again before this
+	backoff  time.Duration
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // run id -> closed when the run ends
+	running bool
+}
+
+// New returns a scheduler over db that runs tasks with the executors of mgr.
+func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
+	cfg = cfg.WithDefaults()
+	return &Scheduler{
+		db:       db,
+		mgr:      mgr,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		inflight: make(map[string]int),
+		touched:  make(map[string]bool),
+		waiters:  make(map[string][]chan struct{}),
+	}
+}
+
+// Config returns the scheduler's settings, defaults filled in.
+func (s *Scheduler) Config() Config { return s.cfg }
+
+// Run runs the scheduler until ctx is cancelled, then stops dispatching,
+// waits up to the shutdown grace for running tasks, stops what still runs
+// and puts it back in the queue, and returns nil. It returns an error at
+// once if another scheduler holds the database (a *model.LockedError).
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("scheduler is already running")
+	}
+	s.running = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}()
+
+	if l, ok := s.db.(model.SchedulerLocker); ok {
+		release, err := l.LockScheduler(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	// Database calls outlive ctx: a stopping scheduler still records what
+	// its tasks report.
+	dbctx := context.WithoutCancel(ctx)
+	if err := s.recover(dbctx); err != nil {
+		return fmt.Errorf("recover unfinished work: %w", err)
+	}
+	var changes <-chan struct{}
+	if n, ok := s.db.(model.Notifier); ok {
+		changes = n.Changes()
+	}
+	updates := s.mgr.Updates()
+	done := ctx.Done()
+	stopping := false
+	var grace <-chan time.Time
+	timer := time.NewTimer(s.cfg.PollInterval)
+	defer timer.Stop()
+
+	for {
+		s.drain(updates)
+		s.flush(dbctx)
+		if !stopping {
+			started := s.startRuns(dbctx)
+			s.dispatch(dbctx)
+			s.markRunning(dbctx, started)
+		}
+		s.finishRuns(dbctx)
+		if stopping && len(s.inflight) == 0 && len(s.buf) == 0 {
+			s.log.Info("scheduler stopped")
+			return nil
+		}
+
+		wait := s.cfg.PollInterval
+		if len(s.buf) > 0 {
+			wait = min(wait, time.Until(s.retryAt))
+		}
+		timer.Reset(max(wait, time.Millisecond))
+		select {
+		case <-done:
+			done = nil
+			stopping = true
+			if len(s.inflight) > 0 {
+				s.log.Info("stopping: waiting for running tasks", "tasks", len(s.inflight), "grace", s.cfg.ShutdownGrace)
+			}
+			if s.cfg.ShutdownGrace > 0 {
+				grace = time.After(s.cfg.ShutdownGrace)
+			} else {
+				c := make(chan time.Time, 1)
+				c <- time.Now()
+				grace = c
+			}
+		case u := <-updates:
+			s.buf = append(s.buf, u.TaskUpdate())
+		case <-changes:
+		case <-timer.C:
+		case <-grace:
+			s.stopInflight(dbctx)
+			return nil
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// drain moves every update waiting in the channel into the buffer.
+func (s *Scheduler) drain(updates <-chan exec.StatusUpdate) {
+	for {
+		select {
+		case u := <-updates:
+			s.buf = append(s.buf, u.TaskUpdate())
+		default:
+			return
+		}
+	}
+}
+
+// flush writes the buffered updates in one batch. On failure they stay
+// buffered and are tried again after a backoff.
+func (s *Scheduler) flush(ctx context.Context) {
+	if len(s.buf) == 0 || time.Now().Before(s.retryAt) {
+		return
+	}
+	changed, err := s.db.UpdateTasks(ctx, s.buf)
+	if err != nil {
+		s.writeFailed("record task status", err)
+		return
+	}
+	s.writeOK()
+	for _, u := range s.buf {
+		if u.Status.Terminal() || u.Status == model.TaskPending {
+			if a, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || a == u.Attempt) {
+				delete(s.inflight, u.TaskID)
+			}
+		}
+		s.touched[u.RunID] = true
+	}
+	for _, t := range changed {
+		if t.Status.Terminal() {
+			delete(s.inflight, t.ID)
+			lvl := slog.LevelDebug
+			if t.Status == model.TaskFailed {
+				lvl = slog.LevelWarn
+			}
+			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "err", t.Error)
+		}
+	}
+	s.buf = s.buf[:0]
+}
+
+func (s *Scheduler) writeFailed(what string, err error) {
+	if s.backoff == 0 {
+		s.backoff = 50 * time.Millisecond
+	} else {
+		s.backoff = min(2*s.backoff, s.cfg.PollInterval)
+	}
+	s.retryAt = time.Now().Add(s.backoff)
+	s.log.Error(what+" failed; will retry, nothing is lost", "err", err, "retry_in", s.backoff)
+}
+
+func (s *Scheduler) writeOK() {
+	s.backoff = 0
+	s.retryAt = time.Time{}
+}
+
+// startRuns creates the tasks of pending runs in one batch and returns the
+// runs to mark running. Runs whose workflow is missing fail at once.
+func (s *Scheduler) startRuns(ctx context.Context) []string {
+	if len(s.buf) > 0 {
+		return nil // the disk refused a write: do not add more work
+	}
+	runs, err := s.db.PendingRuns(ctx, s.cfg.MaxTasksPerBatch)
+	if err != nil {
+		s.log.Error("list pending runs", "err", err)
+		return nil
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	now := time.Now()
+	var tasks []*model.Task
+	var ids []string
+	var bad []model.RunUpdate
+	for _, r := range runs {
+		if r.Workflow == nil {
+			bad = append(bad, model.RunUpdate{RunID: r.ID, Status: model.RunFailed, At: now,
+				Error: fmt.Sprintf("workflow %q not found: the run has no copy of it and no workflow file loads", r.WorkflowName)})
+			continue
+		}
+		tasks = append(tasks, model.NewTasks(r, now)...)
+		ids = append(ids, r.ID)
+	}
+	if len(bad) > 0 {
+		if err := s.db.UpdateRuns(ctx, bad); err != nil {
+			s.log.Error("fail runs without a workflow", "err", err)
+		}
+		for _, u := range bad {
+			s.log.Error("run failed", "run", u.RunID, "err", u.Error)
+			s.wake(u.RunID)
+		}
+	}
+	if err := s.db.CreateTasks(ctx, tasks); err != nil {
+		s.log.Error("create tasks", "err", err)
+		return nil
+	}
+	for _, r := range runs {
+		if r.Workflow != nil {
+			s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.Workflow.TaskCount)
+		}
+	}
+	return ids
+}
+
+// markRunning marks started runs running in one batch.
+func (s *Scheduler) markRunning(ctx context.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	now := time.Now()
+	us := make([]model.RunUpdate, len(ids))
+	for i, id := range ids {
+		us[i] = model.RunUpdate{RunID: id, Status: model.RunRunning, At: now}
+		s.touched[id] = true
+	}
+	if err := s.db.UpdateRuns(ctx, us); err != nil {
+		s.log.Error("mark runs running", "err", err)
+	}
+}
+
+// dispatch hands pending tasks to executors, as many as the free slots
+// allow.
+func (s *Scheduler) dispatch(ctx context.Context) {
+	if len(s.buf) > 0 {
+		return
+	}
+	for {
+		free := s.cfg.MaxRunningTasks - len(s.inflight)
+		if free <= 0 {
+			return
+		}
+		n, err := s.dispatchBatch(ctx, min(free, s.cfg.MaxTasksPerBatch))
+		if err != nil || n == 0 || len(s.buf) > 0 {
+			return
+		}
+	}
+}
+
+func (s *Scheduler) dispatchBatch(ctx context.Context, limit int) (int, error) {
+	pending, err := s.db.PendingTasks(ctx, limit)
+	if err != nil {
+		s.log.Error("list pending tasks", "err", err)
+		return 0, err
+	}
+	if len(pending) == 0 {
+		return 0, nil
+	}
+	now := time.Now()
+	byID := make(map[string]model.TaskWithWorkflow, len(pending))
+	ups := make([]model.TaskUpdate, len(pending))
+	for i, p := range pending {
+		byID[p.Task.ID] = p
+		ups[i] = model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1, Status: model.TaskDispatched, At: now}
+	}
+	// The attempt is counted durably before the task starts: a crash after
+	// the start is then always visible as an attempt.
+	changed, err := s.db.UpdateTasks(ctx, ups)
+	if err != nil {
+		s.writeFailed("mark tasks dispatched", err)
+		return 0, err
+	}
+	s.writeOK()
+	for _, t := range changed {
+		s.inflight[t.ID] = t.Attempt
+	}
+
+	type result struct {
+		t   *model.Task
+		err error
+	}
+	results := make([]result, len(changed))
+	sem := make(chan struct{}, s.cfg.MaxConcurrentDispatches)
+	var wg sync.WaitGroup
+	for i, t := range changed {
+		p := byID[t.ID]
+		p.Task = t
+		results[i].t = t
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i].err = s.execute(ctx, p)
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.err == nil {
+			continue
+		}
+		s.log.Warn("task did not start", "run", r.t.RunID, "task", r.t.Label(), "err", r.err)
+		s.buf = append(s.buf, model.TaskUpdate{TaskID: r.t.ID, RunID: r.t.RunID, Attempt: r.t.Attempt,
+			Status: model.TaskFailed, Error: r.err.Error(), At: time.Now()})
+	}
+	s.flush(ctx)
+	return len(changed), nil
+}
+
+func (s *Scheduler) execute(ctx context.Context, p model.TaskWithWorkflow) error {
+	if p.Workflow == nil {
+		return errors.New("the run has no workflow")
+	}
+	e, err := s.mgr.For(p.Workflow)
+	if err != nil {
+		return err
+	}
+	_, err = e.Execute(ctx, p)
+	return err
+}
+
+// finishRuns ends every touched run whose tasks are all terminal.
+func (s *Scheduler) finishRuns(ctx context.Context) {
+	if len(s.touched) == 0 {
+		return
+	}
+	var us []model.RunUpdate
+	now := time.Now()
+	for id := range s.touched {
+		counts, err := s.db.TaskCounts(ctx, id)
+		if err != nil {
+			s.log.Error("count tasks", "run", id, "err", err)
+			continue
+		}
+		total, done := 0, 0
+		for st, n := range counts {
+			total += n
+			if st.Terminal() {
+				done += n
+			}
+		}
+		if total == 0 || done < total {
+			continue
+		}
+		u := model.RunUpdate{RunID: id, Status: model.RunSuccess, At: now}
+		switch {
+		case counts[model.TaskFailed] > 0:
+			u.Status = model.RunFailed
+			u.Error = s.failedTasks(ctx, id, counts[model.TaskFailed], total)
+		case counts[model.TaskCancelled] > 0:
+			u.Status = model.RunCancelled
+		}
+		us = append(us, u)
+	}
+	if len(us) > 0 {
+		if err := s.db.UpdateRuns(ctx, us); err != nil {
+			s.log.Error("finish runs; will retry", "err", err)
+			return
+		}
+		for _, u := range us {
+			lvl := slog.LevelInfo
+			if u.Status != model.RunSuccess {
+				lvl = slog.LevelWarn
+			}
+			s.log.Log(ctx, lvl, "run finished", "run", u.RunID, "status", u.Status, "err", u.Error)
+			s.wake(u.RunID)
+		}
+	}
+	clear(s.touched)
+}
+
+// failedTasks describes the failed tasks of a run for its error.
+func (s *Scheduler) failedTasks(ctx context.Context, runID string, failed, total int) string {
+	ts, err := s.db.ListTasks(ctx, runID)
+	if err != nil {
+		return fmt.Sprintf("%d of %d tasks failed", failed, total)
+	}
+	var names []string
+	for _, t := range ts {
+		if t.Status != model.TaskFailed {
+			continue
+		}
+		if len(names) == 10 {
+			names = append(names, fmt.Sprintf("and %d more", failed-10))
+			break
+		}
+		names = append(names, t.Label())
+	}
+	return fmt.Sprintf("%d of %d tasks failed: %s", failed, total, strings.Join(names, ", "))
+}
+
+// stopInflight stops the tasks still running when the grace period is over
+// and puts them back in the queue, so the next scheduler runs them again.
+func (s *Scheduler) stopInflight(ctx context.Context) {
+	n := len(s.inflight)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.mgr.Shutdown(sctx); err != nil {
+		s.log.Error("stop executors", "err", err)
+	}
+	// Updates sent before the executors stopped still count.
+	s.drain(s.mgr.Updates())
+	s.flush(ctx)
+	if len(s.inflight) > 0 {
+		active, err := s.db.ActiveTasks(ctx)
+		if err == nil {
+			var us []model.TaskUpdate
+			for _, p := range active {
+				if a, ok := s.inflight[p.Task.ID]; ok && a == p.Task.Attempt {
+					us = append(us, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: a,
+						Status: model.TaskPending, Error: fmt.Sprintf("attempt %d stopped by scheduler shutdown", a), At: time.Now()})
+				}
+			}
+			if _, err := s.db.UpdateTasks(ctx, us); err != nil {
+				s.log.Error("requeue stopped tasks; the next scheduler will recover them", "err", err)
+			}
+		}
+	}
+	s.log.Info("scheduler stopped", "stopped_tasks", n)
+}
+
+// recover deals with what a previous scheduler left behind: tasks
+// dispatched or running that no executor knows any more are retried (up to
+// CrashRetries times) or failed, and runs whose tasks all ended are
+// finished. It runs once, before the loop, and looks at unfinished work
+// only.
+func (s *Scheduler) recover(ctx context.Context) error {
+	active, err := s.db.ActiveTasks(ctx)
+	if err != nil {
+		return err
+	}
+	type checked struct {
+		known bool
+		u     exec.StatusUpdate
+	}
+	res := make([]checked, len(active))
+	sem := make(chan struct{}, s.cfg.MaxConcurrentStatusChecks)
+	var wg sync.WaitGroup
+	for i, p := range active {
+		if p.Workflow == nil {
+			continue
+		}
+		e, err := s.mgr.For(p.Workflow)
+		if err != nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			u, known, err := e.Check(ctx, p)
+			if err != nil {
+				s.log.Warn("status check failed; treating the task as lost", "task", p.Task.Label(), "err", err)
+				return
+			}
+			res[i] = checked{known, u}
+		}()
+	}
+	wg.Wait()
+	now := time.Now()
+	var us []model.TaskUpdate
+	for i, p := range active {
+		t := p.Task
+		if res[i].known {
+			s.inflight[t.ID] = t.Attempt
+			if res[i].u.Status.Terminal() {
+				s.buf = append(s.buf, res[i].u.TaskUpdate())
+			}
+			continue
+		}
+		u := model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, At: now}
+		if s.cfg.CrashRetries > 0 && t.Attempt <= s.cfg.CrashRetries {
+			u.Status = model.TaskPending
+			u.Error = fmt.Sprintf("scheduler died while running attempt %d; retrying", t.Attempt)
+		} else {
+			u.Status = model.TaskFailed
+			u.Error = fmt.Sprintf("scheduler died while running attempt %d", t.Attempt)
+		}
+		s.log.Warn("recovered task of a dead scheduler", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "now", u.Status)
+		us = append(us, u)
+	}
+	if len(us) > 0 {
+		if _, err := s.db.UpdateTasks(ctx, us); err != nil {
+			return err
+		}
+	}
+	running, err := s.db.ListRuns(ctx, model.RunFilter{Status: model.RunRunning})
+	if err != nil {
+		return err
+	}
+	for _, r := range running {
+		s.touched[r.ID] = true
+	}
+	s.finishRuns(ctx)
+	return nil
+}
+
+// wake tells WaitRun callers that a run ended.
+func (s *Scheduler) wake(runID string) {
+	s.mu.Lock()
+	ws := s.waiters[runID]
+	delete(s.waiters, runID)
+	s.mu.Unlock()
+	for _, c := range ws {
+		close(c)
+	}
+}
+
+// WaitRun blocks until the run has ended (on this scheduler or before) or
+// ctx is done, and returns the run as recorded.
+func (s *Scheduler) WaitRun(ctx context.Context, runID string) (*model.Run, error) {
+	for {
+		c := make(chan struct{})
+		s.mu.Lock()
+		s.waiters[runID] = append(s.waiters[runID], c)
+		s.mu.Unlock()
+		r, err := s.db.GetRun(ctx, runID)
+		if err != nil {
+			return nil, err
+		}
+		if r.Status.Terminal() {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c:
+		case <-time.After(s.cfg.PollInterval):
+		}
+	}
+}
