@@ -60,6 +60,10 @@ type DB struct {
 	dirty       map[string]bool // run ids fsnotify reported
 	forceRescan bool
 
+	trash   chan []string // old file versions to delete in the background
+	spareMu sync.Mutex
+	spare   []string // recycled inodes in .trash/ for later writes
+
 	reportMu sync.Mutex
 	reported map[string]time.Time // damaged file -> mtime when reported
 }
@@ -71,7 +75,7 @@ var _ model.SchedulerLocker = (*DB)(nil)
 // Init creates the directory layout of a database at dir. It is harmless to
 // run on an existing one.
 func Init(dir string) error {
-	for _, sub := range []string{"", WorkflowsDir, RunsDir, TasksDir, LogsDir} {
+	for _, sub := range []string{"", WorkflowsDir, RunsDir, TasksDir, LogsDir, trashDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return err
 		}
@@ -97,7 +101,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	for _, sub := range []string{WorkflowsDir, RunsDir, TasksDir, LogsDir} {
+	for _, sub := range []string{WorkflowsDir, RunsDir, TasksDir, LogsDir, trashDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, err
 		}
@@ -114,6 +118,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		changes:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		reported: make(map[string]time.Time),
+		trash:    make(chan []string, 1024),
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -121,6 +126,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	if d.rescan <= 0 {
 		d.rescan = time.Second
 	}
+	d.wg.Add(1)
+	go d.deleter()
 	return d, nil
 }
 

@@ -149,6 +149,7 @@ func (d *DB) ensureIndex() error {
 	for _, dir := range []string{WorkflowsDir, TasksDir} {
 		cleanDeadTemps(filepath.Join(d.root, dir))
 	}
+	d.cleanTrash()
 	return nil
 }
 

@@ -121,10 +121,15 @@ func removeDeadTemp(dir, name string) {
 	if pid <= 0 || pid == os.Getpid() {
 		return
 	}
-	if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-		return // its writer is alive
+	if processAlive(pid) {
+		return
 	}
 	os.Remove(filepath.Join(dir, name))
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // cleanDeadTemps removes dead writers' temporary files in dir and, for

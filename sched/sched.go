@@ -117,16 +117,21 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	for {
 		s.drain(updates)
-		s.flush(dbctx)
+		more := false
 		if !stopping {
-			started := s.startRuns(dbctx)
-			s.dispatch(dbctx)
-			s.markRunning(dbctx, started)
+			started, at := s.startRuns(dbctx)
+			more = s.step(dbctx, true)
+			s.markRunning(dbctx, started, at)
+		} else {
+			s.step(dbctx, false)
 		}
 		s.finishRuns(dbctx)
 		if stopping && len(s.inflight) == 0 && len(s.buf) == 0 {
 			s.log.Info("scheduler stopped")
 			return nil
+		}
+		if more {
+			continue
 		}
 
 		wait := s.cfg.PollInterval
@@ -177,19 +182,59 @@ func (s *Scheduler) drain(updates <-chan exec.StatusUpdate) {
 	}
 }
 
-// flush writes the buffered updates in one batch. On failure they stay
-// buffered and are tried again after a backoff.
-func (s *Scheduler) flush(ctx context.Context) {
-	if len(s.buf) == 0 || time.Now().Before(s.retryAt) {
-		return
+// flush writes the buffered updates in one batch, dispatching nothing.
+func (s *Scheduler) flush(ctx context.Context) { s.step(ctx, false) }
+
+// step is one batch: the buffered status updates and, when dispatch is
+// set, as many pending tasks as there are free slots, marked dispatched —
+// all in one write, so one sync serves both. Then the newly dispatched
+// tasks are handed to their executors. On a failed write everything stays
+// buffered and is tried again after a backoff. step reports whether
+// another step may find more to do at once.
+func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
+	if time.Now().Before(s.retryAt) {
+		return false
 	}
-	changed, err := s.db.UpdateTasks(ctx, s.buf)
+	var pending []model.TaskWithWorkflow
+	limit := 0
+	if dispatch {
+		free := s.cfg.MaxRunningTasks - len(s.inflight)
+		for _, u := range s.buf {
+			if u.Status.Terminal() || u.Status == model.TaskPending {
+				if a, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || a == u.Attempt) {
+					free++
+				}
+			}
+		}
+		if limit = min(free, s.cfg.MaxTasksPerBatch); limit > 0 {
+			var err error
+			if pending, err = s.db.PendingTasks(ctx, limit); err != nil {
+				s.log.Error("list pending tasks", "err", err)
+				pending = nil
+			}
+		}
+	}
+	if len(s.buf) == 0 && len(pending) == 0 {
+		return false
+	}
+	nbuf := len(s.buf)
+	now := time.Now()
+	ups := s.buf
+	byID := make(map[string]model.TaskWithWorkflow, len(pending))
+	for _, p := range pending {
+		byID[p.Task.ID] = p
+		// The attempt is counted durably before the task starts: a crash
+		// after the start is then always visible as an attempt.
+		ups = append(ups, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1, Status: model.TaskDispatched, At: now})
+	}
+	changed, err := s.db.UpdateTasks(ctx, ups)
 	if err != nil {
+		s.buf = ups[:nbuf]
 		s.writeFailed("record task status", err)
-		return
+		return false
 	}
 	s.writeOK()
-	for _, u := range s.buf {
+	for _, u := range ups[:nbuf] {
 		if u.Status.Terminal() || u.Status == model.TaskPending {
 			if a, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || a == u.Attempt) {
 				delete(s.inflight, u.TaskID)
@@ -197,17 +242,57 @@ func (s *Scheduler) flush(ctx context.Context) {
 		}
 		s.touched[u.RunID] = true
 	}
+	s.buf = ups[:0]
+	var starts []model.TaskWithWorkflow
 	for _, t := range changed {
-		if t.Status.Terminal() {
+		switch {
+		case t.Status == model.TaskDispatched:
+			if p, ok := byID[t.ID]; ok {
+				p.Task = t
+				s.inflight[t.ID] = t.Attempt
+				starts = append(starts, p)
+			}
+		case t.Status.Terminal():
 			delete(s.inflight, t.ID)
 			lvl := slog.LevelDebug
 			if t.Status == model.TaskFailed {
 				lvl = slog.LevelWarn
 			}
-			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "err", t.Error)
+			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", t.ExitCode, "err", t.Error)
 		}
 	}
-	s.buf = s.buf[:0]
+	s.start(ctx, starts)
+	return len(s.buf) > 0 || (len(pending) > 0 && len(pending) == limit)
+}
+
+// start hands dispatched tasks to their executors, with at most
+// MaxConcurrentDispatches calls in flight. Tasks that do not start are
+// buffered as failed.
+func (s *Scheduler) start(ctx context.Context, ps []model.TaskWithWorkflow) {
+	if len(ps) == 0 {
+		return
+	}
+	errs := make([]error, len(ps))
+	sem := make(chan struct{}, s.cfg.MaxConcurrentDispatches)
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = s.execute(ctx, p)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		t := ps[i].Task
+		s.log.Warn("task did not start", "run", t.RunID, "task", t.Label(), "err", err)
+		s.buf = append(s.buf, model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt,
+			Status: model.TaskFailed, Error: err.Error(), At: time.Now()})
+	}
 }
 
 func (s *Scheduler) writeFailed(what string, err error) {
@@ -227,17 +312,17 @@ func (s *Scheduler) writeOK() {
 
 // startRuns creates the tasks of pending runs in one batch and returns the
 // runs to mark running. Runs whose workflow is missing fail at once.
-func (s *Scheduler) startRuns(ctx context.Context) []string {
+func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	if len(s.buf) > 0 {
-		return nil // the disk refused a write: do not add more work
+		return nil, time.Time{} // the disk refused a write: do not add more work
 	}
 	runs, err := s.db.PendingRuns(ctx, s.cfg.MaxTasksPerBatch)
 	if err != nil {
 		s.log.Error("list pending runs", "err", err)
-		return nil
+		return nil, time.Time{}
 	}
 	if len(runs) == 0 {
-		return nil
+		return nil, time.Time{}
 	}
 	now := time.Now()
 	var tasks []*model.Task
@@ -263,22 +348,24 @@ func (s *Scheduler) startRuns(ctx context.Context) []string {
 	}
 	if err := s.db.CreateTasks(ctx, tasks); err != nil {
 		s.log.Error("create tasks", "err", err)
-		return nil
+		return nil, time.Time{}
 	}
 	for _, r := range runs {
 		if r.Workflow != nil {
 			s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.Workflow.TaskCount)
 		}
 	}
-	return ids
+	return ids, now
 }
 
-// markRunning marks started runs running in one batch.
-func (s *Scheduler) markRunning(ctx context.Context, ids []string) {
+// markRunning marks started runs running in one batch. It runs after the
+// first dispatch, to keep a write off the path from trigger to first task
+// start; at is when their tasks were created.
+func (s *Scheduler) markRunning(ctx context.Context, ids []string, at time.Time) {
 	if len(ids) == 0 {
 		return
 	}
-	now := time.Now()
+	now := at
 	us := make([]model.RunUpdate, len(ids))
 	for i, id := range ids {
 		us[i] = model.RunUpdate{RunID: id, Status: model.RunRunning, At: now}
@@ -287,83 +374,6 @@ func (s *Scheduler) markRunning(ctx context.Context, ids []string) {
 	if err := s.db.UpdateRuns(ctx, us); err != nil {
 		s.log.Error("mark runs running", "err", err)
 	}
-}
-
-// dispatch hands pending tasks to executors, as many as the free slots
-// allow.
-func (s *Scheduler) dispatch(ctx context.Context) {
-	if len(s.buf) > 0 {
-		return
-	}
-	for {
-		free := s.cfg.MaxRunningTasks - len(s.inflight)
-		if free <= 0 {
-			return
-		}
-		n, err := s.dispatchBatch(ctx, min(free, s.cfg.MaxTasksPerBatch))
-		if err != nil || n == 0 || len(s.buf) > 0 {
-			return
-		}
-	}
-}
-
-func (s *Scheduler) dispatchBatch(ctx context.Context, limit int) (int, error) {
-	pending, err := s.db.PendingTasks(ctx, limit)
-	if err != nil {
-		s.log.Error("list pending tasks", "err", err)
-		return 0, err
-	}
-	if len(pending) == 0 {
-		return 0, nil
-	}
-	now := time.Now()
-	byID := make(map[string]model.TaskWithWorkflow, len(pending))
-	ups := make([]model.TaskUpdate, len(pending))
-	for i, p := range pending {
-		byID[p.Task.ID] = p
-		ups[i] = model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1, Status: model.TaskDispatched, At: now}
-	}
-	// The attempt is counted durably before the task starts: a crash after
-	// the start is then always visible as an attempt.
-	changed, err := s.db.UpdateTasks(ctx, ups)
-	if err != nil {
-		s.writeFailed("mark tasks dispatched", err)
-		return 0, err
-	}
-	s.writeOK()
-	for _, t := range changed {
-		s.inflight[t.ID] = t.Attempt
-	}
-
-	type result struct {
-		t   *model.Task
-		err error
-	}
-	results := make([]result, len(changed))
-	sem := make(chan struct{}, s.cfg.MaxConcurrentDispatches)
-	var wg sync.WaitGroup
-	for i, t := range changed {
-		p := byID[t.ID]
-		p.Task = t
-		results[i].t = t
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i].err = s.execute(ctx, p)
-		}()
-	}
-	wg.Wait()
-	for _, r := range results {
-		if r.err == nil {
-			continue
-		}
-		s.log.Warn("task did not start", "run", r.t.RunID, "task", r.t.Label(), "err", r.err)
-		s.buf = append(s.buf, model.TaskUpdate{TaskID: r.t.ID, RunID: r.t.RunID, Attempt: r.t.Attempt,
-			Status: model.TaskFailed, Error: r.err.Error(), At: time.Now()})
-	}
-	s.flush(ctx)
-	return len(changed), nil
 }
 
 func (s *Scheduler) execute(ctx context.Context, p model.TaskWithWorkflow) error {
