@@ -123,7 +123,17 @@ func (d *DB) commit(ws []fileWrite, newDirs []string) error {
 		dirs[filepath.Dir(nd)] = struct{}{}
 	}
 	// Durability: the renames (the directory entries) survive a crash. After
-	// this the batch is acknowledged.
+	// this the batch is acknowledged. Several directories take one syncfs.
+	if len(dirs) > 1 {
+		paths := make([]string, 0, len(dirs))
+		for dir := range dirs {
+			paths = append(paths, dir)
+		}
+		if err := syncFiles(d.rootFile, paths); err != nil {
+			return fmt.Errorf("sync directories of %s: %w", d.root, err)
+		}
+		return nil
+	}
 	for dir := range dirs {
 		if err := fsyncPath(dir); err != nil {
 			return fmt.Errorf("sync directory %s: %w", dir, err)

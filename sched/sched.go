@@ -98,6 +98,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		defer release()
 	}
+	s.log.Info("scheduler started", "config", s.cfg.String())
 	// Database calls outlive ctx: a stopping scheduler still records what
 	// its tasks report.
 	dbctx := context.WithoutCancel(ctx)
@@ -258,11 +259,18 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			if t.Status == model.TaskFailed {
 				lvl = slog.LevelWarn
 			}
-			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", t.ExitCode, "err", t.Error)
+			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
 		}
 	}
 	s.start(ctx, starts)
 	return len(s.buf) > 0 || (len(pending) > 0 && len(pending) == limit)
+}
+
+func exitCode(c *int) any {
+	if c == nil {
+		return nil
+	}
+	return *c
 }
 
 // start hands dispatched tasks to their executors, with at most
@@ -325,7 +333,9 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		return nil, time.Time{}
 	}
 	now := time.Now()
+	free := s.cfg.MaxRunningTasks - len(s.inflight)
 	var tasks []*model.Task
+	var starts []model.TaskWithWorkflow
 	var ids []string
 	var bad []model.RunUpdate
 	for _, r := range runs {
@@ -334,7 +344,24 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 				Error: fmt.Sprintf("workflow %q not found: the run has no copy of it and no workflow file loads", r.WorkflowName)})
 			continue
 		}
-		tasks = append(tasks, model.NewTasks(r, now)...)
+		rts := model.NewTasks(r, now)
+		// Tasks that fit in the free slots are created dispatched, in their
+		// first attempt, and start right after: one write less between a
+		// trigger and its first task. Not when some tasks of the run exist
+		// already (a scheduler died while starting it): those are left to
+		// the normal dispatch.
+		if counts, err := s.db.TaskCounts(ctx, r.ID); err == nil && len(counts) == 0 {
+			for _, t := range rts {
+				if free <= 0 {
+					break
+				}
+				at := now.UTC()
+				t.Status, t.Attempt, t.DispatchedAt = model.TaskDispatched, 1, &at
+				starts = append(starts, model.TaskWithWorkflow{Task: t, Workflow: r.Workflow})
+				free--
+			}
+		}
+		tasks = append(tasks, rts...)
 		ids = append(ids, r.ID)
 	}
 	if len(bad) > 0 {
@@ -355,6 +382,10 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 			s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.Workflow.TaskCount)
 		}
 	}
+	for _, p := range starts {
+		s.inflight[p.Task.ID] = p.Task.Attempt
+	}
+	s.start(ctx, starts)
 	return ids, now
 }
 
@@ -459,33 +490,44 @@ func (s *Scheduler) failedTasks(ctx context.Context, runID string, failed, total
 }
 
 // stopInflight stops the tasks still running when the grace period is over
-// and puts them back in the queue, so the next scheduler runs them again.
+// and puts them back in the queue, so the next scheduler runs them again as
+// a new attempt. A task that ends on its own meanwhile keeps its result.
 func (s *Scheduler) stopInflight(ctx context.Context) {
-	n := len(s.inflight)
+	stopped := make(map[string]int, len(s.inflight))
+	for id, a := range s.inflight {
+		stopped[id] = a
+	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.mgr.Shutdown(sctx); err != nil {
 		s.log.Error("stop executors", "err", err)
 	}
-	// Updates sent before the executors stopped still count.
+	// Updates sent before the executors stopped still count; a failure
+	// caused by the stop itself does not.
 	s.drain(s.mgr.Updates())
+	requeue := func(id, runID string, a int) model.TaskUpdate {
+		return model.TaskUpdate{TaskID: id, RunID: runID, Attempt: a, Status: model.TaskPending,
+			Error: fmt.Sprintf("attempt %d stopped by scheduler shutdown", a), At: time.Now()}
+	}
+	for i, u := range s.buf {
+		if a, ok := stopped[u.TaskID]; ok && a == u.Attempt && u.Status == model.TaskFailed {
+			s.buf[i] = requeue(u.TaskID, u.RunID, a)
+		}
+	}
 	s.flush(ctx)
 	if len(s.inflight) > 0 {
 		active, err := s.db.ActiveTasks(ctx)
-		if err == nil {
-			var us []model.TaskUpdate
-			for _, p := range active {
-				if a, ok := s.inflight[p.Task.ID]; ok && a == p.Task.Attempt {
-					us = append(us, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: a,
-						Status: model.TaskPending, Error: fmt.Sprintf("attempt %d stopped by scheduler shutdown", a), At: time.Now()})
-				}
-			}
-			if _, err := s.db.UpdateTasks(ctx, us); err != nil {
-				s.log.Error("requeue stopped tasks; the next scheduler will recover them", "err", err)
+		if err != nil {
+			s.log.Error("list stopped tasks; the next scheduler will recover them", "err", err)
+		}
+		for _, p := range active {
+			if a, ok := s.inflight[p.Task.ID]; ok && a == p.Task.Attempt {
+				s.buf = append(s.buf, requeue(p.Task.ID, p.Task.RunID, a))
 			}
 		}
+		s.flush(ctx)
 	}
-	s.log.Info("scheduler stopped", "stopped_tasks", n)
+	s.log.Info("scheduler stopped", "stopped_tasks", len(stopped))
 }
 
 // recover deals with what a previous scheduler left behind: tasks

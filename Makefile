@@ -1,0 +1,34 @@
+GO ?= go
+BIN ?= bin
+
+.PHONY: build demo test vet fmt-check bench perf-2000 clean
+
+build:
+	$(GO) build -o $(BIN)/ork .
+
+# Runs a real demo workflow end to end on the file database, in a
+# temporary directory.
+demo: build
+	./scripts/demo.sh $(BIN)/ork
+
+# Everything CI checks.
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+# Go benchmarks of the hot paths (compare runs with benchstat).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./filedb ./sched
+
+# 2,000 tasks through `ork trigger --wait` against `xargs -P N`.
+perf-2000: build
+	./scripts/bench-xargs.sh $(BIN)/ork
+
+clean:
+	rm -rf $(BIN)

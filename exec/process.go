@@ -1,0 +1,743 @@
+package exec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	osexec "os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ork-run/ork/model"
+)
+
+// ErrShutdown is returned by Execute once Shutdown has been called.
+var ErrShutdown = errors.New("exec: the executor is shut down")
+
+// DefaultKillGrace is how long Shutdown waits between SIGTERM and SIGKILL
+// when ProcessConfig.KillGrace is zero.
+const DefaultKillGrace = 5 * time.Second
+
+// ProcessConfig configures a ProcessExecutor.
+type ProcessConfig struct {
+	// ScriptDir holds the scripts; a workflow's job_name is a path relative
+	// to it. It is also the working directory of every script. Required.
+	ScriptDir string
+	// LogDir is the root of the log files: the output of an attempt goes
+	// to LogPath(LogDir, run id, task name, task index, attempt). Required.
+	LogDir string
+	// Updates receives the status updates. Required.
+	Updates chan<- StatusUpdate
+	// KillGrace is how long Shutdown lets processes end after SIGTERM
+	// before it sends SIGKILL. Zero means DefaultKillGrace; a negative
+	// value means SIGKILL at once.
+	KillGrace time.Duration
+	// Env is the base environment of every script. nil means the
+	// environment of this process as it was when NewProcessExecutor ran.
+	Env []string
+}
+
+// ProcessExecutor runs each task attempt as a local process:
+// {ScriptDir}/{job_name}, executed directly (no shell), so a script needs a
+// #! line and the execute bit.
+//
+// # Environment
+//
+// A script sees the base environment (ProcessConfig.Env), then each
+// top-level parameter of the task as a variable of the same name, then:
+//
+//	ORK_RUN_ID      the run's id
+//	ORK_TASK_ID     the task's id
+//	ORK_TASK_NAME   the task's name
+//	ORK_TASK_INDEX  the task's index, from 0
+//	ORK_TASK_COUNT  the workflow's task_count
+//	ORK_WORKFLOW    the workflow's name
+//	ORK_ATTEMPT     the attempt number, from 1
+//	ORK_PARAMS      every parameter, as one JSON object ("{}" when none)
+//
+// A later variable wins over an earlier one of the same name: a parameter
+// may override a base variable (even PATH), and ORK_* always win.
+// Parameter values are written as strings as they are, numbers in decimal
+// (integral numbers never with an exponent: 20260101, not 2.0260101e+07),
+// booleans as true or false, null as the empty string, and objects and
+// arrays as compact JSON. A parameter whose name is empty or contains '=' or
+// NUL, or whose value contains NUL, gets no variable of its own (it is still
+// in ORK_PARAMS).
+//
+// # Output
+//
+// Standard output and standard error both go to one log file per attempt,
+// LogPath(LogDir, ...), created (or truncated) before the process starts.
+// The file is handed to the process itself: no goroutine copies output.
+// Standard input is /dev/null.
+//
+// # Updates
+//
+// Execute returns as soon as the process has started, and never blocks on
+// the updates channel. For every started attempt the executor then sends a
+// running update (At is the start time) and, when the process has ended,
+// exactly one terminal update:
+//
+//   - exit status 0: success, ExitCode 0;
+//   - exit status n: failed, ExitCode n, Error "exit status n";
+//   - killed by signal s: failed, ExitCode 128+s (the shell's convention, so
+//     SIGTERM gives 143 and SIGKILL 137), Error "killed by signal TERM".
+//
+// Both come from one goroutine per running process, in that order (once
+// Shutdown has begun, a running update the channel does not take at once is
+// left out). An attempt that did not start gets no update: Execute returns
+// the error.
+//
+// # Process groups and orphans
+//
+// Each script is the leader of a new process group, so Shutdown can signal
+// the script and everything it started at once. On Linux the script also
+// gets SIGKILL when the scheduler dies (the parent-death signal), so a
+// restarted scheduler finds no script of its predecessor still running.
+// The parent-death signal reaches the script only, not processes it has
+// started; those are reached by Shutdown through the process group. (Linux
+// sends it when the thread that started the process exits; Go ends threads
+// only for goroutines that exit while locked with runtime.LockOSThread,
+// which ork does not do.)
+//
+// On Linux, a process is watched through a pidfd in the runtime's poller, so
+// a running process costs one parked goroutine and no OS thread; the exit is
+// noticed before the process is reaped, so a process group is never
+// signalled after its id may have been reused.
+//
+// Execution names are "pid:<pid>". They are unique among running processes
+// only, so Check matches the task id and attempt too.
+type ProcessExecutor struct {
+	scriptDir string
+	logDir    string
+	updates   chan<- StatusUpdate
+	killGrace time.Duration
+	env       []string
+
+	devNullOnce sync.Once
+	devNull     *os.File // stdin of every script; nil if it could not be opened
+
+	dirsMu sync.Mutex
+	dirs   map[string]struct{} // log directories known to exist
+
+	mu       sync.Mutex
+	closing  bool
+	byName   map[string]*attempt
+	byTask   map[attemptKey]*attempt
+	starting sync.WaitGroup // Execute calls between the closing check and registration
+	procs    sync.WaitGroup // registered processes that have not exited
+	waiters  sync.WaitGroup // wait goroutines
+
+	stopping chan struct{} // closed when Shutdown begins
+	done     chan struct{} // closed when Shutdown stops sending updates
+	finished chan struct{} // closed when Shutdown has returned
+}
+
+type attemptKey struct {
+	taskID  string
+	attempt int
+}
+
+// attempt is one process, started or being started: its name is "" until
+// it has started.
+type attempt struct {
+	key     attemptKey
+	name    string
+	cmd     *osexec.Cmd
+	running StatusUpdate
+}
+
+// maxCachedDirs bounds the set of log directories remembered as existing.
+const maxCachedDirs = 4096
+
+// NewProcessExecutor returns a ProcessExecutor configured by cfg. It panics
+// if cfg.Updates is nil.
+func NewProcessExecutor(cfg ProcessConfig) *ProcessExecutor {
+	if cfg.Updates == nil {
+		panic("exec: NewProcessExecutor: ProcessConfig.Updates is nil")
+	}
+	e := &ProcessExecutor{
+		scriptDir: absDir(cfg.ScriptDir),
+		logDir:    absDir(cfg.LogDir),
+		updates:   cfg.Updates,
+		killGrace: cfg.KillGrace,
+		env:       cfg.Env,
+		dirs:      make(map[string]struct{}),
+		byName:    make(map[string]*attempt),
+		byTask:    make(map[attemptKey]*attempt),
+		stopping:  make(chan struct{}),
+		done:      make(chan struct{}),
+		finished:  make(chan struct{}),
+	}
+	if e.killGrace == 0 {
+		e.killGrace = DefaultKillGrace
+	}
+	if e.env == nil {
+		e.env = os.Environ()
+	}
+	return e
+}
+
+// absDir makes dir absolute, so that a later change of working directory
+// does not move it. "" stays "" (and is reported by Execute).
+func absDir(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(dir)
+}
+
+// LogPath returns the file that holds the output of attempt attempt of the
+// task with the given name and index in run runID:
+//
+//	<logDir>/<runID>/<name>.<index>.<attempt>.log
+//
+// A name with slashes (a job_name in a subdirectory) gives subdirectories.
+// runID must be a single path element and name a relative path without
+// '..', so the result always lies inside logDir.
+func LogPath(logDir, runID, name string, index, attempt int) (string, error) {
+	switch {
+	case runID == "" || runID == "." || runID == "..":
+		return "", fmt.Errorf("run id %q cannot name a log directory", runID)
+	case strings.ContainsAny(runID, "/\\\x00"):
+		return "", fmt.Errorf("run id %q cannot name a log directory: it contains '/', '\\' or NUL", runID)
+	case name == "":
+		return "", errors.New("task name is empty: it cannot name a log file")
+	case strings.HasPrefix(name, "/") || strings.ContainsRune(name, 0):
+		return "", fmt.Errorf("task name %q cannot name a log file: it is absolute or contains NUL", name)
+	case path.Clean(name) == ".":
+		return "", fmt.Errorf("task name %q names no file", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("task name %q cannot name a log file: '..' is not allowed", name)
+		}
+	}
+	file := name + "." + strconv.Itoa(index) + "." + strconv.Itoa(attempt) + ".log"
+	return filepath.Join(logDir, runID, filepath.FromSlash(file)), nil
+}
+
+// scriptPath returns the script that job names, refusing a job name that
+// would leave the script directory. The check is lexical: a symbolic link
+// inside the script directory is followed wherever it points, since only
+// someone who may write the script directory can have made it.
+func (e *ProcessExecutor) scriptPath(job string) (string, error) {
+	if e.scriptDir == "" {
+		return "", errors.New("exec: ProcessConfig.ScriptDir is empty")
+	}
+	if err := model.ValidateJobName(job); err != nil {
+		return "", err
+	}
+	p := filepath.Join(e.scriptDir, filepath.FromSlash(job))
+	if !within(e.scriptDir, p) {
+		return "", fmt.Errorf("job_name %q leaves the script directory %s (it names %s)", job, e.scriptDir, p)
+	}
+	return p, nil
+}
+
+// within reports whether the clean path p lies strictly inside directory
+// dir, comparing names only.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || rel == "." || filepath.IsAbs(rel) {
+		return false
+	}
+	return rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// checkScript tells, before anything is started, why path could not run.
+func checkScript(p, job, scriptDir string) error {
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("script %s not found (job_name %q is looked up in %s)", p, job, scriptDir)
+	case err != nil:
+		return fmt.Errorf("script %s: %w", p, err)
+	case fi.IsDir():
+		return fmt.Errorf("script %s is a directory, not a script (job_name %q)", p, job)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("script %s is not a regular file (it is %s)", p, fi.Mode().Type())
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("script %s is not executable: chmod +x %s", p, p)
+	}
+	return nil
+}
+
+// startError explains why the process of script p did not start.
+func startError(p string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOEXEC):
+		return fmt.Errorf("script %s cannot be executed: does it start with a #! line?", p)
+	case errors.Is(err, syscall.ENOENT):
+		// The script exists (it was just checked), so the kernel did not
+		// find the interpreter its #! line names.
+		if interp := interpreter(p); interp != "" {
+			return fmt.Errorf("script %s cannot be executed: its interpreter %s (from its #! line) was not found", p, interp)
+		}
+		return fmt.Errorf("script %s cannot be executed: %w", p, err)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("script %s cannot be executed: permission denied (check the execute bits of the script and of its #! interpreter, and that its file system is not mounted noexec)", p)
+	}
+	return fmt.Errorf("start script %s: %w", p, err)
+}
+
+// interpreter returns the program named on the #! line of script p, or "".
+func interpreter(p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	buf := make([]byte, 256)
+	n, _ := f.Read(buf)
+	line, _, _ := bytes.Cut(buf[:n], []byte{'\n'})
+	rest, ok := bytes.CutPrefix(line, []byte("#!"))
+	if !ok {
+		return ""
+	}
+	fields := strings.Fields(string(rest))
+	if len(fields) == 0 {
+		return ""
+	}
+	return fields[0]
+}
+
+// environ builds the environment of task t.
+func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
+	params, err := marshalJSON(t.Task.Params)
+	if err != nil {
+		return nil, fmt.Errorf("params of task %s: %w", t.Task.ID, err)
+	}
+	if t.Task.Params == nil {
+		params = "{}"
+	}
+	env := make([]string, 0, len(e.env)+len(t.Task.Params)+8)
+	env = append(env, e.env...)
+	keys := make([]string, 0, len(t.Task.Params))
+	for k := range t.Task.Params {
+		if k != "" && !strings.ContainsAny(k, "=\x00") {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys) // a stable order makes the environment reproducible
+	for _, k := range keys {
+		v, err := paramString(t.Task.Params[k])
+		if err != nil {
+			return nil, fmt.Errorf("param %q of task %s: %w", k, t.Task.ID, err)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			continue
+		}
+		env = append(env, k+"="+v)
+	}
+	env = append(env,
+		"ORK_RUN_ID="+t.Task.RunID,
+		"ORK_TASK_ID="+t.Task.ID,
+		"ORK_TASK_NAME="+t.Task.Name,
+		"ORK_TASK_INDEX="+strconv.Itoa(t.Task.TaskIndex),
+		"ORK_TASK_COUNT="+strconv.Itoa(t.Workflow.TaskCount),
+		"ORK_WORKFLOW="+t.Workflow.Name,
+		"ORK_ATTEMPT="+strconv.Itoa(t.Task.Attempt),
+		"ORK_PARAMS="+params,
+	)
+	return env, nil
+}
+
+// paramString formats one parameter value for the environment.
+func paramString(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case float64:
+		return formatFloat(v, 64), nil
+	case float32:
+		return formatFloat(float64(v), 32), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case int32:
+		return strconv.FormatInt(int64(v), 10), nil
+	case uint:
+		return strconv.FormatUint(uint64(v), 10), nil
+	case uint64:
+		return strconv.FormatUint(v, 10), nil
+	case uint32:
+		return strconv.FormatUint(uint64(v), 10), nil
+	case json.Number:
+		return v.String(), nil
+	}
+	return marshalJSON(v)
+}
+
+// formatFloat writes integral numbers in plain decimal and others in the
+// shortest form that reads back the same.
+func formatFloat(f float64, bits int) string {
+	if f == math.Trunc(f) && !math.IsInf(f, 0) {
+		return strconv.FormatFloat(f, 'f', -1, bits)
+	}
+	return strconv.FormatFloat(f, 'g', -1, bits)
+}
+
+// marshalJSON encodes v as compact JSON without escaping <, > and &.
+func marshalJSON(v any) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})), nil
+}
+
+// openLog creates (or truncates) the log file p, making its directory
+// first. Directories made once are remembered, so the usual cost is one
+// open; a remembered directory that was removed since is made again.
+func (e *ProcessExecutor) openLog(p string) (*os.File, error) {
+	dir := filepath.Dir(p)
+	e.dirsMu.Lock()
+	_, known := e.dirs[dir]
+	e.dirsMu.Unlock()
+	if !known {
+		if err := e.makeDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if known && errors.Is(err, fs.ErrNotExist) {
+		if err := e.makeDir(dir); err != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	return f, nil
+}
+
+func (e *ProcessExecutor) makeDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("make log directory: %w", err)
+	}
+	e.dirsMu.Lock()
+	if len(e.dirs) >= maxCachedDirs {
+		clear(e.dirs)
+	}
+	e.dirs[dir] = struct{}{}
+	e.dirsMu.Unlock()
+	return nil
+}
+
+// stdin returns the file every script reads as standard input.
+func (e *ProcessExecutor) stdin() *os.File {
+	e.devNullOnce.Do(func() {
+		if f, err := os.Open(os.DevNull); err == nil {
+			e.devNull = f
+		}
+	})
+	return e.devNull
+}
+
+// Execute starts attempt t.Task.Attempt of task t and returns its execution
+// name, "pid:<pid>". ctx is only consulted before the start: the process
+// lives on when ctx ends. An error means the attempt did not start, and no
+// update is sent for it.
+func (e *ProcessExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	select {
+	case <-e.stopping:
+		return "", ErrShutdown
+	default:
+	}
+	if t.Task == nil || t.Workflow == nil {
+		return "", errors.New("exec: Execute needs a task and its workflow")
+	}
+	if e.logDir == "" {
+		return "", errors.New("exec: ProcessConfig.LogDir is empty")
+	}
+	job := t.Workflow.JobName
+	script, err := e.scriptPath(job)
+	if err != nil {
+		return "", err
+	}
+	if err := checkScript(script, job, e.scriptDir); err != nil {
+		return "", err
+	}
+	logPath, err := LogPath(e.logDir, t.Task.RunID, t.Task.Name, t.Task.TaskIndex, t.Task.Attempt)
+	if err != nil {
+		return "", err
+	}
+	env, err := e.environ(t)
+	if err != nil {
+		return "", err
+	}
+
+	key := attemptKey{taskID: t.Task.ID, attempt: t.Task.Attempt}
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return "", ErrShutdown
+	}
+	if a, ok := e.byTask[key]; ok {
+		name := a.name
+		e.mu.Unlock()
+		if name == "" {
+			return "", fmt.Errorf("task %s attempt %d is being started already", key.taskID, key.attempt)
+		}
+		return "", fmt.Errorf("task %s attempt %d is already running as %s", key.taskID, key.attempt, name)
+	}
+	a := &attempt{key: key}
+	e.byTask[key] = a // reserved: a second Execute of this attempt fails
+	e.starting.Add(1) // Shutdown waits for this start to finish before it signals
+	e.mu.Unlock()
+	defer e.starting.Done()
+
+	name, err := e.start(ctx, a, t.Task.RunID, script, logPath, env)
+	if err != nil {
+		e.mu.Lock()
+		delete(e.byTask, key)
+		e.mu.Unlock()
+		return "", err
+	}
+	return name, nil
+}
+
+// start starts the process of attempt a, registers it and starts its wait
+// goroutine.
+func (e *ProcessExecutor) start(ctx context.Context, a *attempt, runID, script, logPath string, env []string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	logFile, err := e.openLog(logPath)
+	if err != nil {
+		return "", err
+	}
+	a.cmd = &osexec.Cmd{
+		Path:   script,
+		Args:   []string{script},
+		Env:    env,
+		Dir:    e.scriptDir,
+		Stdout: logFile, // an *os.File is given to the child as is: no copying goroutine
+		Stderr: logFile,
+	}
+	if stdin := e.stdin(); stdin != nil {
+		a.cmd.Stdin = stdin
+	}
+	a.cmd.SysProcAttr = sysProcAttr()
+	err = a.cmd.Start()
+	started := time.Now()
+	logFile.Close() // the child has its own copy
+	if err != nil {
+		return "", startError(script, err)
+	}
+	name := "pid:" + strconv.Itoa(a.cmd.Process.Pid)
+
+	e.mu.Lock() // a is in byTask already: its fields change under the lock
+	a.name = name
+	a.running = StatusUpdate{
+		TaskID:        a.key.taskID,
+		RunID:         runID,
+		Attempt:       a.key.attempt,
+		Status:        model.TaskRunning,
+		ExecutionName: name,
+		At:            started,
+	}
+	e.byName[name] = a
+	e.procs.Add(1)
+	e.waiters.Add(1)
+	e.mu.Unlock()
+	go e.wait(a)
+	return name, nil
+}
+
+// wait reports the attempt running, waits for its process to end, and
+// reports how it ended.
+func (e *ProcessExecutor) wait(a *attempt) {
+	defer e.waiters.Done()
+	e.sendRunning(a.running)
+
+	// Where the OS allows, learn of the exit before reaping the process,
+	// and forget the attempt while its process id is still reserved.
+	zombie := waitExited(a.cmd.Process.Pid)
+	if zombie {
+		e.exited(a, true)
+	}
+	err := a.cmd.Wait()
+	ended := time.Now()
+	if !zombie {
+		e.exited(a, false)
+	}
+
+	u := a.running
+	u.At = ended
+	state := a.cmd.ProcessState
+	if state == nil {
+		u.Status = model.TaskFailed
+		u.Error = fmt.Sprintf("wait for %s: %v", a.name, err)
+	} else {
+		code, msg := describeExit(state)
+		u.ExitCode = &code
+		u.Error = msg
+		if code == 0 && msg == "" {
+			u.Status = model.TaskSuccess
+		} else {
+			u.Status = model.TaskFailed
+		}
+	}
+	e.send(u)
+}
+
+// exited forgets attempt a, whose process has ended. zombie tells that the
+// process is not reaped yet, so its process group id cannot have been
+// reused: during Shutdown, what is left of the group is killed then.
+func (e *ProcessExecutor) exited(a *attempt, zombie bool) {
+	e.mu.Lock()
+	delete(e.byName, a.name)
+	delete(e.byTask, a.key)
+	if zombie && e.closing {
+		_ = signalGroup(a.cmd.Process, syscall.SIGKILL)
+	}
+	e.mu.Unlock()
+	e.procs.Done()
+}
+
+// sendRunning sends a running update. Once Shutdown has begun it gives up
+// when the channel is full: the terminal update that follows says more.
+func (e *ProcessExecutor) sendRunning(u StatusUpdate) {
+	select {
+	case e.updates <- u:
+		return
+	default:
+	}
+	select {
+	case e.updates <- u:
+	case <-e.stopping:
+	case <-e.done:
+	}
+}
+
+// send sends a terminal update, unless Shutdown has stopped sending.
+func (e *ProcessExecutor) send(u StatusUpdate) {
+	select {
+	case e.updates <- u:
+		return
+	default:
+	}
+	select {
+	case e.updates <- u:
+	case <-e.done:
+	}
+}
+
+// Check reports a running update and known=true when t.Task.ExecutionName
+// (or, when that is empty, t's id and attempt) names a process this
+// executor started for this very attempt and that still runs. Anything else
+// is unknown: a process that has ended sent its terminal update already,
+// and the process of a scheduler that died was killed with it.
+func (e *ProcessExecutor) Check(ctx context.Context, t model.TaskWithWorkflow) (StatusUpdate, bool, error) {
+	if t.Task == nil {
+		return StatusUpdate{}, false, errors.New("exec: Check needs a task")
+	}
+	key := attemptKey{taskID: t.Task.ID, attempt: t.Task.Attempt}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var a *attempt
+	if name := t.Task.ExecutionName; name != "" {
+		a = e.byName[name]
+	} else {
+		a = e.byTask[key]
+	}
+	if a == nil || a.key != key || a.name == "" { // "" is an attempt still starting
+		return StatusUpdate{}, false, nil
+	}
+	return a.running, true, nil
+}
+
+// Shutdown stops every running process: SIGTERM to its process group, then
+// after KillGrace, or sooner if ctx ends, SIGKILL. It returns when every
+// process has ended and no more updates will be sent. When a script ends
+// during Shutdown, what is left of its process group is killed at once.
+// Updates of processes that end during Shutdown are sent while the channel
+// takes them; the rest are dropped. Execute fails with ErrShutdown once Shutdown has begun.
+// Calling Shutdown again waits for the first call to finish.
+func (e *ProcessExecutor) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		select {
+		case <-e.finished:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	e.closing = true
+	close(e.stopping)
+	e.mu.Unlock()
+
+	// No Execute starts a process from now on; let those under way finish
+	// starting, so that they are signalled too.
+	e.starting.Wait()
+
+	gone := make(chan struct{})
+	go func() {
+		e.procs.Wait()
+		close(gone)
+	}()
+	e.signalAll(syscall.SIGTERM)
+	if e.killGrace > 0 {
+		timer := time.NewTimer(e.killGrace)
+		select {
+		case <-gone:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+	}
+	select {
+	case <-gone:
+	default:
+		e.signalAll(syscall.SIGKILL)
+		<-gone
+	}
+
+	close(e.done)
+	e.waiters.Wait()
+	e.devNullOnce.Do(func() {}) // no stdin is opened from now on
+	if e.devNull != nil {
+		e.devNull.Close()
+	}
+	close(e.finished)
+	return nil
+}
+
+// signalAll sends sig to the process group of every process that has not
+// ended.
+func (e *ProcessExecutor) signalAll(sig syscall.Signal) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, a := range e.byName {
+		_ = signalGroup(a.cmd.Process, sig)
+	}
+}

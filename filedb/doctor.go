@@ -1,0 +1,108 @@
+package filedb
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ork-run/ork/model"
+)
+
+// Problem is one thing Doctor found, with what to do about it.
+type Problem struct {
+	Kind string `json:"kind"` // damaged, temp, unfinished
+	Path string `json:"path"`
+	What string `json:"what"`
+	Fix  string `json:"fix"`
+}
+
+// Doctor inspects the whole database directory, history included, and
+// reports damaged files, temporary files left by dead processes, and
+// unfinished runs when no scheduler is running. It changes nothing.
+func Doctor(dir string) ([]Problem, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("no ork directory at %s: run `ork init` first", dir)
+	}
+	var ps []Problem
+	live := LockHolder(dir) != ""
+	add := func(kind, path, what, fix string) {
+		ps = append(ps, Problem{Kind: kind, Path: path, What: what, Fix: fix})
+	}
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			add("damaged", p, err.Error(), "check the permissions of the path")
+			return nil
+		}
+		name := e.Name()
+		if e.IsDir() {
+			if p != dir && name == LogsDir && filepath.Dir(p) == dir {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		switch {
+		case isTemp(name) || parts[0] == trashDir:
+			pid := tmpOwner(name)
+			if parts[0] == trashDir {
+				pid, _ = atoiPrefix(name)
+			}
+			if pid > 0 && processAlive(pid) {
+				return nil // its process is using it right now
+			}
+			add("temp", p, "temporary file left by a process that is gone; it never became a record",
+				"delete it (the next `ork run` removes it too)")
+		case !strings.HasSuffix(name, ".json"):
+		case parts[0] == WorkflowsDir && len(parts) == 2:
+			data, err := os.ReadFile(p)
+			if err == nil {
+				_, err = model.DecodeWorkflow(p, data)
+			}
+			if err != nil {
+				add("damaged", p, err.Error(), "fix the file by hand (`ork validate "+p+"` checks it), or delete it")
+			}
+		case parts[0] == RunsDir && len(parts) == 2:
+			data, err := os.ReadFile(p)
+			var r *model.Run
+			if err == nil {
+				r, err = model.DecodeRun(p, data)
+			}
+			if err != nil {
+				add("damaged", p, err.Error(), "fix the file by hand, or delete it with its tasks/ and logs/ directories")
+				return nil
+			}
+			if !live && !r.Status.Terminal() {
+				add("unfinished", p, fmt.Sprintf("run %s of %s is %s and no scheduler is running", r.ID, r.WorkflowName, r.Status),
+					"start `ork run`: it resumes the run (tasks left running are retried)")
+			}
+		case parts[0] == TasksDir && len(parts) == 3:
+			data, err := os.ReadFile(p)
+			if err == nil {
+				_, err = model.DecodeTask(p, data)
+			}
+			if err != nil {
+				add("damaged", p, err.Error(), "fix the file by hand, or delete it if its run is pending (the scheduler makes it again)")
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ps, err
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Kind < ps[j].Kind })
+	return ps, nil
+}
+
+func atoiPrefix(s string) (int, bool) {
+	n := 0
+	i := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, i > 0
+}

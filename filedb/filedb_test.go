@@ -1,0 +1,463 @@
+package filedb
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/model"
+)
+
+// logBuffer collects log output for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func openTest(t *testing.T, dir string) (*DB, *logBuffer) {
+	t.Helper()
+	lb := &logBuffer{}
+	d, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(lb, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, lb
+}
+
+func testWorkflow(name string, n int) *model.Workflow {
+	return &model.Workflow{Name: name, JobName: name + ".sh", TaskCount: n, Params: map[string]any{"k": "v"}}
+}
+
+func mustCreateRun(t *testing.T, d *DB, w *model.Workflow) *model.Run {
+	t.Helper()
+	w.Normalize()
+	r := model.NewRun(w, nil, "test", time.Now())
+	if err := d.CreateRun(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestOpenWithoutInit(t *testing.T) {
+	_, err := Open(filepath.Join(t.TempDir(), "nope"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "ork init") {
+		t.Fatalf("Open of a missing directory: err = %v, want a hint to run `ork init`", err)
+	}
+}
+
+func TestLayoutIsPlainJSON(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	w := testWorkflow("hello", 2)
+	if err := d.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	r := mustCreateRun(t, d, w)
+	if err := d.CreateTasks(ctx, model.NewTasks(r, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		filepath.Join(dir, "workflows", "hello.json"),
+		filepath.Join(dir, "runs", r.ID+".json"),
+		filepath.Join(dir, "tasks", r.ID, "hello.sh.0.json"),
+		filepath.Join(dir, "tasks", r.ID, "hello.sh.1.json"),
+	} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("expected file: %v", err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("%s is not JSON: %v", p, err)
+		}
+		if !bytes.Contains(data, []byte("\n  \"")) {
+			t.Errorf("%s is not indented for people to read:\n%s", p, data)
+		}
+	}
+	// Nothing temporary is left next to the records.
+	for _, sub := range []string{"workflows", "runs", filepath.Join("tasks", r.ID)} {
+		ents, _ := os.ReadDir(filepath.Join(dir, sub))
+		for _, e := range ents {
+			if isTemp(e.Name()) {
+				t.Errorf("temporary file left: %s/%s", sub, e.Name())
+			}
+		}
+	}
+}
+
+func TestReopenSeesEverything(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	w := testWorkflow("hello", 3)
+	r := mustCreateRun(t, d, w)
+	ts := model.NewTasks(r, time.Now())
+	if err := d.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: ts[0].ID, RunID: r.ID, Status: model.TaskDispatched}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: ts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+
+	d2, _ := openTest(t, dir)
+	pend, err := d2.PendingTasks(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pend) != 2 || pend[0].Task.TaskIndex != 1 || pend[1].Task.TaskIndex != 2 {
+		t.Fatalf("pending after reopen = %v, want tasks 1 and 2", pend)
+	}
+	if pend[0].Workflow == nil || pend[0].Workflow.JobName != "hello.sh" {
+		t.Fatalf("pending task lacks its workflow: %+v", pend[0].Workflow)
+	}
+	counts, _ := d2.TaskCounts(ctx, r.ID)
+	if counts[model.TaskSuccess] != 1 || counts[model.TaskPending] != 2 {
+		t.Fatalf("counts after reopen = %v", counts)
+	}
+	got, _ := d2.GetRun(ctx, r.ID)
+	if got.Status != model.RunRunning || got.StartedAt == nil {
+		t.Fatalf("run after reopen = %+v", got)
+	}
+}
+
+// A run written by another process (another DB on the same directory, as
+// `ork trigger` does) reaches the scheduler's index through fsnotify.
+func TestOtherProcessRunIsNoticed(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	sched, _ := openTest(t, dir)
+	if _, err := sched.PendingRuns(ctx, 0); err != nil { // builds the index, starts watching
+		t.Fatal(err)
+	}
+	cli, _ := openTest(t, dir)
+	r := mustCreateRun(t, cli, testWorkflow("hello", 1))
+
+	select {
+	case <-sched.Changes():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change signalled for a run written by another DB")
+	}
+	runs, err := sched.PendingRuns(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].ID != r.ID {
+		t.Fatalf("pending runs = %v, want the new run %s", runs, r.ID)
+	}
+}
+
+// A run file dropped in by hand (no fsnotify-visible rename from ork) is
+// still found: by its write event, or at the latest by the rescan.
+func TestHandWrittenRunIsFound(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	d, err := Open(dir, Options{RescanInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logBuffer{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.PendingRuns(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	w := testWorkflow("hello", 1)
+	if err := d.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	// No snapshot of the workflow: the scheduler uses the workflow file.
+	data := `{"id": "handmade", "workflow_name": "hello", "status": "pending", "created_at": "2026-01-01T00:00:00Z"}`
+	if err := os.WriteFile(filepath.Join(dir, "runs", "handmade.json"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runs, err := d.PendingRuns(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) == 1 {
+			if runs[0].ID != "handmade" || runs[0].Workflow == nil || runs[0].Workflow.JobName != "hello.sh" {
+				t.Fatalf("hand-written run = %+v", runs[0])
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hand-written run never found")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDamagedRunIsReportedAndLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	good := func() *model.Run {
+		d, _ := openTest(t, dir)
+		return mustCreateRun(t, d, testWorkflow("good", 1))
+	}()
+	bad := filepath.Join(dir, "runs", "broken.json")
+	content := []byte("{\n  \"id\": \"broken\",\n  \"status\": \"pending\",,\n}\n")
+	if err := os.WriteFile(bad, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, logs := openTest(t, dir)
+	runs, err := d.PendingRuns(ctx, 0)
+	if err != nil {
+		t.Fatalf("a damaged file must not stop the scheduler: %v", err)
+	}
+	if len(runs) != 1 || runs[0].ID != good.ID {
+		t.Fatalf("pending runs = %v, want only the good one", runs)
+	}
+	if !strings.Contains(logs.String(), "broken.json: line 3, column 23") {
+		t.Fatalf("damaged file not reported with line and column; log:\n%s", logs)
+	}
+	// ListRuns (ork status) also goes on.
+	all, err := d.ListRuns(ctx, model.RunFilter{})
+	if err != nil || len(all) != 1 {
+		t.Fatalf("ListRuns = %v, %v; want the good run", all, err)
+	}
+	// The scheduler finishing work never touches the damaged file.
+	if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: good.ID, Status: model.RunSuccess}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(bad); !bytes.Equal(got, content) {
+		t.Fatalf("damaged file was changed:\n%s", got)
+	}
+	// An update aimed at the damaged run fails clearly instead of writing.
+	err = d.UpdateRuns(ctx, []model.RunUpdate{{RunID: "broken", Status: model.RunFailed}})
+	var fe *model.FileError
+	if !errors.As(err, &fe) {
+		t.Fatalf("update of a damaged run: err = %v, want a *model.FileError", err)
+	}
+	if got, _ := os.ReadFile(bad); !bytes.Equal(got, content) {
+		t.Fatalf("damaged file was changed:\n%s", got)
+	}
+}
+
+func TestDamagedTaskFileSkipsOnlyThatTask(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	var r *model.Run
+	func() {
+		d, _ := openTest(t, dir)
+		r = mustCreateRun(t, d, testWorkflow("hello", 3))
+		if err := d.CreateTasks(ctx, model.NewTasks(r, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	p := filepath.Join(dir, "tasks", r.ID, "hello.sh.1.json")
+	data, _ := os.ReadFile(p)
+	cut := data[:len(data)/2] // torn by hand
+	os.WriteFile(p, cut, 0o644)
+
+	d, logs := openTest(t, dir)
+	pend, err := d.PendingTasks(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pend) != 2 {
+		t.Fatalf("pending = %d tasks, want the 2 intact ones", len(pend))
+	}
+	if !strings.Contains(logs.String(), "hello.sh.1.json: line") {
+		t.Fatalf("torn task file not reported with its position; log:\n%s", logs)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, cut) {
+		t.Fatal("torn task file was rewritten")
+	}
+}
+
+func TestWorkflowFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	hand := []byte("{\n  \"job_name\": \"x.sh\",\n  \"task_count\": 2\n}\n")
+	p := filepath.Join(dir, "workflows", "hand.json")
+	os.WriteFile(p, hand, 0o644)
+	w1, err := d.GetWorkflow(ctx, "hand")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, _ := d.GetWorkflow(ctx, "hand")
+	if w1.ID == "" || w1.ID != w2.ID || w1.ID != model.WorkflowID("hand") {
+		t.Fatalf("hand-written workflow ids = %q, %q; want the stable id of the name", w1.ID, w2.ID)
+	}
+	if w1.Name != "hand" || w1.ExecutorType != "process" || w1.TaskCount != 2 {
+		t.Fatalf("hand-written workflow = %+v", w1)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, hand) {
+		t.Fatal("reading a hand-written workflow wrote to it")
+	}
+
+	os.WriteFile(filepath.Join(dir, "workflows", "other.json"), []byte(`{"name": "mismatch", "job_name": "x.sh"}`), 0o644)
+	if _, err := d.GetWorkflow(ctx, "other"); err == nil || !strings.Contains(err.Error(), "mismatch") {
+		t.Fatalf("name mismatch: err = %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "workflows", "typo.json"), []byte("{\n\"job_name\": \"x.sh\",\n\"task_cont\": 2}"), 0o644)
+	ws, err := d.ListWorkflows(ctx)
+	if len(ws) != 1 || ws[0].Name != "hand" {
+		t.Fatalf("ListWorkflows = %v, want the loadable one", ws)
+	}
+	if err == nil || !strings.Contains(err.Error(), "typo.json: line 3") || !strings.Contains(err.Error(), "task_cont") {
+		t.Fatalf("ListWorkflows error = %v, want the typo named with its line", err)
+	}
+
+	if err := d.CreateWorkflow(ctx, testWorkflow("hand", 1)); !errors.Is(err, model.ErrExists) {
+		t.Fatalf("create over a hand-written file: err = %v, want ErrExists", err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, hand) {
+		t.Fatal("CreateWorkflow replaced an existing file")
+	}
+}
+
+func TestSchedulerLock(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	a, _ := openTest(t, dir)
+	b, _ := openTest(t, dir)
+	release, err := a.LockScheduler(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.LockScheduler(ctx)
+	var le *model.LockedError
+	if !errors.As(err, &le) {
+		t.Fatalf("second lock: err = %v, want *model.LockedError", err)
+	}
+	if want := fmt.Sprintf("pid %d", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Fatalf("lock error %q does not name the holder (%s)", err, want)
+	}
+	if h := LockHolder(dir); !strings.Contains(h, "pid") {
+		t.Fatalf("LockHolder = %q while held", h)
+	}
+	release()
+	if h := LockHolder(dir); h != "" {
+		t.Fatalf("LockHolder = %q after release", h)
+	}
+	release2, err := b.LockScheduler(ctx)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	release2()
+}
+
+func TestDeadWritersTempFilesAreRemoved(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	var r *model.Run
+	func() {
+		d, _ := openTest(t, dir)
+		r = mustCreateRun(t, d, testWorkflow("hello", 1))
+		if err := d.CreateTasks(ctx, model.NewTasks(r, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	// pid 0x7ffffffe is not a live process; our own pid is.
+	dead := []string{
+		filepath.Join(dir, "runs", ".tmp-2147483646-1"),
+		filepath.Join(dir, "tasks", r.ID, ".tmp-2147483646-2"),
+		filepath.Join(dir, "workflows", ".tmp-2147483646-3"),
+		filepath.Join(dir, ".trash", "2147483646-4"),
+	}
+	live := filepath.Join(dir, "runs", fmt.Sprintf(".tmp-%d-999999", os.Getppid()))
+	for _, p := range append(dead, live) {
+		if err := os.WriteFile(p, []byte("{"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, _ := openTest(t, dir)
+	if _, err := d.PendingRuns(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dead {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("leftover of a dead writer not removed: %s", p)
+		}
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("temp file of a live writer was removed: %v", err)
+	}
+}
+
+// Recycled inodes must never leak old contents into a new version.
+func TestRecycledFilesHoldExactlyTheNewContents(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	r := mustCreateRun(t, d, testWorkflow("hello", 20))
+	ts := model.NewTasks(r, time.Now())
+	if err := d.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 3000)
+	for round := 0; round < 3; round++ {
+		var us []model.TaskUpdate
+		for _, task := range ts {
+			us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Status: model.TaskDispatched})
+		}
+		if _, err := d.UpdateTasks(ctx, us); err != nil {
+			t.Fatal(err)
+		}
+		us = us[:0]
+		for i, task := range ts {
+			msg := "short"
+			if (i+round)%2 == 0 {
+				msg = long
+			}
+			us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Status: model.TaskPending, Error: msg})
+		}
+		if _, err := d.UpdateTasks(ctx, us); err != nil {
+			t.Fatal(err)
+		}
+		for i, task := range ts {
+			got, err := model.DecodeTask("t", mustRead(t, d.taskPath(task)))
+			if err != nil {
+				t.Fatalf("round %d task %d: %v", round, i, err)
+			}
+			want := "short"
+			if (i+round)%2 == 0 {
+				want = long
+			}
+			if got.Error != want || got.Status != model.TaskPending || got.Attempt != round+1 {
+				t.Fatalf("round %d task %d: status %s attempt %d error len %d", round, i, got.Status, got.Attempt, len(got.Error))
+			}
+		}
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,428 @@
+package sched_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/exec"
+	"github.com/ork-run/ork/filedb"
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/sched"
+)
+
+// env is a project directory with a file database, a script directory and
+// a scheduler wired to a real process executor.
+type env struct {
+	t       *testing.T
+	dir     string
+	scripts string
+	db      *filedb.DB
+	logs    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, ".ork")
+	if err := filedb.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, dir: dir, scripts: filepath.Join(root, "scripts"), logs: &syncBuffer{}}
+	os.MkdirAll(e.scripts, 0o755)
+	e.db = e.open()
+	return e
+}
+
+func (e *env) open() *filedb.DB {
+	db, err := filedb.Open(e.dir, filedb.Options{Logger: e.logger()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func (e *env) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (e *env) script(name, body string) {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.scripts, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) workflow(name, job string, n int) *model.Workflow {
+	e.t.Helper()
+	w := &model.Workflow{Name: name, JobName: job, TaskCount: n}
+	if err := e.db.CreateWorkflow(context.Background(), w); err != nil {
+		e.t.Fatal(err)
+	}
+	return w
+}
+
+func (e *env) trigger(db model.Database, w *model.Workflow) *model.Run {
+	e.t.Helper()
+	r := model.NewRun(w, nil, "test", time.Now())
+	if err := db.CreateRun(context.Background(), r); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// start runs a scheduler over db until the test ends; it returns the
+// scheduler and a function that stops it and returns Run's error.
+func (e *env) start(db model.Database, cfg sched.Config) (*sched.Scheduler, func() error) {
+	e.t.Helper()
+	updates := make(chan exec.StatusUpdate, 1024)
+	mgr := exec.NewManager(updates)
+	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
+		ScriptDir: e.scripts, LogDir: filepath.Join(e.dir, "logs"), Updates: updates, KillGrace: 500 * time.Millisecond,
+	}))
+	if cfg.Logger == nil {
+		cfg.Logger = e.logger()
+	}
+	s := sched.New(db, mgr, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				err = errors.New("scheduler did not stop within 20s")
+			}
+		})
+		return err
+	}
+	e.t.Cleanup(func() { stop() })
+	return s, stop
+}
+
+func (e *env) wait(s *sched.Scheduler, r *model.Run) *model.Run {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got, err := s.WaitRun(ctx, r.ID)
+	if err != nil {
+		e.t.Fatalf("waiting for run %s: %v\nscheduler log:\n%s", r.ID, err, e.logs)
+	}
+	return got
+}
+
+func (e *env) tasks(r *model.Run) []*model.Task {
+	e.t.Helper()
+	ts, err := e.db.ListTasks(context.Background(), r.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ts
+}
+
+func TestRunSucceeds(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", `echo "index $ORK_TASK_INDEX"`)
+	w := e.workflow("ok", "ok.sh", 5)
+	s, _ := e.start(e.db, sched.Config{})
+	r := e.wait(s, e.trigger(e.db, w))
+	if r.Status != model.RunSuccess || r.Error != "" || r.StartedAt == nil || r.FinishedAt == nil {
+		t.Fatalf("run = %+v, want success with start and end times", r)
+	}
+	ts := e.tasks(r)
+	if len(ts) != 5 {
+		t.Fatalf("%d tasks, want 5", len(ts))
+	}
+	for i, task := range ts {
+		if task.Status != model.TaskSuccess || task.Attempt != 1 || task.ExitCode == nil || *task.ExitCode != 0 ||
+			task.DispatchedAt == nil || task.StartedAt == nil || task.FinishedAt == nil {
+			t.Errorf("task %d = %+v", i, task)
+		}
+		log, err := os.ReadFile(filepath.Join(e.dir, "logs", r.ID, fmt.Sprintf("ok.sh.%d.1.log", i)))
+		if err != nil || strings.TrimSpace(string(log)) != "index "+strconv.Itoa(i) {
+			t.Errorf("log of task %d = %q, %v", i, log, err)
+		}
+	}
+}
+
+func TestFailedTaskFailsRunAndIsNamed(t *testing.T) {
+	e := newEnv(t)
+	e.script("flaky.sh", `[ "$ORK_TASK_INDEX" = 2 ] && exit 3; exit 0`)
+	w := e.workflow("flaky", "flaky.sh", 4)
+	s, _ := e.start(e.db, sched.Config{})
+	r := e.wait(s, e.trigger(e.db, w))
+	if r.Status != model.RunFailed {
+		t.Fatalf("run status = %s, want failed", r.Status)
+	}
+	if !strings.Contains(r.Error, "1 of 4 tasks failed") || !strings.Contains(r.Error, "flaky.sh[2]") {
+		t.Fatalf("run error = %q, want it to name flaky.sh[2]", r.Error)
+	}
+	for _, task := range e.tasks(r) {
+		want := model.TaskSuccess
+		if task.TaskIndex == 2 {
+			want = model.TaskFailed
+			if task.ExitCode == nil || *task.ExitCode != 3 {
+				t.Errorf("failed task exit code = %v, want 3", task.ExitCode)
+			}
+		}
+		if task.Status != want {
+			t.Errorf("task %d status = %s, want %s", task.TaskIndex, task.Status, want)
+		}
+	}
+}
+
+// A run whose script is missing fails with a clear error, and the
+// scheduler goes on serving other runs.
+func TestBadWorkflowDoesNotStopOthers(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", "exit 0")
+	bad := e.workflow("bad", "missing.sh", 2)
+	good := e.workflow("good", "ok.sh", 2)
+	s, _ := e.start(e.db, sched.Config{})
+	rb := e.trigger(e.db, bad)
+	rg := e.trigger(e.db, good)
+	if got := e.wait(s, rb); got.Status != model.RunFailed {
+		t.Fatalf("bad run = %s, want failed", got.Status)
+	}
+	for _, task := range e.tasks(rb) {
+		if task.Status != model.TaskFailed || !strings.Contains(task.Error, "not found") {
+			t.Errorf("task of missing script: status %s error %q", task.Status, task.Error)
+		}
+	}
+	if got := e.wait(s, rg); got.Status != model.RunSuccess {
+		t.Fatalf("good run = %s, want success", got.Status)
+	}
+}
+
+// No more than MaxRunningTasks tasks ever run at once.
+func TestMaxRunningTasks(t *testing.T) {
+	e := newEnv(t)
+	spy := filepath.Join(t.TempDir(), "spy")
+	os.MkdirAll(spy, 0o755)
+	// Each task marks itself running, records how many are running, and
+	// leaves after a moment.
+	e.script("busy.sh", fmt.Sprintf(`touch %[1]s/$ORK_TASK_INDEX.run
+ls %[1]s | grep -c '\.run$' >> %[1]s/counts
+sleep 0.1
+rm %[1]s/$ORK_TASK_INDEX.run`, spy))
+	w := e.workflow("busy", "busy.sh", 8)
+	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 2})
+	if r := e.wait(s, e.trigger(e.db, w)); r.Status != model.RunSuccess {
+		t.Fatalf("run = %s (%s)", r.Status, r.Error)
+	}
+	data, _ := os.ReadFile(filepath.Join(spy, "counts"))
+	lines := strings.Fields(string(data))
+	if len(lines) != 8 {
+		t.Fatalf("spy saw %d task starts, want 8", len(lines))
+	}
+	for _, l := range lines {
+		if n, _ := strconv.Atoi(l); n > 2 {
+			t.Fatalf("%d tasks ran at once with MaxRunningTasks 2 (counts %v)", n, lines)
+		}
+	}
+}
+
+// A run written by another process starts without waiting for the poll:
+// with an hour-long poll interval, only the change notification can start
+// it.
+func TestTriggerFromAnotherProcessWakesScheduler(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", "exit 0")
+	w := e.workflow("ok", "ok.sh", 1)
+	s, _ := e.start(e.db, sched.Config{PollInterval: time.Hour})
+	time.Sleep(50 * time.Millisecond) // let the scheduler go to sleep
+	other := e.open()
+	r := e.trigger(other, w)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := s.WaitRun(ctx, r.ID)
+	if err != nil {
+		t.Fatalf("run from another process not served without a poll: %v", err)
+	}
+	if got.Status != model.RunSuccess {
+		t.Fatalf("run = %s", got.Status)
+	}
+}
+
+func TestOneSchedulerPerDatabase(t *testing.T) {
+	e := newEnv(t)
+	_, _ = e.start(e.db, sched.Config{})
+	time.Sleep(50 * time.Millisecond)
+	_, stop2 := e.start(e.open(), sched.Config{})
+	err := stop2()
+	var le *model.LockedError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second scheduler: err = %v, want a LockedError naming pid %d", err, os.Getpid())
+	}
+}
+
+// Tasks a dead scheduler left dispatched or running are retried at once
+// (not after a timeout) as a new attempt, up to CrashRetries; past that
+// they fail with a clear error.
+func TestRecoveryAfterCrash(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", "exit 0")
+	w := e.workflow("ok", "ok.sh", 3)
+	ctx := context.Background()
+	r := e.trigger(e.db, w)
+	ts := model.NewTasks(r, time.Now())
+	if err := e.db.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	// As a crashed scheduler leaves them: task 0 running in attempt 1,
+	// task 1 dispatched in attempt 1, task 2 running in its second attempt.
+	up := func(us ...model.TaskUpdate) {
+		if _, err := e.db.UpdateTasks(ctx, us); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up(model.TaskUpdate{TaskID: ts[0].ID, RunID: r.ID, Status: model.TaskDispatched},
+		model.TaskUpdate{TaskID: ts[1].ID, RunID: r.ID, Status: model.TaskDispatched},
+		model.TaskUpdate{TaskID: ts[2].ID, RunID: r.ID, Status: model.TaskDispatched, Attempt: 2})
+	up(model.TaskUpdate{TaskID: ts[0].ID, RunID: r.ID, Status: model.TaskRunning},
+		model.TaskUpdate{TaskID: ts[2].ID, RunID: r.ID, Status: model.TaskRunning})
+	e.db.Close()
+
+	db := e.open()
+	e.db = db
+	start := time.Now()
+	s, _ := e.start(db, sched.Config{CrashRetries: 1, PollInterval: time.Hour})
+	got := e.wait(s, r)
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("recovery took %s: it must not wait for a timeout", time.Since(start))
+	}
+	if got.Status != model.RunFailed || !strings.Contains(got.Error, "ok.sh[2]") {
+		t.Fatalf("run = %s %q, want failed naming ok.sh[2]", got.Status, got.Error)
+	}
+	byIndex := e.tasks(r)
+	for _, i := range []int{0, 1} {
+		if task := byIndex[i]; task.Status != model.TaskSuccess || task.Attempt != 2 {
+			t.Errorf("task %d = %s attempt %d, want success in attempt 2", i, task.Status, task.Attempt)
+		}
+	}
+	if task := byIndex[2]; task.Status != model.TaskFailed || task.Attempt != 2 || !strings.Contains(task.Error, "scheduler died while running") {
+		t.Errorf("task 2 = %s attempt %d %q, want failed: scheduler died", task.Status, task.Attempt, task.Error)
+	}
+}
+
+// Stopping the scheduler waits for running tasks up to the grace period,
+// then stops them and puts them back in the queue; a new scheduler runs
+// them to the end.
+func TestShutdownRequeuesRunningTasks(t *testing.T) {
+	e := newEnv(t)
+	pidDir := t.TempDir()
+	e.script("slow.sh", fmt.Sprintf(`echo $$ > %s/$ORK_TASK_INDEX.$ORK_ATTEMPT.pid
+[ "$ORK_ATTEMPT" = 1 ] && exec sleep 60
+exit 0`, pidDir))
+	w := e.workflow("slow", "slow.sh", 2)
+	_, stop := e.start(e.db, sched.Config{ShutdownGrace: 200 * time.Millisecond})
+	r := e.trigger(e.db, w)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ents, _ := os.ReadDir(pidDir)
+		if len(ents) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tasks never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t0 := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Fatalf("shutdown took %s with a 200ms grace", d)
+	}
+	for i := 0; i < 2; i++ {
+		b, _ := os.ReadFile(filepath.Join(pidDir, fmt.Sprintf("%d.1.pid", i)))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid <= 0 {
+			t.Fatalf("no pid for task %d", i)
+		}
+		if err := syscallKill0(pid); err == nil {
+			t.Errorf("task %d (pid %d) still alive after shutdown", i, pid)
+		}
+	}
+	for _, task := range e.tasks(r) {
+		if task.Status != model.TaskPending || task.Attempt != 1 {
+			t.Errorf("after shutdown task %d = %s attempt %d, want pending (requeued) after attempt 1", task.TaskIndex, task.Status, task.Attempt)
+		}
+	}
+	s2, _ := e.start(e.db, sched.Config{})
+	if got := e.wait(s2, r); got.Status != model.RunSuccess {
+		t.Fatalf("run after restart = %s %q", got.Status, got.Error)
+	}
+}
+
+// flakyDB fails the first writes of task updates, as a full disk would.
+type flakyDB struct {
+	model.Database
+	failures atomic.Int32
+}
+
+func (f *flakyDB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.Task, error) {
+	if f.failures.Add(-1) >= 0 {
+		return nil, errors.New("write .ork/tasks/x: no space left on device")
+	}
+	return f.Database.UpdateTasks(ctx, us)
+}
+
+func (f *flakyDB) Changes() <-chan struct{} { return f.Database.(model.Notifier).Changes() }
+
+func TestFailedWritesLoseNothing(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", "exit 0")
+	w := e.workflow("ok", "ok.sh", 6)
+	f := &flakyDB{Database: e.db}
+	f.failures.Store(5)
+	s, _ := e.start(f, sched.Config{PollInterval: 100 * time.Millisecond})
+	r := e.wait(s, e.trigger(e.db, w))
+	if r.Status != model.RunSuccess {
+		t.Fatalf("run = %s %q, want success once the disk accepts writes", r.Status, r.Error)
+	}
+	if !strings.Contains(e.logs.String(), "no space left on device") {
+		t.Errorf("write failures were not reported; log:\n%s", e.logs)
+	}
+	for _, task := range e.tasks(r) {
+		if task.Status != model.TaskSuccess || task.Attempt != 1 {
+			t.Errorf("task %d = %s attempt %d", task.TaskIndex, task.Status, task.Attempt)
+		}
+	}
+}
