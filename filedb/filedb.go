@@ -326,8 +326,7 @@ func (d *DB) CreateRun(ctx context.Context, r *model.Run) error {
 	if d.idx != nil {
 		d.idx.known[r.ID] = true
 		if !r.Status.Terminal() {
-			cp := *r
-			d.idx.addRun(&cp)
+			d.idx.addRun(copyRun(r))
 		}
 	}
 	d.mu.Unlock()
@@ -351,9 +350,9 @@ func (d *DB) GetRun(ctx context.Context, id string) (*model.Run, error) {
 	d.mu.Lock()
 	if d.idx != nil {
 		if e := d.idx.runs[id]; e != nil {
-			cp := *e.run
+			cp := copyRun(e.run)
 			d.mu.Unlock()
-			return &cp, nil
+			return cp, nil
 		}
 	}
 	d.mu.Unlock()
@@ -376,8 +375,7 @@ func (d *DB) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, err
 			for i := len(d.idx.order) - 1; i >= 0; i-- {
 				r := d.idx.order[i].run
 				if r.Status == f.Status && (f.WorkflowName == "" || r.WorkflowName == f.WorkflowName) {
-					cp := *r
-					out = append(out, &cp)
+					out = append(out, copyRun(r))
 				}
 				if f.Limit > 0 && len(out) == f.Limit {
 					break

@@ -111,6 +111,21 @@ func (ix *index) removeRun(id string) {
 	}
 }
 
+// copyRun returns a copy of an indexed run that the caller may change.
+func copyRun(r *model.Run) *model.Run {
+	cp := *r
+	cp.Workflow = copyWorkflow(r.Workflow)
+	return &cp
+}
+
+func copyWorkflow(w *model.Workflow) *model.Workflow {
+	if w == nil {
+		return nil
+	}
+	cp := *w
+	return &cp
+}
+
 // ensureIndex builds the index on first use: every unfinished run and its
 // tasks, read once. d.mu must be held.
 func (d *DB) ensureIndex() error {
@@ -285,8 +300,7 @@ func (d *DB) PendingRuns(ctx context.Context, limit int) ([]*model.Run, error) {
 			break
 		}
 		if e.run.Status == model.RunPending {
-			cp := *e.run
-			out = append(out, &cp)
+			out = append(out, copyRun(e.run))
 		}
 	}
 	return out, nil
@@ -428,6 +442,7 @@ func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkf
 	}
 	var out []model.TaskWithWorkflow
 	for _, e := range d.idx.order {
+		var w *model.Workflow // one copy of the snapshot per run and call
 		// Drop the dispatched head of the queue.
 		for e.head < len(e.queue) {
 			t := e.tasks[e.queue[e.head]]
@@ -445,8 +460,11 @@ func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkf
 				return out, nil
 			}
 			if t := e.tasks[id]; t != nil && t.Status == model.TaskPending {
+				if w == nil {
+					w = copyWorkflow(e.run.Workflow)
+				}
 				cp := *t
-				out = append(out, model.TaskWithWorkflow{Task: &cp, Workflow: e.run.Workflow})
+				out = append(out, model.TaskWithWorkflow{Task: &cp, Workflow: w})
 			}
 		}
 	}
@@ -465,10 +483,11 @@ func (d *DB) ActiveTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) 
 		if e.counts[model.TaskDispatched]+e.counts[model.TaskRunning] == 0 {
 			continue
 		}
+		w := copyWorkflow(e.run.Workflow)
 		for _, t := range e.tasks {
 			if t.Status.Active() {
 				cp := *t
-				out = append(out, model.TaskWithWorkflow{Task: &cp, Workflow: e.run.Workflow})
+				out = append(out, model.TaskWithWorkflow{Task: &cp, Workflow: w})
 			}
 		}
 	}
