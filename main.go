@@ -546,6 +546,13 @@ func cmdStatus(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		recorded := 0
+		for _, n := range counts {
+			recorded += n
+		}
+		if n := r.TaskCount() - recorded; n > 0 && !r.Status.Terminal() {
+			counts[model.TaskPending] += n // not created yet
+		}
 		w := c.App.Writer
 		fmt.Fprintf(w, "Run:       %s\nWorkflow:  %s\nStatus:    %s\nCreated:   %s\nStarted:   %s\nFinished:  %s\nDuration:  %s\n",
 			r.ID, r.WorkflowName, r.Status, fmtTime(&r.CreatedAt), fmtTime(r.StartedAt), fmtTime(r.FinishedAt), fmtDur(r.StartedAt, r.FinishedAt))
@@ -600,13 +607,17 @@ func cmdTasks(c *cli.Context) error {
 	}
 	defer db.Close()
 	id := c.Args().First()
-	if _, err := db.GetRun(c.Context, id); err != nil {
+	r, err := db.GetRun(c.Context, id)
+	if err != nil {
 		return notFoundHint(err, "`ork status` lists the runs")
 	}
 	ts, err := db.ListTasks(c.Context, id)
 	if err != nil {
 		return err
 	}
+	// The scheduler creates task records as it dispatches them: show the
+	// ones still to come as pending.
+	ts = model.CompleteTasks(r, ts)
 	if c.Bool("json") {
 		if ts == nil {
 			ts = []*model.Task{}

@@ -3,7 +3,9 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,21 +129,30 @@ func NewRun(w *Workflow, params map[string]any, triggeredBy string, now time.Tim
 	}
 }
 
+// TaskCount returns how many tasks run r has: its workflow's task_count.
+func (r *Run) TaskCount() int {
+	if r.Workflow == nil || r.Workflow.TaskCount < 1 {
+		return 1
+	}
+	return r.Workflow.TaskCount
+}
+
 // NewTasks makes the pending tasks of run r: task_count tasks of the run's
 // workflow, each with the workflow's params overridden by the run's.
 func NewTasks(r *Run, now time.Time) []*Task {
+	return NewTaskRange(r, 0, r.TaskCount(), now)
+}
+
+// NewTaskRange makes the pending tasks of run r with indexes from to to-1.
+func NewTaskRange(r *Run, from, to int, now time.Time) []*Task {
 	w := r.Workflow
-	if w == nil {
+	if w == nil || from >= to {
 		return nil
 	}
-	n := w.TaskCount
-	if n < 1 {
-		n = 1
-	}
 	params := MergeParams(w.Params, r.Params)
-	tasks := make([]*Task, n)
-	for i := range tasks {
-		tasks[i] = &Task{
+	tasks := make([]*Task, 0, to-from)
+	for i := from; i < to; i++ {
+		tasks = append(tasks, &Task{
 			ID:        TaskID(r.ID, w.TaskName(), i),
 			RunID:     r.ID,
 			Name:      w.TaskName(),
@@ -149,9 +160,40 @@ func NewTasks(r *Run, now time.Time) []*Task {
 			Status:    TaskPending,
 			Params:    params,
 			CreatedAt: now.UTC(),
-		}
+		})
 	}
 	return tasks
+}
+
+// CompleteTasks returns the tasks of run r: those recorded (sorted by name
+// and index) plus, as pending, those the scheduler has not created yet — a
+// scheduler creates a run's task records as it dispatches them.
+func CompleteTasks(r *Run, recorded []*Task) []*Task {
+	n := r.TaskCount()
+	if r.Workflow == nil || len(recorded) >= n {
+		return recorded
+	}
+	have := make(map[string]bool, len(recorded))
+	for _, t := range recorded {
+		have[t.ID] = true
+	}
+	out := append([]*Task(nil), recorded...)
+	for _, t := range NewTasks(r, r.CreatedAt) {
+		if !have[t.ID] {
+			out = append(out, t)
+		}
+	}
+	sortTasks(out)
+	return out
+}
+
+func sortTasks(ts []*Task) {
+	slices.SortFunc(ts, func(a, b *Task) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return a.TaskIndex - b.TaskIndex
+	})
 }
 
 // MergeParams returns the union of the given parameter maps, later maps

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,20 @@ import (
 	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
 )
+
+// cursor tracks a run whose task records are still being created. The
+// scheduler creates a run's tasks as slots free up, not all at once, so a
+// run of 100,000 tasks starts at once and holds memory for the tasks in
+// flight only.
+type cursor struct {
+	run  *model.Run
+	next int // next task index to create
+	// fresh: this scheduler has created every task of the run so far, so
+	// new ones can be created dispatched and started straight away. After
+	// a restart it is false and tasks are created pending (creation skips
+	// tasks that exist) and dispatched the usual way.
+	fresh bool
+}
 
 // Scheduler runs the loop. Make one with New and call Run.
 type Scheduler struct {
@@ -46,6 +61,7 @@ type Scheduler struct {
 
 	// Owned by the loop goroutine.
 	inflight map[string]int     // task id -> attempt, dispatched here and not yet terminal
+	cursors  []*cursor          // runs whose task records are not all created yet, oldest first
 	buf      []model.TaskUpdate // updates not yet written
 	touched  map[string]bool    // runs whose tasks changed since the last completion check
 	retryAt  time.Time          // after a failed write, do not write again before this
@@ -132,7 +148,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return nil
 		}
 		if more {
-			continue
+			select {
+			case <-done: // fall through to the select below, which sees it
+			default:
+				continue
+			}
 		}
 
 		wait := s.cfg.PollInterval
@@ -215,8 +235,17 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			}
 		}
 	}
+	var created []model.TaskWithWorkflow
+	materialized := false
+	if dispatch && len(s.cursors) > 0 && (limit > len(pending) || !s.freshOnly()) {
+		created, materialized = s.materialize(ctx, limit-len(pending))
+	}
 	if len(s.buf) == 0 && len(pending) == 0 {
-		return false
+		for _, p := range created {
+			s.inflight[p.Task.ID] = p.Task.Attempt
+		}
+		s.start(ctx, created)
+		return materialized
 	}
 	nbuf := len(s.buf)
 	now := time.Now()
@@ -262,8 +291,22 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
 		}
 	}
+	for _, p := range created {
+		s.inflight[p.Task.ID] = p.Task.Attempt
+		starts = append(starts, p)
+	}
 	s.start(ctx, starts)
-	return len(s.buf) > 0 || (len(pending) > 0 && len(pending) == limit)
+	return len(s.buf) > 0 || materialized || (len(pending) > 0 && len(pending) == limit)
+}
+
+// freshOnly reports whether every cursor is of a fresh run.
+func (s *Scheduler) freshOnly() bool {
+	for _, c := range s.cursors {
+		if !c.fresh {
+			return false
+		}
+	}
+	return true
 }
 
 func exitCode(c *int) any {
@@ -318,8 +361,9 @@ func (s *Scheduler) writeOK() {
 	s.retryAt = time.Time{}
 }
 
-// startRuns creates the tasks of pending runs in one batch and returns the
-// runs to mark running. Runs whose workflow is missing fail at once.
+// startRuns takes pending runs: each gets a cursor from which step creates
+// its tasks. It returns the runs to mark running. Runs whose workflow is
+// missing fail at once.
 func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	if len(s.buf) > 0 {
 		return nil, time.Time{} // the disk refused a write: do not add more work
@@ -333,9 +377,6 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		return nil, time.Time{}
 	}
 	now := time.Now()
-	free := s.cfg.MaxRunningTasks - len(s.inflight)
-	var tasks []*model.Task
-	var starts []model.TaskWithWorkflow
 	var ids []string
 	var bad []model.RunUpdate
 	for _, r := range runs {
@@ -344,25 +385,17 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 				Error: fmt.Sprintf("workflow %q not found: the run has no copy of it and no workflow file loads", r.WorkflowName)})
 			continue
 		}
-		rts := model.NewTasks(r, now)
-		// Tasks that fit in the free slots are created dispatched, in their
-		// first attempt, and start right after: one write less between a
-		// trigger and its first task. Not when some tasks of the run exist
-		// already (a scheduler died while starting it): those are left to
-		// the normal dispatch.
-		if counts, err := s.db.TaskCounts(ctx, r.ID); err == nil && len(counts) == 0 {
-			for _, t := range rts {
-				if free <= 0 {
-					break
-				}
-				at := now.UTC()
-				t.Status, t.Attempt, t.DispatchedAt = model.TaskDispatched, 1, &at
-				starts = append(starts, model.TaskWithWorkflow{Task: t, Workflow: r.Workflow})
-				free--
-			}
-		}
-		tasks = append(tasks, rts...)
 		ids = append(ids, r.ID)
+		if s.cursorOf(r.ID) != nil {
+			continue // marking it running failed last time
+		}
+		counts, err := s.db.TaskCounts(ctx, r.ID)
+		if err != nil {
+			s.log.Error("count tasks", "run", r.ID, "err", err)
+			continue
+		}
+		s.cursors = append(s.cursors, &cursor{run: r, fresh: len(counts) == 0})
+		s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.TaskCount())
 	}
 	if len(bad) > 0 {
 		if err := s.db.UpdateRuns(ctx, bad); err != nil {
@@ -373,25 +406,84 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 			s.wake(u.RunID)
 		}
 	}
-	if err := s.db.CreateTasks(ctx, tasks); err != nil {
-		s.log.Error("create tasks", "err", err)
-		return nil, time.Time{}
-	}
-	for _, r := range runs {
-		if r.Workflow != nil {
-			s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.Workflow.TaskCount)
+	return ids, now
+}
+
+func (s *Scheduler) cursorOf(runID string) *cursor {
+	for _, c := range s.cursors {
+		if c.run.ID == runID {
+			return c
 		}
 	}
-	for _, p := range starts {
-		s.inflight[p.Task.ID] = p.Task.Attempt
+	return nil
+}
+
+// materialize creates the next task records of runs with cursors, in one
+// batch: up to room tasks of fresh runs, created dispatched in their first
+// attempt and returned to be started; for runs resumed after a restart, a
+// batch of pending tasks (those that exist already are skipped) for the
+// usual dispatch. It reports whether it created anything.
+func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWithWorkflow, bool) {
+	now := time.Now()
+	at := now.UTC()
+	var tasks []*model.Task
+	var starts []model.TaskWithWorkflow
+	next := make([]int, len(s.cursors))
+	for i, c := range s.cursors {
+		next[i] = c.next
+		total := c.run.TaskCount()
+		if c.fresh {
+			if room <= 0 {
+				continue
+			}
+			k := min(room, total-c.next)
+			for _, t := range model.NewTaskRange(c.run, c.next, c.next+k, now) {
+				t.Status, t.Attempt, t.DispatchedAt = model.TaskDispatched, 1, &at
+				tasks = append(tasks, t)
+				starts = append(starts, model.TaskWithWorkflow{Task: t, Workflow: c.run.Workflow})
+			}
+			room -= k
+			next[i] = c.next + k
+		} else if len(tasks) < s.cfg.MaxTasksPerBatch {
+			k := min(s.cfg.MaxTasksPerBatch, total-c.next)
+			tasks = append(tasks, model.NewTaskRange(c.run, c.next, c.next+k, now)...)
+			next[i] = c.next + k
+		}
 	}
-	s.start(ctx, starts)
-	return ids, now
+	if len(next) == 0 || (len(tasks) == 0 && slices.Equal(next, s.cursorNexts())) {
+		return nil, false
+	}
+	// The attempt of a task created dispatched is durable before it starts,
+	// as for any dispatch.
+	if err := s.db.CreateTasks(ctx, tasks); err != nil {
+		s.writeFailed("create tasks", err)
+		return nil, false
+	}
+	kept := s.cursors[:0]
+	for i, c := range s.cursors {
+		c.next = next[i]
+		if c.next < c.run.TaskCount() {
+			kept = append(kept, c)
+		} else {
+			s.touched[c.run.ID] = true
+		}
+	}
+	clear(s.cursors[len(kept):])
+	s.cursors = kept
+	return starts, true
+}
+
+func (s *Scheduler) cursorNexts() []int {
+	out := make([]int, len(s.cursors))
+	for i, c := range s.cursors {
+		out[i] = c.next
+	}
+	return out
 }
 
 // markRunning marks started runs running in one batch. It runs after the
 // first dispatch, to keep a write off the path from trigger to first task
-// start; at is when their tasks were created.
+// start; at is when the scheduler took them.
 func (s *Scheduler) markRunning(ctx context.Context, ids []string, at time.Time) {
 	if len(ids) == 0 {
 		return
@@ -427,6 +519,9 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 	var us []model.RunUpdate
 	now := time.Now()
 	for id := range s.touched {
+		if s.cursorOf(id) != nil {
+			continue // not all its tasks exist yet
+		}
 		counts, err := s.db.TaskCounts(ctx, id)
 		if err != nil {
 			s.log.Error("count tasks", "run", id, "err", err)
@@ -440,6 +535,9 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 			}
 		}
 		if total == 0 || done < total {
+			continue
+		}
+		if r, err := s.db.GetRun(ctx, id); err != nil || r.Status.Terminal() || total < r.TaskCount() {
 			continue
 		}
 		u := model.RunUpdate{RunID: id, Status: model.RunSuccess, At: now}
@@ -601,6 +699,17 @@ func (s *Scheduler) recover(ctx context.Context) error {
 	}
 	for _, r := range running {
 		s.touched[r.ID] = true
+		counts, err := s.db.TaskCounts(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		if r.Workflow != nil && total < r.TaskCount() {
+			s.cursors = append(s.cursors, &cursor{run: r})
+		}
 	}
 	s.finishRuns(ctx)
 	return nil
