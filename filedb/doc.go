@@ -9,6 +9,7 @@
 //	  tasks/<run_id>/<name>.<i>.json one record per task, grouped by run
 //	  logs/<run_id>/...              task output, written by the executor
 //	  scheduler.lock                 flock'ed by the one running scheduler
+//	  .spare/                        spare inodes reused by later writes (not records)
 //
 // # Writes
 //

@@ -47,12 +47,10 @@ func Doctor(dir string) ([]Problem, error) {
 		rel, _ := filepath.Rel(dir, p)
 		parts := strings.Split(filepath.ToSlash(rel), "/")
 		switch {
-		case isTemp(name) || parts[0] == trashDir:
-			pid := tmpOwner(name)
-			if parts[0] == trashDir {
-				pid, _ = atoiPrefix(name)
-			}
-			if pid > 0 && processAlive(pid) {
+		case parts[0] == spareDir:
+			// Spare inodes for later writes, not records (see commit).
+		case isTemp(name):
+			if pid := tmpOwner(name); pid > 0 && processAlive(pid) {
 				return nil // its process is using it right now
 			}
 			add("temp", p, "temporary file left by a process that is gone; it never became a record",
@@ -96,13 +94,4 @@ func Doctor(dir string) ([]Problem, error) {
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Kind < ps[j].Kind })
 	return ps, nil
-}
-
-func atoiPrefix(s string) (int, bool) {
-	n := 0
-	i := 0
-	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		n = n*10 + int(s[i]-'0')
-	}
-	return n, i > 0
 }

@@ -62,7 +62,7 @@ type DB struct {
 
 	trash   chan []string // old file versions to delete in the background
 	spareMu sync.Mutex
-	spare   []string // recycled inodes in .trash/ for later writes
+	spare   []string // recycled inodes in .spare/ for later writes
 
 	reportMu sync.Mutex
 	reported map[string]time.Time // damaged file -> mtime when reported
@@ -75,7 +75,7 @@ var _ model.SchedulerLocker = (*DB)(nil)
 // Init creates the directory layout of a database at dir. It is harmless to
 // run on an existing one.
 func Init(dir string) error {
-	for _, sub := range []string{"", WorkflowsDir, RunsDir, TasksDir, LogsDir, trashDir} {
+	for _, sub := range []string{"", WorkflowsDir, RunsDir, TasksDir, LogsDir, spareDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	for _, sub := range []string{WorkflowsDir, RunsDir, TasksDir, LogsDir, trashDir} {
+	for _, sub := range []string{WorkflowsDir, RunsDir, TasksDir, LogsDir, spareDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, err
 		}

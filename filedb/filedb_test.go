@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -385,7 +386,6 @@ func TestDeadWritersTempFilesAreRemoved(t *testing.T) {
 		filepath.Join(dir, "runs", ".tmp-2147483646-1"),
 		filepath.Join(dir, "tasks", r.ID, ".tmp-2147483646-2"),
 		filepath.Join(dir, "workflows", ".tmp-2147483646-3"),
-		filepath.Join(dir, ".trash", "2147483646-4"),
 	}
 	live := filepath.Join(dir, "runs", fmt.Sprintf(".tmp-%d-999999", os.Getppid()))
 	for _, p := range append(dead, live) {
@@ -460,4 +460,54 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Spare inodes a dead scheduler left are reused by later writes; one that a
+// crash left linked to a live record is removed, and the record is intact.
+func TestSparesOfDeadSchedulerAreAdopted(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	var r *model.Run
+	var ts []*model.Task
+	func() {
+		d, _ := openTest(t, dir)
+		r = mustCreateRun(t, d, testWorkflow("hello", 2))
+		ts = model.NewTasks(r, time.Now())
+		if err := d.CreateTasks(ctx, ts); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	spare := filepath.Join(dir, ".spare", "2147483646-1")
+	if err := os.WriteFile(spare, []byte("old version"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(spare)
+	spareIno := st.Sys().(*syscall.Stat_t).Ino
+	live := filepath.Join(dir, "tasks", r.ID, "hello.sh.1.json")
+	linked := filepath.Join(dir, ".spare", "2147483646-2")
+	if err := os.Link(live, linked); err != nil {
+		t.Fatal(err)
+	}
+	before := mustRead(t, live)
+
+	d, _ := openTest(t, dir)
+	if _, err := d.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: ts[0].ID, RunID: r.ID, Status: model.TaskDispatched}}); err != nil {
+		t.Fatal(err)
+	}
+	p0 := filepath.Join(dir, "tasks", r.ID, "hello.sh.0.json")
+	st0, _ := os.Stat(p0)
+	if st0.Sys().(*syscall.Stat_t).Ino != spareIno {
+		t.Errorf("the write did not reuse the dead scheduler's spare inode")
+	}
+	got, err := model.DecodeTask(p0, mustRead(t, p0))
+	if err != nil || got.Status != model.TaskDispatched {
+		t.Fatalf("record written into a reused inode: %v %+v", err, got)
+	}
+	d.Close()
+	if _, err := os.Stat(linked); !os.IsNotExist(err) {
+		t.Errorf("spare linked to a live record was kept: %v", err)
+	}
+	if !bytes.Equal(mustRead(t, live), before) {
+		t.Errorf("live record changed")
+	}
 }

@@ -164,7 +164,7 @@ func (d *DB) ensureIndex() error {
 	for _, dir := range []string{WorkflowsDir, TasksDir} {
 		cleanDeadTemps(filepath.Join(d.root, dir))
 	}
-	d.cleanTrash()
+	d.adoptSpares()
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 )
 
 const tmpPrefix = ".tmp-"
@@ -77,9 +78,10 @@ func writeTemp(dir string, data []byte) (string, error) {
 //
 // Creating an inode and freeing one are the expensive parts of a small
 // write on ext4, far more than the rename. So commit recycles: a replaced
-// version is not freed but kept under a name in .trash/, and becomes the
+// version is not freed but kept under a name in .spare/, and becomes the
 // temporary file of a later write (overwritten, then renamed into place).
-// A crash leaves only garbage in .trash/, which the next scheduler removes.
+// A crash leaves only spare inodes in .spare/, which the next scheduler
+// adopts or removes.
 func (d *DB) commit(ws []fileWrite, newDirs []string) error {
 	if len(ws) == 0 {
 		return nil
@@ -183,10 +185,13 @@ func (d *DB) recycle(paths []string) {
 	d.discard(paths[keep:])
 }
 
-const trashDir = ".trash"
+// spareDir holds replaced versions kept as spare inodes for later writes
+// (see commit). Nothing in it is a record; it is safe to empty when no
+// scheduler runs.
+const spareDir = ".spare"
 
 func (d *DB) trashName() string {
-	return filepath.Join(d.root, trashDir, strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(tmpSeq.Add(1), 10))
+	return filepath.Join(d.root, spareDir, strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(tmpSeq.Add(1), 10))
 }
 
 // discard hands old file versions to the background deleter.
@@ -213,12 +218,8 @@ func (d *DB) deleter() {
 				os.Remove(p)
 			}
 		case <-d.stop:
-			d.spareMu.Lock()
-			for _, p := range d.spare {
-				os.Remove(p)
-			}
-			d.spare = nil
-			d.spareMu.Unlock()
+			// Spare inodes stay for the next scheduler to adopt: deleting
+			// thousands of files would only slow this process's exit.
 			for {
 				select {
 				case ps := <-d.trash:
@@ -233,19 +234,32 @@ func (d *DB) deleter() {
 	}
 }
 
-// cleanTrash removes what dead processes left in .trash/.
-func (d *DB) cleanTrash() {
-	dir := filepath.Join(d.root, trashDir)
+// adoptSpares takes over what dead processes left in .spare/: a version
+// that nothing else links becomes a spare inode of this DB; anything else
+// (a version a crash left linked to a live record) is removed.
+func (d *DB) adoptSpares() {
+	dir := filepath.Join(d.root, spareDir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
+	var drop []string
+	d.spareMu.Lock()
 	for _, e := range ents {
 		pid, _, _ := strings.Cut(e.Name(), "-")
-		if n, _ := strconv.Atoi(pid); n > 0 && n != os.Getpid() && !processAlive(n) {
-			os.Remove(filepath.Join(dir, e.Name()))
+		n, _ := strconv.Atoi(pid)
+		if n <= 0 || n == os.Getpid() || processAlive(n) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if len(d.spare) < maxSpare && linkCount(p) == 1 {
+			d.spare = append(d.spare, p)
+		} else {
+			drop = append(drop, p)
 		}
 	}
+	d.spareMu.Unlock()
+	d.discard(drop)
 }
 
 // createExclusive writes a new file durably, failing with os.ErrExist when
@@ -290,4 +304,16 @@ func replaceFile(path string, data []byte) error {
 	}
 	// Durability: the rename survives a crash.
 	return fsyncPath(dir)
+}
+
+// linkCount returns the number of hard links of a regular file, or 0.
+func linkCount(p string) uint64 {
+	st, err := os.Lstat(p)
+	if err != nil || !st.Mode().IsRegular() {
+		return 0
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Nlink)
+	}
+	return 0
 }

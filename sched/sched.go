@@ -6,12 +6,15 @@
 //  1. Status updates from executors are applied in one batch; a run whose
 //     tasks are all terminal is finished (success, or failed naming the
 //     failed tasks).
-//  2. Pending runs get their tasks, created in one batch.
+//  2. Pending runs are taken: each gets a cursor from which its tasks are
+//     created.
 //  3. Pending tasks, as many as the free slots allow, are marked dispatched
-//     (their attempt counted) in one batch — before anything starts, so a
-//     crash can never hide an attempt — then handed to executors with a
-//     bounded number of calls in flight. Tasks that do not start are
-//     recorded failed in one batch.
+//     (their attempt counted) in the same batch — before anything starts, so
+//     a crash can never hide an attempt — and handed to the launcher, which
+//     starts each the moment a running slot frees up, with a bounded number
+//     of executor calls in flight (launch.go). Tasks that do not start are
+//     recorded failed. A run's task records are created as slots free up,
+//     the first ones already dispatched.
 //  4. The runs started in step 2 are marked running.
 //  5. The loop sleeps until a status update, a change signalled by the
 //     database (model.Notifier: another process triggered a run), or the
@@ -60,7 +63,8 @@ type Scheduler struct {
 	log *slog.Logger
 
 	// Owned by the loop goroutine.
-	inflight map[string]int     // task id -> attempt, dispatched here and not yet terminal
+	inflight map[string]int // task id -> attempt, dispatched here and not yet terminal
+	launch   *launcher
 	cursors  []*cursor          // runs whose task records are not all created yet, oldest first
 	buf      []model.TaskUpdate // updates not yet written
 	touched  map[string]bool    // runs whose tasks changed since the last completion check
@@ -118,14 +122,23 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	// Database calls outlive ctx: a stopping scheduler still records what
 	// its tasks report.
 	dbctx := context.WithoutCancel(ctx)
+	s.launch = newLauncher(s)
 	if err := s.recover(dbctx); err != nil {
 		return fmt.Errorf("recover unfinished work: %w", err)
 	}
+	s.launch.run(dbctx)
+	launching := true
+	defer func() {
+		if launching {
+			s.launch.halted()
+			s.launch.stopped()
+		}
+	}()
 	var changes <-chan struct{}
 	if n, ok := s.db.(model.Notifier); ok {
 		changes = n.Changes()
 	}
-	updates := s.mgr.Updates()
+	updates := s.launch.out
 	done := ctx.Done()
 	stopping := false
 	var grace <-chan time.Time
@@ -164,6 +177,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-done:
 			done = nil
 			stopping = true
+			// Stop starting tasks; those dispatched but not started go back
+			// to the queue now.
+			for _, p := range s.launch.halted() {
+				s.buf = append(s.buf, requeue(p.Task, "not started: the scheduler is stopping"))
+			}
 			if len(s.inflight) > 0 {
 				s.log.Info("stopping: waiting for running tasks", "tasks", len(s.inflight), "grace", s.cfg.ShutdownGrace)
 			}
@@ -175,10 +193,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				grace = c
 			}
 		case u := <-updates:
-			s.buf = append(s.buf, u.TaskUpdate())
+			s.buf = append(s.buf, u)
 		case <-changes:
 		case <-timer.C:
 		case <-grace:
+			launching = false
 			s.stopInflight(dbctx)
 			return nil
 		}
@@ -192,11 +211,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // drain moves every update waiting in the channel into the buffer.
-func (s *Scheduler) drain(updates <-chan exec.StatusUpdate) {
+func (s *Scheduler) drain(updates <-chan model.TaskUpdate) {
 	for {
 		select {
 		case u := <-updates:
-			s.buf = append(s.buf, u.TaskUpdate())
+			s.buf = append(s.buf, u)
 		default:
 			return
 		}
@@ -219,7 +238,7 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	var pending []model.TaskWithWorkflow
 	limit := 0
 	if dispatch {
-		free := s.cfg.MaxRunningTasks - len(s.inflight)
+		free := s.cfg.MaxRunningTasks + s.cfg.lookahead() - len(s.inflight)
 		for _, u := range s.buf {
 			if u.Status.Terminal() || u.Status == model.TaskPending {
 				if a, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || a == u.Attempt) {
@@ -316,33 +335,11 @@ func exitCode(c *int) any {
 	return *c
 }
 
-// start hands dispatched tasks to their executors, with at most
-// MaxConcurrentDispatches calls in flight. Tasks that do not start are
-// buffered as failed.
+// start hands dispatched tasks to the launcher, which starts each as soon
+// as a running slot is free.
 func (s *Scheduler) start(ctx context.Context, ps []model.TaskWithWorkflow) {
-	if len(ps) == 0 {
-		return
-	}
-	errs := make([]error, len(ps))
-	sem := make(chan struct{}, s.cfg.MaxConcurrentDispatches)
-	var wg sync.WaitGroup
-	for i, p := range ps {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = s.execute(ctx, p)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err == nil {
-			continue
-		}
-		t := ps[i].Task
-		s.log.Warn("task did not start", "run", t.RunID, "task", t.Label(), "err", err)
-		s.buf = append(s.buf, model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt,
-			Status: model.TaskFailed, Error: err.Error(), At: time.Now()})
+	for _, p := range ps {
+		s.launch.ready <- p // never blocks: inflight tasks fit in ready
 	}
 }
 
@@ -595,21 +592,20 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 	for id, a := range s.inflight {
 		stopped[id] = a
 	}
+	s.launch.halted() // tasks not started yet stay dispatched, and are requeued below
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.mgr.Shutdown(sctx); err != nil {
 		s.log.Error("stop executors", "err", err)
 	}
+	s.launch.stopped()
 	// Updates sent before the executors stopped still count; a failure
 	// caused by the stop itself does not.
-	s.drain(s.mgr.Updates())
-	requeue := func(id, runID string, a int) model.TaskUpdate {
-		return model.TaskUpdate{TaskID: id, RunID: runID, Attempt: a, Status: model.TaskPending,
-			Error: fmt.Sprintf("attempt %d stopped by scheduler shutdown", a), At: time.Now()}
-	}
+	s.drain(s.launch.out)
+	stoppedBy := func(a int) string { return fmt.Sprintf("attempt %d stopped by scheduler shutdown", a) }
 	for i, u := range s.buf {
 		if a, ok := stopped[u.TaskID]; ok && a == u.Attempt && u.Status == model.TaskFailed {
-			s.buf[i] = requeue(u.TaskID, u.RunID, a)
+			s.buf[i] = requeue(&model.Task{ID: u.TaskID, RunID: u.RunID, Attempt: a}, stoppedBy(a))
 		}
 	}
 	s.flush(ctx)
@@ -620,12 +616,17 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 		}
 		for _, p := range active {
 			if a, ok := s.inflight[p.Task.ID]; ok && a == p.Task.Attempt {
-				s.buf = append(s.buf, requeue(p.Task.ID, p.Task.RunID, a))
+				s.buf = append(s.buf, requeue(p.Task, stoppedBy(a)))
 			}
 		}
 		s.flush(ctx)
 	}
 	s.log.Info("scheduler stopped", "stopped_tasks", len(stopped))
+}
+
+// requeue is the update that puts a dispatched task back in the queue.
+func requeue(t *model.Task, why string) model.TaskUpdate {
+	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending, Error: why, At: time.Now()}
 }
 
 // recover deals with what a previous scheduler left behind: tasks
@@ -672,6 +673,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		t := p.Task
 		if res[i].known {
 			s.inflight[t.ID] = t.Attempt
+			s.launch.occupy(attemptKey{t.ID, t.Attempt})
 			if res[i].u.Status.Terminal() {
 				s.buf = append(s.buf, res[i].u.TaskUpdate())
 			}

@@ -1,0 +1,165 @@
+package sched
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ork-run/ork/model"
+)
+
+// launcher starts dispatched tasks as running slots free up, apart from the
+// loop. The loop marks tasks dispatched (their attempt durable) a little
+// ahead of need and hands them over; the launcher starts the next one the
+// moment a running task ends, without waiting for the loop's next write.
+// That keeps slots busy while the loop waits for the disk, and never lets
+// more than MaxRunningTasks run.
+type launcher struct {
+	s     *Scheduler
+	slots chan struct{}               // a token per task started and not yet ended
+	ready chan model.TaskWithWorkflow // dispatched, waiting for a slot
+	out   chan model.TaskUpdate       // executor updates and start failures, for the loop
+	halt  chan struct{}               // closed: start nothing more
+	stop  chan struct{}               // closed: stop forwarding updates
+
+	mu        sync.Mutex
+	holding   map[attemptKey]bool // attempts that hold a slot
+	unstarted []model.TaskWithWorkflow
+	haltOnce  sync.Once
+
+	workers   sync.WaitGroup
+	forwarder sync.WaitGroup
+}
+
+type attemptKey struct {
+	id      string
+	attempt int
+}
+
+// lookahead is how many tasks beyond the running slots may wait dispatched:
+// enough that a slot freed while the loop waits for the disk finds a task
+// ready to start. They show as dispatched until they start.
+func (c Config) lookahead() int { return 4 * c.MaxRunningTasks }
+
+func newLauncher(s *Scheduler) *launcher {
+	capacity := s.cfg.MaxRunningTasks + s.cfg.lookahead()
+	return &launcher{
+		s:       s,
+		slots:   make(chan struct{}, s.cfg.MaxRunningTasks),
+		ready:   make(chan model.TaskWithWorkflow, capacity+s.cfg.MaxTasksPerBatch),
+		out:     make(chan model.TaskUpdate, 4*capacity+64),
+		halt:    make(chan struct{}),
+		stop:    make(chan struct{}),
+		holding: make(map[attemptKey]bool),
+	}
+}
+
+// run starts the workers, which make at most MaxConcurrentDispatches
+// executor calls at once, and the forwarder of executor updates.
+func (l *launcher) run(ctx context.Context) {
+	for range l.s.cfg.MaxConcurrentDispatches {
+		l.workers.Add(1)
+		go l.work(ctx)
+	}
+	l.forwarder.Add(1)
+	go l.forward()
+}
+
+func (l *launcher) work(ctx context.Context) {
+	defer l.workers.Done()
+	for {
+		var p model.TaskWithWorkflow
+		select {
+		case <-l.halt:
+			return
+		case p = <-l.ready:
+		}
+		select {
+		case <-l.halt:
+			l.mu.Lock()
+			l.unstarted = append(l.unstarted, p)
+			l.mu.Unlock()
+			return
+		case l.slots <- struct{}{}:
+		}
+		k := attemptKey{p.Task.ID, p.Task.Attempt}
+		// Hold the slot before the start: the task may end before Execute
+		// returns, and its end must find the slot to free.
+		l.mu.Lock()
+		l.holding[k] = true
+		l.mu.Unlock()
+		if err := l.s.execute(ctx, p); err != nil {
+			l.release(k)
+			t := p.Task
+			l.s.log.Warn("task did not start", "run", t.RunID, "task", t.Label(), "err", err)
+			l.out <- model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt,
+				Status: model.TaskFailed, Error: err.Error(), At: time.Now()}
+		}
+	}
+}
+
+// forward passes executor updates to the loop, freeing the slot of every
+// attempt that ended.
+func (l *launcher) forward() {
+	defer l.forwarder.Done()
+	updates := l.s.mgr.Updates()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case u := <-updates:
+			if u.Status.Terminal() {
+				l.release(attemptKey{u.TaskID, u.Attempt})
+			}
+			l.out <- u.TaskUpdate()
+		}
+	}
+}
+
+func (l *launcher) release(k attemptKey) {
+	l.mu.Lock()
+	held := l.holding[k]
+	delete(l.holding, k)
+	l.mu.Unlock()
+	if held {
+		<-l.slots
+	}
+}
+
+// occupy gives a slot to an attempt that runs already (found running at
+// start-up by its executor).
+func (l *launcher) occupy(k attemptKey) {
+	select {
+	case l.slots <- struct{}{}:
+		l.mu.Lock()
+		l.holding[k] = true
+		l.mu.Unlock()
+	default:
+	}
+}
+
+// halted stops the workers and returns the dispatched tasks they will not
+// start. Only the first call returns them.
+func (l *launcher) halted() []model.TaskWithWorkflow {
+	var out []model.TaskWithWorkflow
+	l.haltOnce.Do(func() {
+		close(l.halt)
+		l.workers.Wait()
+		out = l.unstarted
+		for {
+			select {
+			case p := <-l.ready:
+				out = append(out, p)
+			default:
+				return
+			}
+		}
+	})
+	return out
+}
+
+// stopped stops the forwarder, after the executors are shut down.
+func (l *launcher) stopped() {
+	close(l.stop)
+	l.forwarder.Wait()
+}
