@@ -113,3 +113,11 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	return first
 }
+
+// Sweeper is implemented by executors that can find work a dead scheduler
+// left behind on this machine and stop it: a scheduler calls Sweep once at
+// start-up, before it retries the tasks that were running, so that no task
+// ever runs twice at the same time.
+type Sweeper interface {
+	Sweep(ctx context.Context) (stopped int, err error)
+}
