@@ -121,3 +121,26 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 type Sweeper interface {
 	Sweep(ctx context.Context) (stopped int, err error)
 }
+
+// Sweep calls Sweep on every registered executor that is a Sweeper and
+// returns how many leftovers they stopped in all.
+func (m *Manager) Sweep(ctx context.Context) (int, error) {
+	m.mu.RLock()
+	es := make([]Executor, 0, len(m.executors))
+	for _, e := range m.executors {
+		es = append(es, e)
+	}
+	m.mu.RUnlock()
+	total := 0
+	var first error
+	for _, e := range es {
+		if sw, ok := e.(Sweeper); ok {
+			n, err := sw.Sweep(ctx)
+			total += n
+			if err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return total, first
+}

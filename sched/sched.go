@@ -635,6 +635,14 @@ func requeue(t *model.Task, why string) model.TaskUpdate {
 // finished. It runs once, before the loop, and looks at unfinished work
 // only.
 func (s *Scheduler) recover(ctx context.Context) error {
+	// First stop whatever a dead scheduler's tasks left running on this
+	// machine (children that outlived their script), so that a task we
+	// retry never runs twice at the same time.
+	if n, err := s.mgr.Sweep(ctx); err != nil {
+		s.log.Warn("sweeping leftovers of a dead scheduler", "err", err)
+	} else if n > 0 {
+		s.log.Warn("stopped processes a dead scheduler left running", "processes", n)
+	}
 	active, err := s.db.ActiveTasks(ctx)
 	if err != nil {
 		return err
