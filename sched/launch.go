@@ -2,7 +2,9 @@ package sched
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ork-run/ork/model"
@@ -91,6 +93,14 @@ func (l *launcher) work(ctx context.Context) {
 		if err := l.s.execute(ctx, p); err != nil {
 			l.release(k)
 			t := p.Task
+			if diskTrouble(err) {
+				// Not the task's fault: it goes back to the queue, and
+				// dispatching pauses until the disk takes writes again.
+				l.s.log.Error("task could not start: the disk refuses writes; it will be retried", "run", t.RunID, "task", t.Label(), "err", err)
+				l.s.pauseUntil.Store(time.Now().Add(l.s.cfg.PollInterval).UnixNano())
+				l.out <- requeue(t, "not started: "+err.Error())
+				continue
+			}
 			l.s.log.Warn("task did not start", "run", t.RunID, "task", t.Label(), "err", err)
 			l.out <- model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt,
 				Status: model.TaskFailed, Error: err.Error(), At: time.Now()}
@@ -162,4 +172,10 @@ func (l *launcher) halted() []model.TaskWithWorkflow {
 func (l *launcher) stopped() {
 	close(l.stop)
 	l.forwarder.Wait()
+}
+
+// diskTrouble reports whether err means the disk refuses writes (full,
+// over quota, read-only): trouble of the machine, not of the task.
+func diskTrouble(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
 }

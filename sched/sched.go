@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ork-run/ork/exec"
@@ -70,6 +71,9 @@ type Scheduler struct {
 	touched  map[string]bool    // runs whose tasks changed since the last completion check
 	retryAt  time.Time          // after a failed write, do not write again before this
 	backoff  time.Duration
+	// pauseUntil (unix ns): a task could not start because the disk refused
+	// a write; dispatch nothing before this.
+	pauseUntil atomic.Int64
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // run id -> closed when the run ends
@@ -193,7 +197,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				grace = c
 			}
 		case u := <-updates:
-			s.buf = append(s.buf, u)
+			s.add(u)
 		case <-changes:
 		case <-timer.C:
 		case <-grace:
@@ -215,12 +219,15 @@ func (s *Scheduler) drain(updates <-chan model.TaskUpdate) {
 	for {
 		select {
 		case u := <-updates:
-			s.buf = append(s.buf, u)
+			s.add(u)
 		default:
 			return
 		}
 	}
 }
+
+// add buffers an update from the launcher.
+func (s *Scheduler) add(u model.TaskUpdate) { s.buf = append(s.buf, u) }
 
 // flush writes the buffered updates in one batch, dispatching nothing.
 func (s *Scheduler) flush(ctx context.Context) { s.step(ctx, false) }
@@ -237,6 +244,9 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	}
 	var pending []model.TaskWithWorkflow
 	limit := 0
+	if dispatch && time.Now().UnixNano() < s.pauseUntil.Load() {
+		dispatch = false
+	}
 	if dispatch {
 		free := s.cfg.MaxRunningTasks + s.cfg.lookahead() - len(s.inflight)
 		for _, u := range s.buf {
@@ -280,6 +290,11 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	if err != nil {
 		s.buf = ups[:nbuf]
 		s.writeFailed("record task status", err)
+		// Tasks just created dispatched are durable: they start anyway.
+		for _, p := range created {
+			s.inflight[p.Task.ID] = p.Task.Attempt
+		}
+		s.start(ctx, created)
 		return false
 	}
 	s.writeOK()

@@ -1,0 +1,187 @@
+//go:build linux
+
+package sched_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/filedb"
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/sched"
+)
+
+// smallDisk mounts a 2 MiB tmpfs for the test; it skips where the test may
+// not mount (not root).
+func smallDisk(t *testing.T) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "disk")
+	os.MkdirAll(mnt, 0o755)
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m"); err != nil {
+		t.Skipf("cannot mount a small disk here (%v): run as root to test a full disk", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	return mnt
+}
+
+// fill writes a file until the disk is full and returns its path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			break
+		}
+	}
+	// Smaller writes to use up the last partial blocks.
+	for {
+		if _, err := f.Write(buf[:512]); err != nil {
+			break
+		}
+	}
+	return p
+}
+
+// A full disk stops progress, loses nothing, and the scheduler carries on
+// when space returns.
+func TestFullDiskLosesNothing(t *testing.T) {
+	mnt := smallDisk(t)
+	dir := filepath.Join(mnt, ".ork")
+	if err := filedb.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, dir: dir, scripts: filepath.Join(t.TempDir(), "scripts"), logs: &syncBuffer{}}
+	os.MkdirAll(e.scripts, 0o755)
+	e.db = e.open()
+	e.script("step.sh", "sleep 0.05")
+	w := e.workflow("steps", "step.sh", 40)
+	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond, MaxRunningTasks: 2})
+	r := e.trigger(e.db, w)
+
+	// Let some tasks finish, then fill the disk.
+	waitUntil(t, 10*time.Second, "some tasks succeed", func() bool {
+		c, _ := e.db.TaskCounts(context.Background(), r.ID)
+		return c[model.TaskSuccess] >= 4
+	})
+	filler := fill(t, mnt)
+	before, _ := e.db.TaskCounts(context.Background(), r.ID)
+	waitUntil(t, 10*time.Second, "the scheduler reports the full disk", func() bool {
+		return strings.Contains(e.logs.String(), "no space left on device")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got, _ := e.db.GetRun(context.Background(), r.ID); got.Status.Terminal() {
+		t.Fatalf("run ended while the disk was full: %s %q", got.Status, got.Error)
+	}
+	// Nothing recorded before is lost: every task that had succeeded still has.
+	other := e.open()
+	ts, err := other.ListTasks(context.Background(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := 0
+	for _, task := range ts {
+		if task.Status == model.TaskSuccess {
+			ok++
+		}
+	}
+	if ok < before[model.TaskSuccess] {
+		t.Fatalf("%d tasks recorded success on disk, fewer than the %d before the disk filled", ok, before[model.TaskSuccess])
+	}
+
+	os.Remove(filler)
+	got := e.wait(s, r)
+	if got.Status != model.RunSuccess {
+		t.Fatalf("run after space returned = %s %q\nlog:\n%s", got.Status, got.Error, e.logs)
+	}
+	for _, task := range e.tasks(r) {
+		if task.Status != model.TaskSuccess {
+			t.Errorf("task %d = %s %q", task.TaskIndex, task.Status, task.Error)
+		}
+	}
+	// Every record on disk parses.
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".json") {
+			var v map[string]any
+			if err := json.Unmarshal(mustReadFile(t, p), &v); err != nil {
+				t.Errorf("%s does not parse after the full disk: %v", p, err)
+			}
+		}
+		return nil
+	})
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A disk that turns read-only under the scheduler: the same guarantees.
+func TestReadOnlyDiskLosesNothing(t *testing.T) {
+	mnt := smallDisk(t)
+	dir := filepath.Join(mnt, ".ork")
+	if err := filedb.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, dir: dir, scripts: filepath.Join(t.TempDir(), "scripts"), logs: &syncBuffer{}}
+	os.MkdirAll(e.scripts, 0o755)
+	e.db = e.open()
+	e.script("step.sh", "sleep 0.05")
+	w := e.workflow("steps", "step.sh", 30)
+	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond, MaxRunningTasks: 2})
+	r := e.trigger(e.db, w)
+	waitUntil(t, 10*time.Second, "some tasks succeed", func() bool {
+		c, _ := e.db.TaskCounts(context.Background(), r.ID)
+		return c[model.TaskSuccess] >= 4
+	})
+	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Skipf("cannot remount read-only: %v", err)
+	}
+	waitUntil(t, 10*time.Second, "the scheduler reports the read-only disk", func() bool {
+		return strings.Contains(e.logs.String(), "read-only file system")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT, ""); err != nil {
+		t.Fatalf("remount read-write: %v", err)
+	}
+	got := e.wait(s, r)
+	if got.Status != model.RunSuccess {
+		t.Fatalf("run after the disk came back = %s %q", got.Status, got.Error)
+	}
+	for _, task := range e.tasks(r) {
+		if task.Status != model.TaskSuccess {
+			t.Errorf("task %d = %s %q", task.TaskIndex, task.Status, task.Error)
+		}
+	}
+}
