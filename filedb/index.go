@@ -164,6 +164,18 @@ func (d *DB) ensureIndex() error {
 	for _, dir := range []string{WorkflowsDir, TasksDir} {
 		cleanDeadTemps(filepath.Join(d.root, dir))
 	}
+	// Say at start-up which workflow files do not load, so their authors
+	// hear of it before a trigger fails.
+	if _, err := d.ListWorkflows(context.Background()); err != nil {
+		var fe *model.FileError
+		for _, e := range unjoin(err) {
+			if errors.As(e, &fe) {
+				d.report(fe.Path, e)
+			} else {
+				d.log.Error("workflow does not load", "err", e)
+			}
+		}
+	}
 	d.adoptSpares()
 	return nil
 }
@@ -555,4 +567,12 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 		out = append(out, &cp)
 	}
 	return out, nil
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
