@@ -511,3 +511,27 @@ func TestSparesOfDeadSchedulerAreAdopted(t *testing.T) {
 		t.Errorf("live record changed")
 	}
 }
+
+// Creating the tasks of a run again (as a restarted scheduler does) never
+// writes over a task file that is damaged.
+func TestCreateTasksSkipsDamagedFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	var r *model.Run
+	func() {
+		d, _ := openTest(t, dir)
+		r = mustCreateRun(t, d, testWorkflow("hello", 2))
+		if err := d.CreateTasks(ctx, model.NewTasks(r, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	p := filepath.Join(dir, "tasks", r.ID, "hello.sh.1.json")
+	os.WriteFile(p, []byte("{\"id\": "), 0o644)
+	d, _ := openTest(t, dir)
+	if err := d.CreateTasks(ctx, model.NewTasks(r, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(mustRead(t, p)); got != "{\"id\": " {
+		t.Fatalf("damaged task file was written over: %q", got)
+	}
+}

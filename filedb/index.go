@@ -22,7 +22,8 @@ type runEntry struct {
 	head    int                    // queue[:head] has been dispatched
 	queued  map[string]bool        // ids in queue[head:]
 	counts  map[model.TaskStatus]int
-	dirMade bool // tasks/<run_id>/ exists
+	dirMade bool            // tasks/<run_id>/ exists
+	damaged map[string]bool // task files that do not parse: never written over
 }
 
 func newRunEntry(r *model.Run) *runEntry {
@@ -214,9 +215,18 @@ func (d *DB) loadRun(id string) *runEntry {
 	e := ix.addRun(r)
 	dir := d.taskDir(id)
 	cleanDeadTemps(dir)
-	ts, _, err := d.readTasks(id)
+	ts, bad, err := d.readTasks(id)
 	if err != nil {
 		d.log.Error("cannot read tasks of run", "run", id, "err", err)
+	}
+	for _, b := range bad {
+		var fe *model.FileError
+		if errors.As(b, &fe) {
+			if e.damaged == nil {
+				e.damaged = make(map[string]bool)
+			}
+			e.damaged[fe.Path] = true
+		}
 	}
 	if _, err := os.Stat(dir); err == nil {
 		e.dirMade = true
@@ -402,8 +412,8 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 				newDirs = append(newDirs, dir)
 			}
 		}
-		if e.tasks[t.ID] != nil || seen[t.ID] {
-			continue
+		if e.tasks[t.ID] != nil || seen[t.ID] || e.damaged[d.taskPath(t)] {
+			continue // exists, or exists damaged: left as it is
 		}
 		seen[t.ID] = true
 		cp := *t
