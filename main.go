@@ -125,7 +125,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Usage:     "start a run of a workflow; prints the run id",
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
-					&cli.StringSliceFlag{Name: "param", Usage: "parameter `KEY=VALUE` for this run (repeatable; overrides the workflow's)"},
+					&cli.StringSliceFlag{Name: "param", Usage: "parameter `KEY=VALUE` for this run (repeatable; overrides the workflow's and --params-file)"},
+					&cli.StringFlag{Name: "params-file", Usage: "parameters for this run from a JSON object in `FILE`"},
 					&cli.BoolFlag{Name: "wait", Usage: "wait for the run to end; exit 1 if it failed (runs a scheduler in-process if none is running)"},
 					&cli.StringFlag{Name: "script-dir", Usage: "script directory for an in-process scheduler (default: scripts/ beside the ork directory)"},
 				},
@@ -341,7 +342,16 @@ func cmdListWorkflows(c *cli.Context) error {
 		tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tJOB\tEXECUTOR\tTASKS\tDESCRIPTION")
 		for _, w := range ws {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", w.Name, w.JobName, w.ExecutorType, w.TaskCount, w.Description)
+			job, count := w.JobName, fmt.Sprint(w.TaskCount)
+			if w.IsDAG() {
+				nodes := w.Nodes()
+				n := 0
+				for _, nd := range nodes {
+					n += nd.TaskCount
+				}
+				job, count = fmt.Sprintf("(DAG of %d jobs)", len(nodes)), fmt.Sprint(n)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.Name, job, w.ExecutorType, count, w.Description)
 		}
 		tw.Flush()
 	}
@@ -375,6 +385,17 @@ func cmdTrigger(c *cli.Context) error {
 	params, err := parseParams(c.StringSlice("param"))
 	if err != nil {
 		return err
+	}
+	if f := c.String("params-file"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("--params-file: %w", err)
+		}
+		var fromFile map[string]any
+		if err := model.DecodeJSON(f, data, &fromFile, false); err != nil {
+			return fmt.Errorf("--params-file must hold a JSON object: %w", err)
+		}
+		params = model.MergeParams(fromFile, params)
 	}
 	db, err := openDB(c, nil)
 	if err != nil {
@@ -449,7 +470,7 @@ func triggerWait(c *cli.Context, db *filedb.DB, r *model.Run) error {
 	tty := isTerminal(errw)
 	total := 0
 	if r.Workflow != nil {
-		total = r.Workflow.TaskCount
+		total = r.TaskCount()
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -500,12 +521,20 @@ func triggerWait(c *cli.Context, db *filedb.DB, r *model.Run) error {
 		fmt.Fprint(errw, "\r\033[K")
 	}
 	endLocal()
-	done := total
-	if final.Status != model.RunSuccess {
+	summary := fmt.Sprintf("%d tasks", total)
+	if final.Status != model.RunSuccess || (r.Workflow != nil && r.Workflow.IsDAG()) {
+		// Say how the tasks ended (skipped ones too); a big flat run that
+		// succeeded is spared reading every task record.
 		counts, _ := db.TaskCounts(context.Background(), r.ID)
-		done = counts[model.TaskSuccess]
+		var parts []string
+		for _, st := range model.TaskStatuses {
+			if n := counts[st]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, st))
+			}
+		}
+		summary = strings.Join(parts, ", ")
 	}
-	fmt.Fprintf(errw, "run %s %s: %d/%d tasks succeeded in %s\n", final.ID, final.Status, done, total, fmtDur(final.StartedAt, final.FinishedAt))
+	fmt.Fprintf(errw, "run %s %s in %s: %s\n", final.ID, final.Status, fmtDur(final.StartedAt, final.FinishedAt), summary)
 	if final.Status != model.RunSuccess {
 		msg := fmt.Sprintf("run %s %s", final.ID, final.Status)
 		if final.Error != "" {

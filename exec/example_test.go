@@ -40,7 +40,7 @@ func ExampleProcessExecutor() {
 
 	w := &model.Workflow{Name: "greet", JobName: "hello.sh", TaskCount: 1}
 	task := &model.Task{
-		ID: "task-1", RunID: "run-1", Name: w.TaskName(), TaskIndex: 0, Attempt: 1,
+		ID: "task-1", RunID: "run-1", Name: w.JobName, TaskIndex: 0, Attempt: 1,
 		Params: map[string]any{"name": "world"},
 	}
 	if _, err := e.Execute(context.Background(), model.TaskWithWorkflow{Task: task, Workflow: w}); err != nil {

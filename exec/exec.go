@@ -97,6 +97,11 @@ func (m *Manager) For(w *model.Workflow) (Executor, error) {
 	return e, nil
 }
 
+// ForTask returns the executor for task t: its node's executor_type.
+func (m *Manager) ForTask(t model.TaskWithWorkflow) (Executor, error) {
+	return m.For(&model.Workflow{ExecutorType: t.Node().ExecutorType})
+}
+
 // Shutdown shuts every registered executor down.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.RLock()

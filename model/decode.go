@@ -205,6 +205,10 @@ func DecodeWorkflow(path string, data []byte) (*Workflow, error) {
 		base := path[strings.LastIndexByte(path, '/')+1:]
 		w.Name = strings.TrimSuffix(base, ".json")
 	}
+	if name, off, dup := duplicateTaskNames(data); dup {
+		l, c := lineCol(data, off)
+		return nil, &FileError{Path: path, Line: l, Column: c, Err: fmt.Errorf("task %q is defined twice", name)}
+	}
 	w.Normalize()
 	if err := w.Validate(); err != nil {
 		return nil, &FileError{Path: path, Err: err}

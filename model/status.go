@@ -40,14 +40,18 @@ const (
 	TaskSuccess    TaskStatus = "success"
 	TaskFailed     TaskStatus = "failed"
 	TaskCancelled  TaskStatus = "cancelled"
+	// TaskSkipped: the task never ran because of its upstream — a
+	// condition was false, every upstream was skipped, or an upstream
+	// failed.
+	TaskSkipped TaskStatus = "skipped"
 )
 
 // TaskStatuses lists every task status in life-cycle order.
-var TaskStatuses = []TaskStatus{TaskPending, TaskDispatched, TaskRunning, TaskSuccess, TaskFailed, TaskCancelled}
+var TaskStatuses = []TaskStatus{TaskPending, TaskDispatched, TaskRunning, TaskSuccess, TaskFailed, TaskCancelled, TaskSkipped}
 
 // Terminal reports whether s is a final status.
 func (s TaskStatus) Terminal() bool {
-	return s == TaskSuccess || s == TaskFailed || s == TaskCancelled
+	return s == TaskSuccess || s == TaskFailed || s == TaskCancelled || s == TaskSkipped
 }
 
 // Active reports whether a task in status s has been handed to an executor
@@ -59,7 +63,7 @@ func (s TaskStatus) Active() bool {
 // Valid reports whether s is one of the known task statuses.
 func (s TaskStatus) Valid() bool {
 	switch s {
-	case TaskPending, TaskDispatched, TaskRunning, TaskSuccess, TaskFailed, TaskCancelled:
+	case TaskPending, TaskDispatched, TaskRunning, TaskSuccess, TaskFailed, TaskCancelled, TaskSkipped:
 		return true
 	}
 	return false

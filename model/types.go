@@ -24,14 +24,17 @@ type Workflow struct {
 	ID           string         `json:"id"`
 	Name         string         `json:"name"`
 	Description  string         `json:"description,omitempty"`
-	JobName      string         `json:"job_name"`
+	JobName      string         `json:"job_name,omitempty"`
 	ExecutorType string         `json:"executor_type"`
-	TaskCount    int            `json:"task_count"`
+	TaskCount    int            `json:"task_count,omitempty"`
 	Params       map[string]any `json:"params,omitempty"`
-	Project      string         `json:"project,omitempty"`
-	Region       string         `json:"region,omitempty"`
-	CreatedAt    time.Time      `json:"created_at"`
-	UpdatedAt    time.Time      `json:"updated_at"`
+	// Tasks makes the workflow a DAG of named task nodes, each a job of its
+	// own; a workflow has either JobName (one job) or Tasks.
+	Tasks     map[string]*TaskSpec `json:"tasks,omitempty"`
+	Project   string               `json:"project,omitempty"`
+	Region    string               `json:"region,omitempty"`
+	CreatedAt time.Time            `json:"created_at"`
+	UpdatedAt time.Time            `json:"updated_at"`
 }
 
 // workflowNamespace seeds the stable IDs of workflows whose file has no id.
@@ -57,16 +60,13 @@ func (w *Workflow) Normalize() {
 	if w.ExecutorType == "" {
 		w.ExecutorType = ExecutorProcess
 	}
-	if w.TaskCount == 0 {
+	if w.TaskCount == 0 && w.Tasks == nil {
 		w.TaskCount = 1
 	}
 	if w.ID == "" && w.Name != "" {
 		w.ID = WorkflowID(w.Name)
 	}
 }
-
-// TaskName is the name of the tasks of a flat workflow: its job name.
-func (w *Workflow) TaskName() string { return w.JobName }
 
 // Run is one triggering of a workflow. Workflow is a snapshot of the
 // workflow as it was when the run was triggered: editing or deleting the
@@ -112,6 +112,24 @@ func (t *Task) Label() string { return fmt.Sprintf("%s[%d]", t.Name, t.TaskIndex
 type TaskWithWorkflow struct {
 	Task     *Task
 	Workflow *Workflow
+	// Upstream is the outputs of the task's upstream nodes, as a JSON
+	// object: each upstream name maps to its output (an array by
+	// task_index for a fan-out; null where skipped). Nil for a task
+	// without upstream.
+	Upstream json.RawMessage
+}
+
+// Node returns the workflow node the task belongs to.
+func (t TaskWithWorkflow) Node() Node {
+	if t.Workflow == nil {
+		return Node{Name: t.Task.Name, TaskCount: 1, ExecutorType: ExecutorProcess}
+	}
+	if nd, ok := t.Workflow.Node(t.Task.Name); ok {
+		return nd
+	}
+	// A task of a node the workflow does not have: run the workflow's job.
+	nds := t.Workflow.Nodes()
+	return nds[0]
 }
 
 // NewRun makes a pending run of w with the given trigger parameters.
@@ -129,33 +147,54 @@ func NewRun(w *Workflow, params map[string]any, triggeredBy string, now time.Tim
 	}
 }
 
-// TaskCount returns how many tasks run r has: its workflow's task_count.
+// TaskCount returns how many tasks run r has: the task_count of every node
+// of its workflow, added up.
 func (r *Run) TaskCount() int {
-	if r.Workflow == nil || r.Workflow.TaskCount < 1 {
+	if r.Workflow == nil {
 		return 1
 	}
-	return r.Workflow.TaskCount
+	n := 0
+	for _, nd := range r.Workflow.Nodes() {
+		n += nd.TaskCount
+	}
+	return n
 }
 
-// NewTasks makes the pending tasks of run r: task_count tasks of the run's
-// workflow, each with the workflow's params overridden by the run's.
+// NewTasks makes every task of run r, pending.
 func NewTasks(r *Run, now time.Time) []*Task {
-	return NewTaskRange(r, 0, r.TaskCount(), now)
-}
-
-// NewTaskRange makes the pending tasks of run r with indexes from to to-1.
-func NewTaskRange(r *Run, from, to int, now time.Time) []*Task {
-	w := r.Workflow
-	if w == nil || from >= to {
+	if r.Workflow == nil {
 		return nil
 	}
-	params := MergeParams(w.Params, r.Params)
+	var out []*Task
+	for _, nd := range r.Workflow.Nodes() {
+		out = append(out, NewNodeTasks(r, nd, 0, nd.TaskCount, now)...)
+	}
+	return out
+}
+
+// NewTaskRange makes the pending tasks of a flat workflow's run with
+// indexes from to to-1.
+func NewTaskRange(r *Run, from, to int, now time.Time) []*Task {
+	if r.Workflow == nil {
+		return nil
+	}
+	return NewNodeTasks(r, r.Workflow.Nodes()[0], from, to, now)
+}
+
+// NewNodeTasks makes the pending tasks of node nd of run r with indexes
+// from to to-1. Their params are the workflow's, overridden by the node's,
+// overridden by the run's (the trigger's).
+func NewNodeTasks(r *Run, nd Node, from, to int, now time.Time) []*Task {
+	if from >= to {
+		return nil
+	}
+	params := MergeParams(r.Workflow.Params, nd.Params, r.Params)
 	tasks := make([]*Task, 0, to-from)
 	for i := from; i < to; i++ {
 		tasks = append(tasks, &Task{
-			ID:        TaskID(r.ID, w.TaskName(), i),
+			ID:        TaskID(r.ID, nd.Name, i),
 			RunID:     r.ID,
-			Name:      w.TaskName(),
+			Name:      nd.Name,
 			TaskIndex: i,
 			Status:    TaskPending,
 			Params:    params,
@@ -165,30 +204,50 @@ func NewTaskRange(r *Run, from, to int, now time.Time) []*Task {
 	return tasks
 }
 
-// CompleteTasks returns the tasks of run r: those recorded (sorted by name
-// and index) plus, as pending, those the scheduler has not created yet — a
-// scheduler creates a run's task records as it dispatches them.
+// CompleteTasks returns the tasks of run r: those recorded plus, as
+// pending, those the scheduler has not created yet — a scheduler creates a
+// run's task records as it dispatches them. They come in the workflow's
+// order: node by node (upstream first), then by index.
 func CompleteTasks(r *Run, recorded []*Task) []*Task {
-	n := r.TaskCount()
-	if r.Workflow == nil || len(recorded) >= n {
-		return recorded
-	}
-	have := make(map[string]bool, len(recorded))
-	for _, t := range recorded {
-		have[t.ID] = true
-	}
-	out := append([]*Task(nil), recorded...)
-	for _, t := range NewTasks(r, r.CreatedAt) {
-		if !have[t.ID] {
-			out = append(out, t)
+	out := recorded
+	if r.Workflow != nil && len(recorded) < r.TaskCount() {
+		have := make(map[string]bool, len(recorded))
+		for _, t := range recorded {
+			have[t.ID] = true
+		}
+		out = append([]*Task(nil), recorded...)
+		for _, t := range NewTasks(r, r.CreatedAt) {
+			if !have[t.ID] {
+				out = append(out, t)
+			}
 		}
 	}
-	sortTasks(out)
+	SortTasks(r.Workflow, out)
 	return out
 }
 
-func sortTasks(ts []*Task) {
-	slices.SortFunc(ts, func(a, b *Task) int {
+// SortTasks orders tasks node by node in the workflow's order (upstream
+// first), then by index. Tasks of nodes the workflow does not have go last,
+// by name.
+func SortTasks(w *Workflow, ts []*Task) {
+	rank := map[string]int{}
+	if w != nil {
+		for i, nd := range w.Nodes() {
+			rank[nd.Name] = i
+		}
+	}
+	slices.SortStableFunc(ts, func(a, b *Task) int {
+		ra, oka := rank[a.Name]
+		rb, okb := rank[b.Name]
+		switch {
+		case oka && okb && ra != rb:
+			return ra - rb
+		case oka != okb:
+			if oka {
+				return -1
+			}
+			return 1
+		}
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}

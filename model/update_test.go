@@ -453,14 +453,14 @@ func TestStatuses(t *testing.T) {
 		t.Errorf("empty or upper-case task status is valid")
 	}
 	wantActive := map[model.TaskStatus]bool{model.TaskDispatched: true, model.TaskRunning: true}
-	wantTerminal := map[model.TaskStatus]bool{model.TaskSuccess: true, model.TaskFailed: true, model.TaskCancelled: true}
+	wantTerminal := map[model.TaskStatus]bool{model.TaskSuccess: true, model.TaskFailed: true, model.TaskCancelled: true, model.TaskSkipped: true}
 	for _, s := range model.TaskStatuses {
 		if s.Active() != wantActive[s] || s.Terminal() != wantTerminal[s] {
 			t.Errorf("TaskStatus %q: Active %v Terminal %v", s, s.Active(), s.Terminal())
 		}
 	}
-	if len(model.TaskStatuses) != 6 {
-		t.Errorf("TaskStatuses has %d entries, want 6", len(model.TaskStatuses))
+	if len(model.TaskStatuses) != 7 {
+		t.Errorf("TaskStatuses has %d entries, want 7", len(model.TaskStatuses))
 	}
 	for s, terminal := range map[model.RunStatus]bool{
 		model.RunPending: false, model.RunRunning: false,

@@ -59,6 +59,17 @@ func ValidateExecutorType(t string) error {
 // problem found, one per line.
 func (w *Workflow) Validate() error {
 	var errs []error
+	if w.Tasks != nil {
+		if err := ValidateName(w.Name); err != nil {
+			errs = append(errs, err)
+		}
+		if w.ExecutorType != "" {
+			if err := ValidateExecutorType(w.ExecutorType); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(append(errs, w.validateDAG()...)...)
+	}
 	if err := ValidateName(w.Name); err != nil {
 		errs = append(errs, err)
 	}

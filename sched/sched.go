@@ -6,8 +6,8 @@
 //  1. Status updates from executors are applied in one batch; a run whose
 //     tasks are all terminal is finished (success, or failed naming the
 //     failed tasks).
-//  2. Pending runs are taken: each gets a cursor from which its tasks are
-//     created.
+//  2. Pending runs are taken: the scheduler keeps the state of each (dag.go)
+//     and creates its tasks node by node as they become ready.
 //  3. Pending tasks, as many as the free slots allow, are marked dispatched
 //     (their attempt counted) in the same batch — before anything starts, so
 //     a crash can never hide an attempt — and handed to the launcher, which
@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,20 +40,6 @@ import (
 	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
 )
-
-// cursor tracks a run whose task records are still being created. The
-// scheduler creates a run's tasks as slots free up, not all at once, so a
-// run of 100,000 tasks starts at once and holds memory for the tasks in
-// flight only.
-type cursor struct {
-	run  *model.Run
-	next int // next task index to create
-	// fresh: this scheduler has created every task of the run so far, so
-	// new ones can be created dispatched and started straight away. After
-	// a restart it is false and tasks are created pending (creation skips
-	// tasks that exist) and dispatched the usual way.
-	fresh bool
-}
 
 // Scheduler runs the loop. Make one with New and call Run.
 type Scheduler struct {
@@ -66,10 +51,11 @@ type Scheduler struct {
 	// Owned by the loop goroutine.
 	inflight map[string]int // task id -> attempt, dispatched here and not yet terminal
 	launch   *launcher
-	cursors  []*cursor          // runs whose task records are not all created yet, oldest first
-	buf      []model.TaskUpdate // updates not yet written
-	touched  map[string]bool    // runs whose tasks changed since the last completion check
-	retryAt  time.Time          // after a failed write, do not write again before this
+	runs     map[string]*runState // unfinished runs this scheduler is creating tasks for
+	order    []*runState          // the same, oldest first
+	buf      []model.TaskUpdate   // updates not yet written
+	touched  map[string]bool      // runs whose tasks changed since the last completion check
+	retryAt  time.Time            // after a failed write, do not write again before this
 	backoff  time.Duration
 	// pauseUntil (unix ns): a task could not start because the disk refused
 	// a write; dispatch nothing before this.
@@ -89,6 +75,7 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		inflight: make(map[string]int),
+		runs:     make(map[string]*runState),
 		touched:  make(map[string]bool),
 		waiters:  make(map[string][]chan struct{}),
 	}
@@ -264,83 +251,66 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			}
 		}
 	}
-	var created []model.TaskWithWorkflow
-	materialized := false
-	if dispatch && len(s.cursors) > 0 && (limit > len(pending) || !s.freshOnly()) {
-		created, materialized = s.materialize(ctx, limit-len(pending))
-	}
-	if len(s.buf) == 0 && len(pending) == 0 {
-		for _, p := range created {
-			s.inflight[p.Task.ID] = p.Task.Attempt
-		}
-		s.start(ctx, created)
-		return materialized
-	}
-	nbuf := len(s.buf)
-	now := time.Now()
-	ups := s.buf
-	byID := make(map[string]model.TaskWithWorkflow, len(pending))
-	for _, p := range pending {
-		byID[p.Task.ID] = p
-		// The attempt is counted durably before the task starts: a crash
-		// after the start is then always visible as an attempt.
-		ups = append(ups, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1, Status: model.TaskDispatched, At: now})
-	}
-	changed, err := s.db.UpdateTasks(ctx, ups)
-	if err != nil {
-		s.buf = ups[:nbuf]
-		s.writeFailed("record task status", err)
-		// Tasks just created dispatched are durable: they start anyway.
-		for _, p := range created {
-			s.inflight[p.Task.ID] = p.Task.Attempt
-		}
-		s.start(ctx, created)
-		return false
-	}
-	s.writeOK()
-	for _, u := range ups[:nbuf] {
-		if u.Status.Terminal() || u.Status == model.TaskPending {
-			if a, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || a == u.Attempt) {
-				delete(s.inflight, u.TaskID)
-			}
-		}
-		s.touched[u.RunID] = true
-	}
-	s.buf = ups[:0]
 	var starts []model.TaskWithWorkflow
-	for _, t := range changed {
-		switch {
-		case t.Status == model.TaskDispatched:
-			if p, ok := byID[t.ID]; ok {
-				p.Task = t
-				s.inflight[t.ID] = t.Attempt
-				starts = append(starts, p)
-			}
-		case t.Status.Terminal():
-			delete(s.inflight, t.ID)
-			lvl := slog.LevelDebug
-			if t.Status == model.TaskFailed {
-				lvl = slog.LevelWarn
-			}
-			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
+	more := false
+	if len(s.buf) > 0 || len(pending) > 0 {
+		nbuf := len(s.buf)
+		now := time.Now()
+		ups := s.buf
+		byID := make(map[string]model.TaskWithWorkflow, len(pending))
+		for _, p := range pending {
+			byID[p.Task.ID] = p
+			// The attempt is counted durably before the task starts: a
+			// crash after the start is then always visible as an attempt.
+			ups = append(ups, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1, Status: model.TaskDispatched, At: now})
 		}
-	}
-	for _, p := range created {
-		s.inflight[p.Task.ID] = p.Task.Attempt
-		starts = append(starts, p)
-	}
-	s.start(ctx, starts)
-	return len(s.buf) > 0 || materialized || (len(pending) > 0 && len(pending) == limit)
-}
-
-// freshOnly reports whether every cursor is of a fresh run.
-func (s *Scheduler) freshOnly() bool {
-	for _, c := range s.cursors {
-		if !c.fresh {
+		changed, err := s.db.UpdateTasks(ctx, ups)
+		if err != nil {
+			s.buf = ups[:nbuf]
+			s.writeFailed("record task status", err)
 			return false
 		}
+		s.writeOK()
+		for _, u := range ups[:nbuf] {
+			if u.Status.Terminal() || u.Status == model.TaskPending {
+				if a, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || a == u.Attempt) {
+					delete(s.inflight, u.TaskID)
+				}
+			}
+			s.touched[u.RunID] = true
+		}
+		s.buf = ups[:0]
+		for _, t := range changed {
+			switch {
+			case t.Status == model.TaskDispatched:
+				if p, ok := byID[t.ID]; ok {
+					p.Task = t
+					p.Upstream = s.upstreamOf(t)
+					starts = append(starts, p)
+				}
+			case t.Status.Terminal():
+				delete(s.inflight, t.ID)
+				s.observe(t)
+				more = true // a node downstream may be ready now
+				lvl := slog.LevelDebug
+				if t.Status == model.TaskFailed {
+					lvl = slog.LevelWarn
+				}
+				s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
+			}
+		}
+		more = more || (len(pending) > 0 && len(pending) == limit)
 	}
-	return true
+	if dispatch && len(s.order) > 0 {
+		created, progressed := s.materialize(ctx, limit-len(pending))
+		starts = append(starts, created...)
+		more = more || progressed
+	}
+	for _, p := range starts {
+		s.inflight[p.Task.ID] = p.Task.Attempt
+	}
+	s.start(ctx, starts)
+	return more || len(s.buf) > 0
 }
 
 func exitCode(c *int) any {
@@ -373,7 +343,7 @@ func (s *Scheduler) writeOK() {
 	s.retryAt = time.Time{}
 }
 
-// startRuns takes pending runs: each gets a cursor from which step creates
+// startRuns takes pending runs: the scheduler tracks each, and step creates
 // its tasks. It returns the runs to mark running. Runs whose workflow is
 // missing fail at once.
 func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
@@ -398,15 +368,22 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 			continue
 		}
 		ids = append(ids, r.ID)
-		if s.cursorOf(r.ID) != nil {
+		if s.runs[r.ID] != nil {
 			continue // marking it running failed last time
 		}
-		counts, err := s.db.TaskCounts(ctx, r.ID)
-		if err != nil {
+		// A scheduler that died while starting the run may have created
+		// some of its tasks: count on those.
+		var existing []*model.Task
+		if counts, err := s.db.TaskCounts(ctx, r.ID); err != nil {
 			s.log.Error("count tasks", "run", r.ID, "err", err)
 			continue
+		} else if len(counts) > 0 {
+			if existing, err = s.db.ListTasks(ctx, r.ID); err != nil {
+				s.log.Error("list tasks", "run", r.ID, "err", err)
+				continue
+			}
 		}
-		s.cursors = append(s.cursors, &cursor{run: r, fresh: len(counts) == 0})
+		s.track(r, existing)
 		s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.TaskCount())
 	}
 	if len(bad) > 0 {
@@ -419,78 +396,6 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		}
 	}
 	return ids, now
-}
-
-func (s *Scheduler) cursorOf(runID string) *cursor {
-	for _, c := range s.cursors {
-		if c.run.ID == runID {
-			return c
-		}
-	}
-	return nil
-}
-
-// materialize creates the next task records of runs with cursors, in one
-// batch: up to room tasks of fresh runs, created dispatched in their first
-// attempt and returned to be started; for runs resumed after a restart, a
-// batch of pending tasks (those that exist already are skipped) for the
-// usual dispatch. It reports whether it created anything.
-func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWithWorkflow, bool) {
-	now := time.Now()
-	at := now.UTC()
-	var tasks []*model.Task
-	var starts []model.TaskWithWorkflow
-	next := make([]int, len(s.cursors))
-	for i, c := range s.cursors {
-		next[i] = c.next
-		total := c.run.TaskCount()
-		if c.fresh {
-			if room <= 0 {
-				continue
-			}
-			k := min(room, total-c.next)
-			for _, t := range model.NewTaskRange(c.run, c.next, c.next+k, now) {
-				t.Status, t.Attempt, t.DispatchedAt = model.TaskDispatched, 1, &at
-				tasks = append(tasks, t)
-				starts = append(starts, model.TaskWithWorkflow{Task: t, Workflow: c.run.Workflow})
-			}
-			room -= k
-			next[i] = c.next + k
-		} else if len(tasks) < s.cfg.MaxTasksPerBatch {
-			k := min(s.cfg.MaxTasksPerBatch, total-c.next)
-			tasks = append(tasks, model.NewTaskRange(c.run, c.next, c.next+k, now)...)
-			next[i] = c.next + k
-		}
-	}
-	if len(next) == 0 || (len(tasks) == 0 && slices.Equal(next, s.cursorNexts())) {
-		return nil, false
-	}
-	// The attempt of a task created dispatched is durable before it starts,
-	// as for any dispatch.
-	if err := s.db.CreateTasks(ctx, tasks); err != nil {
-		s.writeFailed("create tasks", err)
-		return nil, false
-	}
-	kept := s.cursors[:0]
-	for i, c := range s.cursors {
-		c.next = next[i]
-		if c.next < c.run.TaskCount() {
-			kept = append(kept, c)
-		} else {
-			s.touched[c.run.ID] = true
-		}
-	}
-	clear(s.cursors[len(kept):])
-	s.cursors = kept
-	return starts, true
-}
-
-func (s *Scheduler) cursorNexts() []int {
-	out := make([]int, len(s.cursors))
-	for i, c := range s.cursors {
-		out[i] = c.next
-	}
-	return out
 }
 
 // markRunning marks started runs running in one batch. It runs after the
@@ -515,7 +420,7 @@ func (s *Scheduler) execute(ctx context.Context, p model.TaskWithWorkflow) error
 	if p.Workflow == nil {
 		return errors.New("the run has no workflow")
 	}
-	e, err := s.mgr.For(p.Workflow)
+	e, err := s.mgr.ForTask(p)
 	if err != nil {
 		return err
 	}
@@ -531,7 +436,7 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 	var us []model.RunUpdate
 	now := time.Now()
 	for id := range s.touched {
-		if s.cursorOf(id) != nil {
+		if rs := s.runs[id]; rs != nil && !rs.allCreated() {
 			continue // not all its tasks exist yet
 		}
 		counts, err := s.db.TaskCounts(ctx, id)
@@ -573,6 +478,7 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 				lvl = slog.LevelWarn
 			}
 			s.log.Log(ctx, lvl, "run finished", "run", u.RunID, "status", u.Status, "err", u.Error)
+			s.untrack(u.RunID)
 			s.wake(u.RunID)
 		}
 	}
@@ -673,7 +579,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		if p.Workflow == nil {
 			continue
 		}
-		e, err := s.mgr.For(p.Workflow)
+		e, err := s.mgr.ForTask(p)
 		if err != nil {
 			continue
 		}
@@ -724,17 +630,11 @@ func (s *Scheduler) recover(ctx context.Context) error {
 	}
 	for _, r := range running {
 		s.touched[r.ID] = true
-		counts, err := s.db.TaskCounts(ctx, r.ID)
+		existing, err := s.db.ListTasks(ctx, r.ID)
 		if err != nil {
 			return err
 		}
-		total := 0
-		for _, n := range counts {
-			total += n
-		}
-		if r.Workflow != nil && total < r.TaskCount() {
-			s.cursors = append(s.cursors, &cursor{run: r})
-		}
+		s.track(r, existing)
 	}
 	s.finishRuns(ctx)
 	return nil

@@ -1,0 +1,346 @@
+package sched
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ork-run/ork/model"
+)
+
+// runState is the scheduler's view of an unfinished run: for each node of
+// its workflow, which task records exist and how its tasks ended. The
+// scheduler creates a node's task records only once the node is ready —
+// when every upstream task has ended — and then as running slots free up,
+// not all at once: a run of 100,000 tasks starts at once and holds memory
+// for its counters only.
+//
+// The rules, in decide: a node runs when every upstream node has ended,
+// none failed, and at least one was not skipped, and its `when` condition
+// (if any) holds on the upstream outputs. Otherwise every task of the node
+// is recorded skipped, with the reason: "upstream task X failed" (the run
+// then fails, because of X), "every upstream task was skipped", or
+// "condition ... is false". A run whose tasks all succeeded or were skipped
+// succeeds.
+type runState struct {
+	run    *model.Run
+	nodes  []*nodeState // upstream first
+	byName map[string]*nodeState
+}
+
+type nodeState struct {
+	node  model.Node
+	up    []*nodeState
+	down  bool  // some node depends on this one: keep its outputs
+	next  int   // every index below next has a record, but for holes
+	holes []int // indexes below next without a record (after a restart)
+
+	ended, success, failed, skipped int
+	outputs                         []json.RawMessage // by index, if down
+
+	decided    bool
+	skip       string // why the node is skipped; "" when it runs
+	failedRoot string // the failed task this node was skipped for, if any
+	upstream   json.RawMessage
+}
+
+func (n *nodeState) missing() int { return n.node.TaskCount - n.next + len(n.holes) }
+
+// newRunState makes the state of run r from the task records that exist.
+func newRunState(r *model.Run, existing []*model.Task) *runState {
+	rs := &runState{run: r, byName: map[string]*nodeState{}}
+	for _, nd := range r.Workflow.Nodes() {
+		ns := &nodeState{node: nd}
+		rs.nodes = append(rs.nodes, ns)
+		rs.byName[nd.Name] = ns
+	}
+	for _, ns := range rs.nodes {
+		for _, up := range ns.node.DependsOn {
+			if u := rs.byName[up]; u != nil {
+				ns.up = append(ns.up, u)
+				u.down = true
+			}
+		}
+	}
+	for _, ns := range rs.nodes {
+		if ns.down {
+			ns.outputs = make([]json.RawMessage, ns.node.TaskCount)
+		}
+	}
+	have := map[*nodeState]map[int]bool{}
+	for _, t := range existing {
+		ns := rs.byName[t.Name]
+		if ns == nil || t.TaskIndex >= ns.node.TaskCount {
+			continue
+		}
+		if have[ns] == nil {
+			have[ns] = map[int]bool{}
+		}
+		have[ns][t.TaskIndex] = true
+		if t.TaskIndex >= ns.next {
+			ns.next = t.TaskIndex + 1
+		}
+		if t.Status.Terminal() {
+			ns.observe(t)
+		}
+		if t.Status == model.TaskSkipped {
+			ns.decided, ns.skip = true, t.Error
+		}
+	}
+	for ns, idx := range have {
+		for i := 0; i < ns.next; i++ {
+			if !idx[i] {
+				ns.holes = append(ns.holes, i)
+			}
+		}
+	}
+	return rs
+}
+
+// observe counts a task of the node that ended.
+func (n *nodeState) observe(t *model.Task) {
+	n.ended++
+	switch t.Status {
+	case model.TaskSuccess:
+		n.success++
+		if n.down && t.TaskIndex < len(n.outputs) {
+			n.outputs[t.TaskIndex] = t.Output
+		}
+	case model.TaskSkipped:
+		n.skipped++
+		if n.failedRoot == "" && t.Error != "" {
+			n.failedRoot = failedRootOf(t.Error)
+		}
+	default: // failed, cancelled
+		n.failed++
+	}
+}
+
+// The error of a task skipped for a failure upstream, and how to read the
+// failed task's name back from it after a restart.
+const upstreamFailedFmt = "upstream task %s failed"
+
+func failedRootOf(reason string) string {
+	var name string
+	if _, err := fmt.Sscanf(reason, upstreamFailedFmt, &name); err == nil {
+		return name
+	}
+	return ""
+}
+
+// allCreated reports whether every task of the run has a record.
+func (rs *runState) allCreated() bool {
+	for _, ns := range rs.nodes {
+		if ns.missing() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// decide settles whether node ns runs or is skipped, once every upstream
+// node has ended. It reports whether the node is decided.
+func (rs *runState) decide(ns *nodeState) bool {
+	if ns.decided {
+		return true
+	}
+	allSkipped := len(ns.up) > 0
+	for _, u := range ns.up {
+		if u.ended < u.node.TaskCount {
+			return false
+		}
+		if u.skipped < u.node.TaskCount {
+			allSkipped = false
+		}
+	}
+	ns.decided = true
+	for _, u := range ns.up {
+		switch {
+		case u.failed > 0:
+			ns.failedRoot = u.node.Name
+		case u.failedRoot != "":
+			ns.failedRoot = u.failedRoot
+		}
+		if ns.failedRoot != "" {
+			ns.skip = fmt.Sprintf(upstreamFailedFmt, ns.failedRoot)
+			return true
+		}
+	}
+	if allSkipped {
+		ns.skip = "every upstream task was skipped"
+		return true
+	}
+	ns.upstream = rs.upstreamJSON(ns)
+	if ns.node.When != nil {
+		var up map[string]any
+		json.Unmarshal(ns.upstream, &up)
+		if !ns.node.When.Eval(up) {
+			ns.skip = fmt.Sprintf("condition `%s` is false", ns.node.When.Text)
+		}
+	}
+	return true
+}
+
+// upstreamJSON is what the node's tasks get as ORK_UPSTREAM: each upstream
+// name mapped to its output, an array by index for a fan-out, null where
+// skipped or without output.
+func (rs *runState) upstreamJSON(ns *nodeState) json.RawMessage {
+	if len(ns.up) == 0 {
+		return nil
+	}
+	m := make(map[string]any, len(ns.up))
+	for _, u := range ns.up {
+		if u.node.TaskCount == 1 {
+			m[u.node.Name] = orNull(u.outputs[0])
+			continue
+		}
+		arr := make([]json.RawMessage, len(u.outputs))
+		for i, o := range u.outputs {
+			arr[i] = orNull(o)
+		}
+		m[u.node.Name] = arr
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func orNull(o json.RawMessage) json.RawMessage {
+	if len(o) == 0 {
+		return json.RawMessage("null")
+	}
+	return o
+}
+
+// upstreamOf returns ORK_UPSTREAM for a task dispatched from the pending
+// queue (a task created before a restart, or put back in the queue).
+func (s *Scheduler) upstreamOf(t *model.Task) json.RawMessage {
+	rs := s.runs[t.RunID]
+	if rs == nil {
+		return nil
+	}
+	ns := rs.byName[t.Name]
+	if ns == nil || !rs.decide(ns) {
+		return nil
+	}
+	return ns.upstream
+}
+
+// observe feeds tasks that ended into the run states.
+func (s *Scheduler) observe(t *model.Task) {
+	if rs := s.runs[t.RunID]; rs != nil {
+		if ns := rs.byName[t.Name]; ns != nil {
+			ns.observe(t)
+		}
+	}
+}
+
+// materialize creates the next task records, in one batch: for nodes that
+// run, up to room tasks, created dispatched in their first attempt and
+// returned to be started; for nodes that are skipped, their tasks, created
+// skipped. It reports whether it created anything.
+func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWithWorkflow, bool) {
+	now := time.Now()
+	at := now.UTC()
+	type plan struct {
+		ns    *nodeState
+		rs    *runState
+		take  []int // indexes to create
+		skip  bool
+		holes int // how many of take came from holes
+	}
+	var plans []plan
+	var tasks []*model.Task
+	var starts []model.TaskWithWorkflow
+	budget := s.cfg.MaxTasksPerBatch // skipped records per batch
+	for _, rs := range s.order {
+		for _, ns := range rs.nodes {
+			if ns.missing() == 0 || !rs.decide(ns) {
+				continue
+			}
+			skip := ns.skip != ""
+			n := ns.missing()
+			if skip {
+				n = min(n, budget)
+			} else {
+				n = min(n, room)
+			}
+			if n <= 0 {
+				continue
+			}
+			p := plan{ns: ns, rs: rs, skip: skip}
+			for _, i := range ns.holes {
+				if len(p.take) == n {
+					break
+				}
+				p.take = append(p.take, i)
+				p.holes++
+			}
+			for i := ns.next; len(p.take) < n; i++ {
+				p.take = append(p.take, i)
+			}
+			for _, i := range p.take {
+				t := model.NewNodeTasks(rs.run, ns.node, i, i+1, now)[0]
+				if skip {
+					t.Status, t.Error, t.FinishedAt = model.TaskSkipped, ns.skip, &at
+				} else {
+					t.Status, t.Attempt, t.DispatchedAt = model.TaskDispatched, 1, &at
+					starts = append(starts, model.TaskWithWorkflow{Task: t, Workflow: rs.run.Workflow, Upstream: ns.upstream})
+				}
+				tasks = append(tasks, t)
+			}
+			if skip {
+				budget -= n
+			} else {
+				room -= n
+			}
+			plans = append(plans, p)
+		}
+	}
+	if len(tasks) == 0 {
+		return nil, false
+	}
+	// The attempt of a task created dispatched is durable before it starts,
+	// as for any dispatch.
+	if err := s.db.CreateTasks(ctx, tasks); err != nil {
+		s.writeFailed("create tasks", err)
+		return nil, false
+	}
+	for _, p := range plans {
+		p.ns.holes = p.ns.holes[p.holes:]
+		if last := p.take[len(p.take)-1]; last >= p.ns.next {
+			p.ns.next = last + 1
+		}
+		s.touched[p.rs.run.ID] = true
+	}
+	for _, t := range tasks {
+		if t.Status == model.TaskSkipped {
+			s.observe(t)
+		}
+	}
+	return starts, true
+}
+
+// track starts keeping the state of run r, from the task records it has.
+func (s *Scheduler) track(r *model.Run, existing []*model.Task) {
+	if s.runs[r.ID] != nil || r.Workflow == nil {
+		return
+	}
+	rs := newRunState(r, existing)
+	s.runs[r.ID] = rs
+	s.order = append(s.order, rs)
+}
+
+// untrack forgets a run that ended.
+func (s *Scheduler) untrack(id string) {
+	if s.runs[id] == nil {
+		return
+	}
+	delete(s.runs, id)
+	for i, rs := range s.order {
+		if rs.run.ID == id {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+}
