@@ -98,6 +98,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("UpdateRuns", s.testUpdateRuns)
 		t.Run("UpdateRunsBatch", s.testUpdateRunsBatch)
 		t.Run("Copies", s.testRunCopies)
+		t.Run("CancelRequests", s.testCancelRequests)
 	})
 	t.Run("Tasks", func(t *testing.T) {
 		t.Run("CreateList", s.testCreateListTasks)
@@ -105,6 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("CreateTasksIdempotent", s.testCreateTasksIdempotent)
 		t.Run("PendingTasks", s.testPendingTasks)
 		t.Run("ActiveTasks", s.testActiveTasks)
+		t.Run("RetryAt", s.testRetryAt)
 		t.Run("UpdateTasksRules", s.testUpdateTasksRules)
 		t.Run("UpdateTasksSameTaskTwice", s.testUpdateTasksSameTaskTwice)
 		t.Run("BatchVisibleOnReturn", s.testBatchVisibleOnReturn)
@@ -405,6 +407,85 @@ func (s *suite) testListRuns(t *testing.T) {
 		for _, r := range got {
 			checkRunValue(t, "ListRuns entry "+label[r.ID], r, runs[label[r.ID]])
 		}
+	}
+}
+
+// testRetryAt: a task put back in the queue to be retried later is not
+// pending work before its time, and keeps the record of its attempt.
+func (s *suite) testRetryAt(t *testing.T) {
+	ctx, db := s.setup(t)
+	w := newWorkflow("hello", 2)
+	mustCreateWorkflow(ctx, t, db, w)
+	r, tasks := startRun(ctx, t, db, w, at(1))
+	_ = r
+	if _, err := db.UpdateTasks(ctx, []model.TaskUpdate{
+		{TaskID: tasks[0].ID, RunID: tasks[0].RunID, Status: model.TaskDispatched, At: at(2)},
+		{TaskID: tasks[1].ID, RunID: tasks[1].RunID, Status: model.TaskDispatched, At: at(2)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	past := time.Now().Add(-time.Second)
+	changed, err := db.UpdateTasks(ctx, []model.TaskUpdate{
+		{TaskID: tasks[0].ID, RunID: tasks[0].RunID, Attempt: 1, Status: model.TaskPending, AttemptStatus: "failed", Error: "exit status 1", RetryAt: &later, At: at(3)},
+		{TaskID: tasks[1].ID, RunID: tasks[1].RunID, Attempt: 1, Status: model.TaskPending, AttemptStatus: "failed", Error: "exit status 1", RetryAt: &past, At: at(3)},
+	})
+	if err != nil || len(changed) != 2 {
+		t.Fatalf("requeue for retry: %d changed, %v", len(changed), err)
+	}
+	pend, err := db.PendingTasks(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pend) != 1 || pend[0].Task.ID != tasks[1].ID {
+		t.Fatalf("PendingTasks = %d tasks, want only the one whose retry time has come", len(pend))
+	}
+	ts, _ := db.ListTasks(ctx, tasks[0].RunID)
+	for _, tk := range ts {
+		if len(tk.Attempts) != 1 || tk.Attempts[0].Status != model.TaskFailed || tk.Attempts[0].Error != "exit status 1" {
+			t.Errorf("task %d attempts = %+v, want the failed first attempt", tk.TaskIndex, tk.Attempts)
+		}
+		if tk.ID == tasks[0].ID && (tk.RetryAt == nil || !tk.RetryAt.Equal(later.UTC().Truncate(time.Microsecond)) && !tk.RetryAt.Equal(later)) {
+			t.Errorf("retry_at = %v, want %v", tk.RetryAt, later)
+		}
+	}
+}
+
+// testCancelRequests: any process may ask to cancel an unfinished run; the
+// request is seen by CancelRequests until the run ends.
+func (s *suite) testCancelRequests(t *testing.T) {
+	ctx, db := s.setup(t)
+	w := newWorkflow("hello", 1)
+	mustCreateWorkflow(ctx, t, db, w)
+	if err := db.RequestCancel(ctx, "no-such-run"); !errors.Is(err, model.ErrNotFound) {
+		t.Fatalf("RequestCancel of a missing run = %v, want ErrNotFound", err)
+	}
+	a, b, done := newRun(w, at(1)), newRun(w, at(2)), newRun(w, at(3))
+	for _, r := range []*model.Run{a, b, done} {
+		mustCreateRun(ctx, t, db, r)
+	}
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: done.ID, Status: model.RunSuccess, At: at(4)}})
+	for _, r := range []*model.Run{a, b, done} {
+		if err := db.RequestCancel(ctx, r.ID); err != nil {
+			t.Fatalf("RequestCancel(%s): %v", r.ID, err)
+		}
+	}
+	if err := db.RequestCancel(ctx, a.ID); err != nil {
+		t.Fatalf("a second RequestCancel: %v", err)
+	}
+	got, err := db.CancelRequests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := []string{a.ID, b.ID}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("CancelRequests = %v, want the two unfinished runs %v", got, want)
+	}
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: a.ID, Status: model.RunCancelled, At: at(5)}})
+	if got, _ := db.CancelRequests(ctx); !slices.Equal(got, []string{b.ID}) {
+		t.Fatalf("CancelRequests after run a ended = %v, want only %s", got, b.ID)
 	}
 }
 

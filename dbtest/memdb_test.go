@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ork-run/ork/dbtest"
 	"github.com/ork-run/ork/model"
@@ -32,6 +33,7 @@ type memDB struct {
 	workflows map[string]*model.Workflow
 	runs      map[string]*model.Run
 	tasks     map[string]*model.Task
+	cancels   map[string]bool
 }
 
 func newMemDB() *memDB {
@@ -39,6 +41,7 @@ func newMemDB() *memDB {
 		workflows: make(map[string]*model.Workflow),
 		runs:      make(map[string]*model.Run),
 		tasks:     make(map[string]*model.Task),
+		cancels:   make(map[string]bool),
 	}
 }
 
@@ -209,7 +212,10 @@ func (d *memDB) withWorkflows(keep func(*model.Task) bool) []model.TaskWithWorkf
 func (d *memDB) PendingTasks(_ context.Context, limit int) ([]model.TaskWithWorkflow, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := d.withWorkflows(func(t *model.Task) bool { return t.Status == model.TaskPending })
+	now := time.Now()
+	out := d.withWorkflows(func(t *model.Task) bool {
+		return t.Status == model.TaskPending && (t.RetryAt == nil || !t.RetryAt.After(now))
+	})
 	if len(out) > limit {
 		out = out[:limit]
 	}
@@ -267,3 +273,31 @@ func (d *memDB) TaskCounts(_ context.Context, runID string) (map[model.TaskStatu
 }
 
 func (d *memDB) Close() error { return nil }
+
+func (m *memDB) RequestCancel(ctx context.Context, runID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.runs[runID]
+	if r == nil {
+		return fmt.Errorf("run %q: %w", runID, model.ErrNotFound)
+	}
+	if !r.Status.Terminal() {
+		m.cancels[runID] = true
+	}
+	return nil
+}
+
+func (m *memDB) CancelRequests(ctx context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for id := range m.cancels {
+		if r := m.runs[id]; r != nil && !r.Status.Terminal() {
+			out = append(out, id)
+		} else {
+			delete(m.cancels, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

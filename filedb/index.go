@@ -66,6 +66,7 @@ type index struct {
 	order   []*runEntry          // unfinished runs, oldest first
 	taskRun map[string]*runEntry // task id -> its run
 	known   map[string]bool      // ids of every run file seen that parsed
+	cancels map[string]bool      // runs with a cancel marker
 
 	lastRescan time.Time
 	runsMod    time.Time
@@ -76,6 +77,7 @@ func newIndex() *index {
 		runs:    make(map[string]*runEntry),
 		taskRun: make(map[string]*runEntry),
 		known:   make(map[string]bool),
+		cancels: make(map[string]bool),
 	}
 }
 
@@ -155,6 +157,10 @@ func (d *DB) ensureIndex() error {
 		n := e.Name()
 		if isTemp(n) {
 			removeDeadTemp(runsDir, n)
+			continue
+		}
+		if id, ok := isCancelMarker(n); ok {
+			ix.cancels[id] = true
 			continue
 		}
 		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
@@ -245,6 +251,10 @@ func (d *DB) loadRun(id string) *runEntry {
 func (d *DB) refresh() {
 	ix := d.idx
 	for _, id := range d.takeDirty() {
+		if rid, ok := strings.CutPrefix(id, "cancel:"); ok {
+			ix.cancels[rid] = true
+			continue
+		}
 		if ix.runs[id] == nil && !ix.known[id] {
 			d.loadRun(id)
 		}
@@ -265,6 +275,10 @@ func (d *DB) refresh() {
 	}
 	for _, e := range ents {
 		n := e.Name()
+		if id, ok := isCancelMarker(n); ok {
+			ix.cancels[id] = true
+			continue
+		}
 		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
 			continue
 		}
@@ -370,6 +384,10 @@ func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
 		d.idx.known[id] = true
 		if r.Status.Terminal() {
 			d.idx.removeRun(id)
+			if d.idx.cancels[id] {
+				delete(d.idx.cancels, id)
+				os.Remove(d.cancelPath(id))
+			}
 		} else if e := d.idx.runs[id]; e != nil {
 			e.run = r
 		}
@@ -463,6 +481,7 @@ func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkf
 		return nil, err
 	}
 	var out []model.TaskWithWorkflow
+	now := time.Now()
 	for _, e := range d.idx.order {
 		var w *model.Workflow // one copy of the snapshot per run and call
 		// Drop the dispatched head of the queue.
@@ -481,7 +500,7 @@ func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkf
 			if limit > 0 && len(out) >= limit {
 				return out, nil
 			}
-			if t := e.tasks[id]; t != nil && t.Status == model.TaskPending {
+			if t := e.tasks[id]; t != nil && t.Status == model.TaskPending && (t.RetryAt == nil || !t.RetryAt.After(now)) {
 				if w == nil {
 					w = copyWorkflow(e.run.Workflow)
 				}

@@ -83,7 +83,15 @@ func (d *DB) startWatcher() error {
 					return
 				}
 				name := filepath.Base(ev.Name)
-				if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") || !ev.Has(fsnotify.Create|fsnotify.Write) {
+				if !ev.Has(fsnotify.Create | fsnotify.Write) {
+					continue
+				}
+				if id, ok := isCancelMarker(name); ok && filepath.Dir(ev.Name) == runsDir {
+					d.markDirty("cancel:" + id)
+					d.notify()
+					continue
+				}
+				if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
 					continue
 				}
 				switch filepath.Dir(ev.Name) {

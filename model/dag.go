@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // TaskSpec is one node of a DAG workflow, as written in its file.
@@ -22,6 +23,12 @@ type TaskSpec struct {
 	// When is a condition on the upstream outputs; false skips the node.
 	// See ParseCondition.
 	When string `json:"when,omitempty"`
+	// Retries, RetryBackoff and Timeout override the workflow's.
+	Retries      *int      `json:"retries,omitempty"`
+	RetryBackoff *Duration `json:"retry_backoff,omitempty"`
+	Timeout      *Duration `json:"timeout,omitempty"`
+	// MaxParallel bounds this node's tasks running at once. 0: no bound.
+	MaxParallel int `json:"max_parallel,omitempty"`
 }
 
 // Node is a task node of a workflow with its defaults filled in. A flat
@@ -35,6 +42,10 @@ type Node struct {
 	TaskCount    int
 	Params       map[string]any
 	When         *Condition
+	Retries      int           // retries after a failed attempt
+	RetryBackoff time.Duration // base of the exponential backoff
+	Timeout      time.Duration // 0: none
+	MaxParallel  int           // 0: no bound
 }
 
 // nodesCache remembers the resolved nodes of workflows, which are
@@ -54,7 +65,8 @@ func (w *Workflow) Nodes() []Node {
 		if typ == "" {
 			typ = ExecutorProcess
 		}
-		return []Node{{Name: w.JobName, JobName: w.JobName, ExecutorType: typ, TaskCount: n}}
+		return []Node{{Name: w.JobName, JobName: w.JobName, ExecutorType: typ, TaskCount: n,
+			Retries: w.Retries, RetryBackoff: w.RetryBackoff.Std(), Timeout: w.Timeout.Std(), MaxParallel: w.MaxParallel}}
 	}
 	if v, ok := nodesCache.Load(w); ok {
 		return v.([]Node)
@@ -64,7 +76,17 @@ func (w *Workflow) Nodes() []Node {
 	for _, name := range order {
 		spec := w.Tasks[name]
 		nd := Node{Name: name, JobName: spec.JobName, ExecutorType: spec.ExecutorType,
-			DependsOn: spec.DependsOn, TaskCount: spec.TaskCount, Params: spec.Params}
+			DependsOn: spec.DependsOn, TaskCount: spec.TaskCount, Params: spec.Params,
+			Retries: w.Retries, RetryBackoff: w.RetryBackoff.Std(), Timeout: w.Timeout.Std(), MaxParallel: spec.MaxParallel}
+		if spec.Retries != nil {
+			nd.Retries = *spec.Retries
+		}
+		if spec.RetryBackoff != nil {
+			nd.RetryBackoff = spec.RetryBackoff.Std()
+		}
+		if spec.Timeout != nil {
+			nd.Timeout = spec.Timeout.Std()
+		}
 		if nd.ExecutorType == "" {
 			nd.ExecutorType = w.ExecutorType
 		}
@@ -185,6 +207,12 @@ func (w *Workflow) validateDAG() []error {
 		}
 		if spec.TaskCount < 0 {
 			fail(fmt.Errorf("task_count %d is less than 1", spec.TaskCount))
+		}
+		if spec.Retries != nil && *spec.Retries < 0 {
+			fail(fmt.Errorf("retries %d is negative", *spec.Retries))
+		}
+		if spec.MaxParallel < 0 {
+			fail(fmt.Errorf("max_parallel %d is negative", spec.MaxParallel))
 		}
 		seen := map[string]bool{}
 		for _, up := range spec.DependsOn {

@@ -52,7 +52,8 @@ type Database interface {
 	// left as it is, so creating a run's tasks twice is harmless.
 	CreateTasks(ctx context.Context, ts []*Task) error
 	// PendingTasks returns up to limit pending tasks with their workflows,
-	// oldest run first, then by task index.
+	// oldest run first, then by task index; not those whose RetryAt is
+	// still to come.
 	PendingTasks(ctx context.Context, limit int) ([]TaskWithWorkflow, error)
 	// ActiveTasks returns every dispatched or running task.
 	ActiveTasks(ctx context.Context) ([]TaskWithWorkflow, error)
@@ -63,6 +64,13 @@ type Database interface {
 	ListTasks(ctx context.Context, runID string) ([]*Task, error)
 	// TaskCounts returns how many tasks of a run are in each status.
 	TaskCounts(ctx context.Context, runID string) (map[TaskStatus]int, error)
+
+	// RequestCancel asks the scheduler to cancel an unfinished run (any
+	// process may call it; the scheduler applies it). ErrNotFound if the
+	// run does not exist.
+	RequestCancel(ctx context.Context, runID string) error
+	// CancelRequests returns the unfinished runs whose cancel was requested.
+	CancelRequests(ctx context.Context) ([]string, error)
 
 	// Close releases the database's resources.
 	Close() error

@@ -30,11 +30,20 @@ type Workflow struct {
 	Params       map[string]any `json:"params,omitempty"`
 	// Tasks makes the workflow a DAG of named task nodes, each a job of its
 	// own; a workflow has either JobName (one job) or Tasks.
-	Tasks     map[string]*TaskSpec `json:"tasks,omitempty"`
-	Project   string               `json:"project,omitempty"`
-	Region    string               `json:"region,omitempty"`
-	CreatedAt time.Time            `json:"created_at"`
-	UpdatedAt time.Time            `json:"updated_at"`
+	Tasks map[string]*TaskSpec `json:"tasks,omitempty"`
+	// Retries, RetryBackoff and Timeout are the defaults of every task;
+	// MaxParallel bounds the running tasks of a flat workflow's fan-out.
+	Retries      int      `json:"retries,omitempty"`
+	RetryBackoff Duration `json:"retry_backoff,omitempty"`
+	Timeout      Duration `json:"timeout,omitempty"`
+	MaxParallel  int      `json:"max_parallel,omitempty"`
+	// MaxActiveRuns bounds the runs of this workflow running at once; more
+	// wait, pending. 0: no bound.
+	MaxActiveRuns int       `json:"max_active_runs,omitempty"`
+	Project       string    `json:"project,omitempty"`
+	Region        string    `json:"region,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // workflowNamespace seeds the stable IDs of workflows whose file has no id.
@@ -102,6 +111,12 @@ type Task struct {
 	StartedAt     *time.Time      `json:"started_at,omitempty"`
 	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
 	CreatedAt     time.Time       `json:"created_at"`
+	// RetryAt: a pending task waiting to be retried starts no earlier.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	// Log is the log file of the current attempt.
+	Log string `json:"log,omitempty"`
+	// Attempts records every attempt that ended, oldest first.
+	Attempts []Attempt `json:"attempts,omitempty"`
 }
 
 // Label names a task for people: "name[index]".

@@ -20,6 +20,14 @@ type TaskUpdate struct {
 	ExitCode      *int
 	Output        json.RawMessage
 	At            time.Time
+	// Log is the log file of the attempt (sent with running).
+	Log string
+	// RetryAt, on a move back to pending, is the earliest time the task
+	// may start again.
+	RetryAt *time.Time
+	// AttemptStatus, on a move back to pending, says how the attempt that
+	// ends went: "failed" (to be retried) or, by default, "interrupted".
+	AttemptStatus string
 }
 
 // ApplyTaskUpdate applies u to t in place and reports whether it changed t.
@@ -29,9 +37,16 @@ type TaskUpdate struct {
 //   - pending -> dispatched starts a new attempt (u.Attempt, or the next one);
 //   - dispatched -> running records the start;
 //   - any non-terminal status -> a terminal one records the end;
-//   - dispatched or running -> pending puts a task back in the queue (used
-//     when a scheduler died while the task ran);
+//   - dispatched or running -> pending puts a task back in the queue (a
+//     retry, or a scheduler that died while the task ran), not before
+//     RetryAt;
+//   - a pending task becomes terminal only by an update for no particular
+//     attempt (a cancel): a late executor report of an attempt that was
+//     put back in the queue is stale;
 //   - nothing moves backwards otherwise (running never becomes dispatched).
+//
+// Every attempt that ends — terminal, or back to pending — is appended to
+// Attempts.
 func ApplyTaskUpdate(t *Task, u TaskUpdate) bool {
 	if t.Status.Terminal() || !u.Status.Valid() {
 		return false
@@ -54,8 +69,8 @@ func ApplyTaskUpdate(t *Task, u TaskUpdate) bool {
 		}
 		t.Attempt = next
 		t.DispatchedAt = &at
-		t.StartedAt, t.FinishedAt, t.ExitCode = nil, nil, nil
-		t.Error = ""
+		t.StartedAt, t.FinishedAt, t.ExitCode, t.RetryAt = nil, nil, nil, nil
+		t.Error, t.Log = "", ""
 		t.ExecutionName = u.ExecutionName
 	case TaskRunning:
 		if t.Status != TaskDispatched || (u.Attempt != 0 && u.Attempt != t.Attempt) {
@@ -65,24 +80,40 @@ func ApplyTaskUpdate(t *Task, u TaskUpdate) bool {
 		if u.ExecutionName != "" {
 			t.ExecutionName = u.ExecutionName
 		}
+		if u.Log != "" {
+			t.Log = u.Log
+		}
 	case TaskPending:
 		if !t.Status.Active() || (u.Attempt != 0 && u.Attempt != t.Attempt) {
 			return false
 		}
+		outcome := u.AttemptStatus
+		if outcome == "" {
+			outcome = "interrupted"
+		}
+		t.Attempts = append(t.Attempts, Attempt{Attempt: t.Attempt, Status: TaskStatus(outcome),
+			StartedAt: t.StartedAt, FinishedAt: &at, ExitCode: u.ExitCode, Error: u.Error, Log: t.Log})
 		t.Error = u.Error
+		t.ExitCode = u.ExitCode
 		t.ExecutionName = ""
+		t.RetryAt = u.RetryAt
 	default: // terminal
-		if u.Attempt != 0 && u.Attempt != t.Attempt {
+		if u.Attempt != 0 && (u.Attempt != t.Attempt || t.Status == TaskPending) {
 			return false
 		}
 		t.FinishedAt = &at
 		t.Error = u.Error
 		t.ExitCode = u.ExitCode
+		t.RetryAt = nil
 		if u.ExecutionName != "" {
 			t.ExecutionName = u.ExecutionName
 		}
 		if len(u.Output) > 0 {
 			t.Output = u.Output
+		}
+		if t.Attempt > 0 && t.Status.Active() {
+			t.Attempts = append(t.Attempts, Attempt{Attempt: t.Attempt, Status: u.Status,
+				StartedAt: t.StartedAt, FinishedAt: &at, ExitCode: u.ExitCode, Error: u.Error, Log: t.Log})
 		}
 	}
 	t.Status = u.Status

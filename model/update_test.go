@@ -139,6 +139,7 @@ func TestApplyTaskUpdate(t *testing.T) {
 				tk.FinishedAt = ptime(t2)
 				tk.ExitCode = pint(0)
 				tk.Output = json.RawMessage(`{"rows":3}`)
+				tk.Attempts = []model.Attempt{{Attempt: 1, Status: model.TaskSuccess, StartedAt: ptime(t1), FinishedAt: ptime(t2), ExitCode: pint(0)}}
 			}),
 		},
 		{
@@ -151,6 +152,7 @@ func TestApplyTaskUpdate(t *testing.T) {
 				tk.FinishedAt = ptime(t2)
 				tk.ExitCode = pint(3)
 				tk.Error = "exit status 3"
+				tk.Attempts = []model.Attempt{{Attempt: 2, Status: model.TaskFailed, StartedAt: ptime(t1), FinishedAt: ptime(t2), ExitCode: pint(3), Error: "exit status 3"}}
 			}),
 		},
 		{
@@ -161,7 +163,13 @@ func TestApplyTaskUpdate(t *testing.T) {
 			after: mkTask(model.TaskFailed, 1, dispatchedAt(t0, ""), func(tk *model.Task) {
 				tk.FinishedAt = ptime(t1)
 				tk.Error = "exec format error"
+				tk.Attempts = []model.Attempt{{Attempt: 1, Status: model.TaskFailed, FinishedAt: ptime(t1), Error: "exec format error"}}
 			}),
+		},
+		{
+			desc:   "a late report of an attempt put back in the queue is stale",
+			before: mkTask(model.TaskPending, 1, dispatchedAt(t0, "")),
+			u:      model.TaskUpdate{TaskID: "t1", Attempt: 1, Status: model.TaskFailed, Error: "killed by signal TERM", At: t1},
 		},
 		{
 			desc:    "pending to cancelled",
@@ -192,6 +200,20 @@ func TestApplyTaskUpdate(t *testing.T) {
 			changed: true,
 			after: mkTask(model.TaskPending, 1, dispatchedAt(t0, ""), startedAt(t1), func(tk *model.Task) {
 				tk.Error = "scheduler restarted"
+				tk.Attempts = []model.Attempt{{Attempt: 1, Status: "interrupted", StartedAt: ptime(t1), FinishedAt: ptime(t2), Error: "scheduler restarted"}}
+			}),
+		},
+		{
+			desc:   "a failed attempt waits for its retry",
+			before: mkTask(model.TaskRunning, 1, dispatchedAt(t0, "pid 7"), startedAt(t1)),
+			u: model.TaskUpdate{TaskID: "t1", Attempt: 1, Status: model.TaskPending, AttemptStatus: "failed", ExitCode: pint(2),
+				Error: "exit status 2", RetryAt: ptime(t2.Add(time.Minute)), At: t2},
+			changed: true,
+			after: mkTask(model.TaskPending, 1, dispatchedAt(t0, ""), startedAt(t1), func(tk *model.Task) {
+				tk.Error = "exit status 2"
+				tk.ExitCode = pint(2)
+				tk.RetryAt = ptime(t2.Add(time.Minute))
+				tk.Attempts = []model.Attempt{{Attempt: 1, Status: model.TaskFailed, StartedAt: ptime(t1), FinishedAt: ptime(t2), ExitCode: pint(2), Error: "exit status 2"}}
 			}),
 		},
 		{
@@ -199,7 +221,9 @@ func TestApplyTaskUpdate(t *testing.T) {
 			before:  mkTask(model.TaskDispatched, 1, dispatchedAt(t0, "pid 7")),
 			u:       model.TaskUpdate{TaskID: "t1", Status: model.TaskPending, At: t2},
 			changed: true,
-			after:   mkTask(model.TaskPending, 1, dispatchedAt(t0, "")),
+			after: mkTask(model.TaskPending, 1, dispatchedAt(t0, ""), func(tk *model.Task) {
+				tk.Attempts = []model.Attempt{{Attempt: 1, Status: "interrupted", FinishedAt: ptime(t2)}}
+			}),
 		},
 		{
 			desc:   "requeue of an older attempt is stale",

@@ -59,6 +59,15 @@ func ValidateExecutorType(t string) error {
 // problem found, one per line.
 func (w *Workflow) Validate() error {
 	var errs []error
+	if w.Retries < 0 {
+		errs = append(errs, fmt.Errorf("retries %d is negative", w.Retries))
+	}
+	if w.MaxParallel < 0 {
+		errs = append(errs, fmt.Errorf("max_parallel %d is negative", w.MaxParallel))
+	}
+	if w.MaxActiveRuns < 0 {
+		errs = append(errs, fmt.Errorf("max_active_runs %d is negative", w.MaxActiveRuns))
+	}
 	if w.Tasks != nil {
 		if err := ValidateName(w.Name); err != nil {
 			errs = append(errs, err)
