@@ -28,6 +28,7 @@ type StatusUpdate struct {
 	Error         string
 	Output        json.RawMessage
 	At            time.Time
+	Log           string // the attempt's log file, if it has one
 }
 
 // TaskUpdate converts u into the database's form.
@@ -35,7 +36,7 @@ func (u StatusUpdate) TaskUpdate() model.TaskUpdate {
 	return model.TaskUpdate{
 		TaskID: u.TaskID, RunID: u.RunID, Attempt: u.Attempt, Status: u.Status,
 		ExecutionName: u.ExecutionName, Error: u.Error, ExitCode: u.ExitCode,
-		Output: u.Output, At: u.At,
+		Output: u.Output, At: u.At, Log: u.Log,
 	}
 }
 
@@ -148,4 +149,11 @@ func (m *Manager) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 	return total, first
+}
+
+// Stopper is implemented by executors that can stop one attempt — for a
+// timeout or a cancel. Stop returns at once; the attempt then ends as
+// usual, with its terminal update.
+type Stopper interface {
+	Stop(ctx context.Context, t model.TaskWithWorkflow) error
 }

@@ -37,6 +37,7 @@ type nodeState struct {
 	holes []int // indexes below next without a record (after a restart)
 
 	ended, success, failed, skipped int
+	active                          int               // dispatched here and not ended
 	outputs                         []json.RawMessage // by index, if down
 
 	decided    bool
@@ -264,6 +265,9 @@ func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWith
 				n = min(n, budget)
 			} else {
 				n = min(n, room)
+				if mp := ns.node.MaxParallel; mp > 0 {
+					n = min(n, mp-ns.active)
+				}
 			}
 			if n <= 0 {
 				continue
@@ -343,4 +347,25 @@ func (s *Scheduler) untrack(id string) {
 			break
 		}
 	}
+}
+
+// withinMaxParallel drops from a dispatch the tasks whose node has as many
+// tasks in flight as its max_parallel allows; they stay pending.
+func (s *Scheduler) withinMaxParallel(ps []model.TaskWithWorkflow) []model.TaskWithWorkflow {
+	var extra map[*nodeState]int
+	out := ps[:0]
+	for _, p := range ps {
+		ns := s.nodeState(p.Task.RunID, p.Task.Name)
+		if ns != nil && ns.node.MaxParallel > 0 {
+			if extra == nil {
+				extra = map[*nodeState]int{}
+			}
+			if ns.active+extra[ns] >= ns.node.MaxParallel {
+				continue
+			}
+			extra[ns]++
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -26,11 +26,18 @@ type launcher struct {
 
 	mu        sync.Mutex
 	holding   map[attemptKey]bool // attempts that hold a slot
+	deadlines map[attemptKey]deadline
+	cancelled map[string]bool // runs cancelled: their waiting tasks do not start
 	unstarted []model.TaskWithWorkflow
 	haltOnce  sync.Once
 
 	workers   sync.WaitGroup
 	forwarder sync.WaitGroup
+}
+
+type deadline struct {
+	p  model.TaskWithWorkflow
+	at time.Time
 }
 
 type attemptKey struct {
@@ -46,13 +53,15 @@ func (c Config) lookahead() int { return 4 * c.MaxRunningTasks }
 func newLauncher(s *Scheduler) *launcher {
 	capacity := s.cfg.MaxRunningTasks + s.cfg.lookahead()
 	return &launcher{
-		s:       s,
-		slots:   make(chan struct{}, s.cfg.MaxRunningTasks),
-		ready:   make(chan model.TaskWithWorkflow, capacity+s.cfg.MaxTasksPerBatch),
-		out:     make(chan model.TaskUpdate, 4*capacity+64),
-		halt:    make(chan struct{}),
-		stop:    make(chan struct{}),
-		holding: make(map[attemptKey]bool),
+		s:         s,
+		slots:     make(chan struct{}, s.cfg.MaxRunningTasks),
+		ready:     make(chan model.TaskWithWorkflow, capacity+s.cfg.MaxTasksPerBatch),
+		out:       make(chan model.TaskUpdate, 4*capacity+64),
+		halt:      make(chan struct{}),
+		stop:      make(chan struct{}),
+		holding:   make(map[attemptKey]bool),
+		deadlines: make(map[attemptKey]deadline),
+		cancelled: make(map[string]bool),
 	}
 }
 
@@ -88,7 +97,15 @@ func (l *launcher) work(ctx context.Context) {
 		// Hold the slot before the start: the task may end before Execute
 		// returns, and its end must find the slot to free.
 		l.mu.Lock()
+		if l.cancelled[p.Task.RunID] {
+			l.mu.Unlock()
+			<-l.slots
+			continue
+		}
 		l.holding[k] = true
+		if limit := p.Node().Timeout; limit > 0 {
+			l.deadlines[k] = deadline{p: p, at: time.Now().Add(limit)}
+		}
 		l.mu.Unlock()
 		if err := l.s.execute(ctx, p); err != nil {
 			l.release(k)
@@ -130,6 +147,7 @@ func (l *launcher) release(k attemptKey) {
 	l.mu.Lock()
 	held := l.holding[k]
 	delete(l.holding, k)
+	delete(l.deadlines, k)
 	l.mu.Unlock()
 	if held {
 		<-l.slots
@@ -178,4 +196,38 @@ func (l *launcher) stopped() {
 // over quota, read-only): trouble of the machine, not of the task.
 func diskTrouble(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
+}
+
+// expired returns the started attempts whose timeout has passed, once each.
+func (l *launcher) expired(now time.Time) []model.TaskWithWorkflow {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []model.TaskWithWorkflow
+	for k, d := range l.deadlines {
+		if !d.at.After(now) {
+			out = append(out, d.p)
+			delete(l.deadlines, k)
+		}
+	}
+	return out
+}
+
+// nextDeadline returns the earliest timeout to come, or zero.
+func (l *launcher) nextDeadline() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var next time.Time
+	for _, d := range l.deadlines {
+		if next.IsZero() || d.at.Before(next) {
+			next = d.at
+		}
+	}
+	return next
+}
+
+// cancel keeps the waiting tasks of a cancelled run from starting.
+func (l *launcher) cancel(runID string) {
+	l.mu.Lock()
+	l.cancelled[runID] = true
+	l.mu.Unlock()
 }

@@ -49,7 +49,7 @@ type Scheduler struct {
 	log *slog.Logger
 
 	// Owned by the loop goroutine.
-	inflight map[string]int // task id -> attempt, dispatched here and not yet terminal
+	inflight map[string]flight // by task id: dispatched here and not yet ended
 	launch   *launcher
 	runs     map[string]*runState // unfinished runs this scheduler is creating tasks for
 	order    []*runState          // the same, oldest first
@@ -57,6 +57,8 @@ type Scheduler struct {
 	touched  map[string]bool      // runs whose tasks changed since the last completion check
 	retryAt  time.Time            // after a failed write, do not write again before this
 	backoff  time.Duration
+	// retryTimes: when tasks put back in the queue for a retry come due.
+	retryTimes []time.Time
 	// pauseUntil (unix ns): a task could not start because the disk refused
 	// a write; dispatch nothing before this.
 	pauseUntil atomic.Int64
@@ -74,7 +76,7 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		mgr:      mgr,
 		cfg:      cfg,
 		log:      cfg.Logger,
-		inflight: make(map[string]int),
+		inflight: make(map[string]flight),
 		runs:     make(map[string]*runState),
 		touched:  make(map[string]bool),
 		waiters:  make(map[string][]chan struct{}),
@@ -138,8 +140,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	for {
 		s.drain(updates)
+		s.timeouts(dbctx, time.Now())
 		more := false
 		if !stopping {
+			s.cancels(dbctx)
 			started, at := s.startRuns(dbctx)
 			more = s.step(dbctx, true)
 			s.markRunning(dbctx, started, at)
@@ -162,6 +166,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		wait := s.cfg.PollInterval
 		if len(s.buf) > 0 {
 			wait = min(wait, time.Until(s.retryAt))
+		}
+		if next := s.nextWake(time.Now()); !next.IsZero() {
+			wait = min(wait, time.Until(next))
 		}
 		timer.Reset(max(wait, time.Millisecond))
 		select {
@@ -237,10 +244,8 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	if dispatch {
 		free := s.cfg.MaxRunningTasks + s.cfg.lookahead() - len(s.inflight)
 		for _, u := range s.buf {
-			if u.Status.Terminal() || u.Status == model.TaskPending {
-				if a, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || a == u.Attempt) {
-					free++
-				}
+			if _, ok := s.ends(u); ok {
+				free++
 			}
 		}
 		if limit = min(free, s.cfg.MaxTasksPerBatch); limit > 0 {
@@ -251,11 +256,13 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			}
 		}
 	}
+	pending = s.withinMaxParallel(pending)
 	var starts []model.TaskWithWorkflow
 	more := false
 	if len(s.buf) > 0 || len(pending) > 0 {
-		nbuf := len(s.buf)
 		now := time.Now()
+		s.retries(now)
+		nbuf := len(s.buf)
 		ups := s.buf
 		byID := make(map[string]model.TaskWithWorkflow, len(pending))
 		for _, p := range pending {
@@ -272,10 +279,8 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		}
 		s.writeOK()
 		for _, u := range ups[:nbuf] {
-			if u.Status.Terminal() || u.Status == model.TaskPending {
-				if a, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || a == u.Attempt) {
-					delete(s.inflight, u.TaskID)
-				}
+			if _, ok := s.ends(u); ok {
+				s.land(u.TaskID)
 			}
 			s.touched[u.RunID] = true
 		}
@@ -289,7 +294,7 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 					starts = append(starts, p)
 				}
 			case t.Status.Terminal():
-				delete(s.inflight, t.ID)
+				s.land(t.ID)
 				s.observe(t)
 				more = true // a node downstream may be ready now
 				lvl := slog.LevelDebug
@@ -307,7 +312,7 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		more = more || progressed
 	}
 	for _, p := range starts {
-		s.inflight[p.Task.ID] = p.Task.Attempt
+		s.fly(p)
 	}
 	s.start(ctx, starts)
 	return more || len(s.buf) > 0
@@ -350,7 +355,7 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	if len(s.buf) > 0 {
 		return nil, time.Time{} // the disk refused a write: do not add more work
 	}
-	runs, err := s.db.PendingRuns(ctx, s.cfg.MaxTasksPerBatch)
+	runs, err := s.db.PendingRuns(ctx, 0)
 	if err != nil {
 		s.log.Error("list pending runs", "err", err)
 		return nil, time.Time{}
@@ -361,7 +366,17 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	now := time.Now()
 	var ids []string
 	var bad []model.RunUpdate
+	active := map[string]int{} // runs of each workflow running now
+	for _, rs := range s.order {
+		active[rs.run.WorkflowName]++
+	}
 	for _, r := range runs {
+		if len(ids) == s.cfg.MaxTasksPerBatch {
+			break
+		}
+		if r.Workflow != nil && r.Workflow.MaxActiveRuns > 0 && s.runs[r.ID] == nil && active[r.WorkflowName] >= r.Workflow.MaxActiveRuns {
+			continue // waits, pending, for a run of its workflow to end
+		}
 		if r.Workflow == nil {
 			bad = append(bad, model.RunUpdate{RunID: r.ID, Status: model.RunFailed, At: now,
 				Error: fmt.Sprintf("workflow %q not found: the run has no copy of it and no workflow file loads", r.WorkflowName)})
@@ -384,6 +399,7 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 			}
 		}
 		s.track(r, existing)
+		active[r.WorkflowName]++
 		s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.TaskCount())
 	}
 	if len(bad) > 0 {
@@ -510,8 +526,8 @@ func (s *Scheduler) failedTasks(ctx context.Context, runID string, failed, total
 // a new attempt. A task that ends on its own meanwhile keeps its result.
 func (s *Scheduler) stopInflight(ctx context.Context) {
 	stopped := make(map[string]int, len(s.inflight))
-	for id, a := range s.inflight {
-		stopped[id] = a
+	for id, f := range s.inflight {
+		stopped[id] = f.attempt
 	}
 	s.launch.halted() // tasks not started yet stay dispatched, and are requeued below
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -536,8 +552,8 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 			s.log.Error("list stopped tasks; the next scheduler will recover them", "err", err)
 		}
 		for _, p := range active {
-			if a, ok := s.inflight[p.Task.ID]; ok && a == p.Task.Attempt {
-				s.buf = append(s.buf, requeue(p.Task, stoppedBy(a)))
+			if f, ok := s.inflight[p.Task.ID]; ok && f.attempt == p.Task.Attempt {
+				s.buf = append(s.buf, requeue(p.Task, stoppedBy(f.attempt)))
 			}
 		}
 		s.flush(ctx)
@@ -601,7 +617,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 	for i, p := range active {
 		t := p.Task
 		if res[i].known {
-			s.inflight[t.ID] = t.Attempt
+			s.inflight[t.ID] = flight{attempt: t.Attempt, runID: t.RunID, name: t.Name}
 			s.launch.occupy(attemptKey{t.ID, t.Attempt})
 			if res[i].u.Status.Terminal() {
 				s.buf = append(s.buf, res[i].u.TaskUpdate())
@@ -609,7 +625,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 			continue
 		}
 		u := model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, At: now}
-		if s.cfg.CrashRetries > 0 && t.Attempt <= s.cfg.CrashRetries {
+		if t.Attempt <= max(s.cfg.CrashRetries, p.Node().Retries) {
 			u.Status = model.TaskPending
 			u.Error = fmt.Sprintf("scheduler died while running attempt %d; retrying", t.Attempt)
 		} else {

@@ -1,0 +1,49 @@
+package exec
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// DefaultMaxLogBytes is the default bound of one attempt's log.
+const DefaultMaxLogBytes = 10 << 20
+
+// TrimLog bounds the log at path to about max bytes: a longer log keeps
+// its tail, from the first line start in its last max bytes, after a first
+// line that says how much was cut. The log is replaced atomically.
+func TrimLog(path string, max int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() <= max {
+		return err
+	}
+	tail := make([]byte, max)
+	if _, err := f.ReadAt(tail, st.Size()-max); err != nil && err != io.EOF {
+		return err
+	}
+	if i := bytes.IndexByte(tail, '\n'); i >= 0 && i < len(tail)-1 {
+		tail = tail[i+1:]
+	}
+	cut := st.Size() - int64(len(tail))
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".trim-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	fmt.Fprintf(tmp, "[ork: the first %d bytes of this log were cut; it keeps the last %d]\n", cut, len(tail))
+	if _, err := tmp.Write(tail); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

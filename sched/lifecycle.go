@@ -1,0 +1,186 @@
+package sched
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ork-run/ork/exec"
+	"github.com/ork-run/ork/model"
+)
+
+// flight is a task this scheduler dispatched that has not ended.
+type flight struct {
+	attempt int
+	runID   string
+	name    string
+}
+
+// fly records a dispatched task as in flight.
+func (s *Scheduler) fly(p model.TaskWithWorkflow) {
+	s.inflight[p.Task.ID] = flight{attempt: p.Task.Attempt, runID: p.Task.RunID, name: p.Task.Name}
+	if ns := s.nodeState(p.Task.RunID, p.Task.Name); ns != nil {
+		ns.active++
+	}
+}
+
+// land forgets a task that is no longer in flight.
+func (s *Scheduler) land(id string) {
+	f, ok := s.inflight[id]
+	if !ok {
+		return
+	}
+	delete(s.inflight, id)
+	if ns := s.nodeState(f.runID, f.name); ns != nil {
+		ns.active--
+	}
+}
+
+// ends reports whether update u ends the flight of its task: a terminal
+// status or a move back to the queue, for the attempt in flight.
+func (s *Scheduler) ends(u model.TaskUpdate) (flight, bool) {
+	if !u.Status.Terminal() && u.Status != model.TaskPending {
+		return flight{}, false
+	}
+	f, ok := s.inflight[u.TaskID]
+	return f, ok && (u.Attempt == 0 || f.attempt == u.Attempt)
+}
+
+func (s *Scheduler) nodeState(runID, name string) *nodeState {
+	if rs := s.runs[runID]; rs != nil {
+		return rs.byName[name]
+	}
+	return nil
+}
+
+// retries turns the failures in the buffer of attempts that may be retried
+// into moves back to the queue, not before their backoff: the task's
+// `retries` (or, for a task whose scheduler died, CrashRetries if that is
+// more) bounds the retries; the delay grows exponentially from its
+// retry_backoff, with jitter.
+func (s *Scheduler) retries(now time.Time) {
+	for i, u := range s.buf {
+		if u.Status != model.TaskFailed || u.Attempt == 0 {
+			continue
+		}
+		f, ok := s.inflight[u.TaskID]
+		if !ok || f.attempt != u.Attempt {
+			continue
+		}
+		ns := s.nodeState(f.runID, f.name)
+		if ns == nil || u.Attempt > ns.node.Retries {
+			continue
+		}
+		at := now.Add(model.RetryDelay(ns.node.RetryBackoff, u.Attempt))
+		u.Status = model.TaskPending
+		u.AttemptStatus = string(model.TaskFailed)
+		u.RetryAt = &at
+		u.Error = fmt.Sprintf("attempt %d of %d failed: %s; retrying", u.Attempt, ns.node.Retries+1, u.Error)
+		s.buf[i] = u
+		s.retryTimes = append(s.retryTimes, at)
+		s.log.Warn("task failed; will retry", "run", f.runID, "task", f.name, "task_id", u.TaskID, "attempt", u.Attempt, "retry_at", at.Format(time.RFC3339Nano))
+	}
+}
+
+// nextWake returns the earliest time the loop must look again: a retry
+// coming due or a timeout expiring (zero if none).
+func (s *Scheduler) nextWake(now time.Time) time.Time {
+	var next time.Time
+	kept := s.retryTimes[:0]
+	for _, t := range s.retryTimes {
+		if t.After(now) {
+			kept = append(kept, t)
+			if next.IsZero() || t.Before(next) {
+				next = t
+			}
+		}
+	}
+	s.retryTimes = kept
+	if d := s.launch.nextDeadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+		next = d
+	}
+	return next
+}
+
+// timeouts stops the attempts whose timeout expired and records them
+// failed ("timed out after 30s"); the retry rules then apply.
+func (s *Scheduler) timeouts(ctx context.Context, now time.Time) {
+	for _, p := range s.launch.expired(now) {
+		t := p.Task
+		limit := p.Node().Timeout
+		s.log.Warn("task timed out; stopping it", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "timeout", limit)
+		s.stop(ctx, p)
+		s.buf = append(s.buf, model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt,
+			Status: model.TaskFailed, Error: fmt.Sprintf("timed out after %s", limit), At: now})
+	}
+}
+
+// stop asks the task's executor to stop it, if it can.
+func (s *Scheduler) stop(ctx context.Context, p model.TaskWithWorkflow) {
+	e, err := s.mgr.ForTask(p)
+	if err != nil {
+		return
+	}
+	if st, ok := e.(exec.Stopper); ok {
+		go func() {
+			if err := st.Stop(ctx, p); err != nil {
+				s.log.Warn("stop task", "task", p.Task.Label(), "err", err)
+			}
+		}()
+	}
+}
+
+// cancels applies the cancel requests of runs: tasks not ended become
+// cancelled, the running ones are stopped, tasks not created yet never will
+// be, and the run ends cancelled.
+func (s *Scheduler) cancels(ctx context.Context) {
+	ids, err := s.db.CancelRequests(ctx)
+	if err != nil {
+		s.log.Error("read cancel requests", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if err := s.cancelRun(ctx, id); err != nil {
+			s.writeFailed("cancel run "+id, err)
+			return
+		}
+	}
+}
+
+func (s *Scheduler) cancelRun(ctx context.Context, id string) error {
+	r, err := s.db.GetRun(ctx, id)
+	if err != nil || r.Status.Terminal() {
+		return err
+	}
+	ts, err := s.db.ListTasks(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.launch.cancel(id) // what waits for a slot does not start
+	now := time.Now()
+	var us []model.TaskUpdate
+	var stops []model.TaskWithWorkflow
+	for _, t := range ts {
+		if t.Status.Terminal() {
+			continue
+		}
+		us = append(us, model.TaskUpdate{TaskID: t.ID, RunID: id, Status: model.TaskCancelled, Error: "cancelled", At: now})
+		if t.Status.Active() {
+			stops = append(stops, model.TaskWithWorkflow{Task: t, Workflow: r.Workflow})
+		}
+	}
+	if _, err := s.db.UpdateTasks(ctx, us); err != nil {
+		return err
+	}
+	if err := s.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: id, Status: model.RunCancelled, Error: "cancelled on request", At: now}}); err != nil {
+		return err
+	}
+	for _, p := range stops {
+		s.stop(ctx, p)
+		s.land(p.Task.ID)
+	}
+	s.untrack(id)
+	s.log.Warn("run cancelled", "run", id, "stopped_tasks", len(stops), "cancelled_tasks", len(us))
+	s.wake(id)
+	return nil
+}

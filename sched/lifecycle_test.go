@@ -1,0 +1,212 @@
+package sched_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/sched"
+)
+
+func intp(n int) *int { return &n }
+
+func durp(d time.Duration) *model.Duration { v := model.Duration(d); return &v }
+
+// A failing task is retried as new attempts after a growing backoff; every
+// attempt is on record.
+func TestRetriesWithBackoff(t *testing.T) {
+	e := newEnv(t)
+	// Fails in attempts 1 and 2, succeeds in 3.
+	e.script("flaky.sh", `[ "$ORK_ATTEMPT" -ge 3 ] && exit 0; echo "attempt $ORK_ATTEMPT fails"; exit 2`)
+	e.script("never.sh", `exit 5`)
+	w := e.dagWorkflow("retry", map[string]*model.TaskSpec{
+		"flaky": {JobName: "flaky.sh", Retries: intp(2), RetryBackoff: durp(100 * time.Millisecond)},
+		"never": {JobName: "never.sh", Retries: intp(1), RetryBackoff: durp(10 * time.Millisecond)},
+	})
+	s, _ := e.start(e.db, sched.Config{})
+	r := e.wait(s, e.trigger(e.db, w))
+	if r.Status != model.RunFailed || !strings.Contains(r.Error, "never[0]") || strings.Contains(r.Error, "flaky") {
+		t.Fatalf("run = %s %q, want failed because of never only", r.Status, r.Error)
+	}
+	tasks := byName(e.tasks(r))
+	flaky := tasks["flaky"][0]
+	if flaky.Status != model.TaskSuccess || flaky.Attempt != 3 || len(flaky.Attempts) != 3 {
+		t.Fatalf("flaky = %s attempt %d with %d attempts on record, want success in attempt 3 with 3", flaky.Status, flaky.Attempt, len(flaky.Attempts))
+	}
+	for i, a := range flaky.Attempts {
+		want := model.TaskFailed
+		if i == 2 {
+			want = model.TaskSuccess
+		}
+		if a.Attempt != i+1 || a.Status != want || a.Log == "" {
+			t.Errorf("attempt record %d = %+v, want attempt %d %s with its log", i, a, i+1, want)
+		}
+		if i < 2 && (a.ExitCode == nil || *a.ExitCode != 2) {
+			t.Errorf("attempt %d exit code = %v, want 2", i+1, a.ExitCode)
+		}
+	}
+	// The backoff doubles: >= 80ms before attempt 2 and >= 160ms before 3
+	// (the base, with up to 20% jitter off).
+	for i, min := range []time.Duration{80 * time.Millisecond, 160 * time.Millisecond} {
+		gap := flaky.Attempts[i+1].StartedAt.Sub(*flaky.Attempts[i].FinishedAt)
+		if gap < min {
+			t.Errorf("retry %d came %s after the failure, want at least %s", i+1, gap, min)
+		}
+	}
+	if log, err := os.ReadFile(flaky.Attempts[0].Log); err != nil || !strings.Contains(string(log), "attempt 1 fails") {
+		t.Errorf("log of attempt 1 = %q, %v", log, err)
+	}
+	never := tasks["never"][0]
+	if never.Status != model.TaskFailed || never.Attempt != 2 || len(never.Attempts) != 2 {
+		t.Fatalf("never = %s attempt %d, %d on record; want failed after 2 attempts", never.Status, never.Attempt, len(never.Attempts))
+	}
+}
+
+// A task over its timeout has its whole process group stopped and fails
+// "timed out"; nothing of it is left running.
+func TestTimeoutStopsTheProcessGroup(t *testing.T) {
+	e := newEnv(t)
+	pids := t.TempDir()
+	e.script("hang.sh", fmt.Sprintf(`sleep 300 & echo $! > %[1]s/child; echo $$ > %[1]s/script; wait`, pids))
+	w := e.dagWorkflow("slow", map[string]*model.TaskSpec{
+		"hang": {JobName: "hang.sh", Timeout: durp(300 * time.Millisecond)},
+	})
+	s, _ := e.start(e.db, sched.Config{})
+	start := time.Now()
+	r := e.wait(s, e.trigger(e.db, w))
+	if r.Status != model.RunFailed {
+		t.Fatalf("run = %s", r.Status)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the timeout took %s to act", d)
+	}
+	task := e.tasks(r)[0]
+	if task.Status != model.TaskFailed || task.Error != "timed out after 300ms" {
+		t.Fatalf("task = %s %q, want failed: timed out after 300ms", task.Status, task.Error)
+	}
+	for _, f := range []string{"script", "child"} {
+		b, _ := os.ReadFile(filepath.Join(pids, f))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid <= 0 {
+			t.Fatalf("no pid for the %s", f)
+		}
+		waitUntil(t, 10*time.Second, "the "+f+" is gone", func() bool { return gone(pid) })
+	}
+}
+
+// gone reports whether a process has exited (a zombie counts as gone).
+func gone(pid int) bool {
+	if syscallKill0(pid) != nil {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] == "Z"
+}
+
+// A cancel requested by another process stops the run's running tasks,
+// cancels the rest, and ends the run cancelled.
+func TestCancelFromAnotherProcess(t *testing.T) {
+	e := newEnv(t)
+	pids := t.TempDir()
+	e.script("long.sh", fmt.Sprintf(`echo $$ > %s/$ORK_TASK_INDEX; exec sleep 300`, pids))
+	w := e.workflow("long", "long.sh", 6)
+	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 2})
+	r := e.trigger(e.db, w)
+	waitUntil(t, 10*time.Second, "two tasks run", func() bool {
+		ents, _ := os.ReadDir(pids)
+		return len(ents) == 2
+	})
+	if err := e.open().RequestCancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := e.wait(s, r)
+	if got.Status != model.RunCancelled {
+		t.Fatalf("run = %s %q, want cancelled", got.Status, got.Error)
+	}
+	ents, _ := os.ReadDir(pids)
+	for _, ent := range ents {
+		b, _ := os.ReadFile(filepath.Join(pids, ent.Name()))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		waitUntil(t, 10*time.Second, "task "+ent.Name()+" is stopped", func() bool { return gone(pid) })
+	}
+	if len(ents) != 2 {
+		t.Errorf("%d tasks started, want only the 2 that ran before the cancel", len(ents))
+	}
+	for _, task := range e.tasks(r) {
+		if task.Status != model.TaskCancelled {
+			t.Errorf("task %d = %s after the cancel", task.TaskIndex, task.Status)
+		}
+	}
+	// A cancel of a run that ended is a no-op.
+	if err := e.db.RequestCancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// max_parallel bounds a fan-out's tasks running at once, whatever the
+// global limit.
+func TestMaxParallel(t *testing.T) {
+	e := newEnv(t)
+	spy := t.TempDir()
+	e.script("busy.sh", fmt.Sprintf(`touch %[1]s/$ORK_TASK_INDEX.run
+ls %[1]s | grep -c '\.run$' >> %[1]s/counts
+sleep 0.1
+rm %[1]s/$ORK_TASK_INDEX.run`, spy))
+	w := e.dagWorkflow("fan", map[string]*model.TaskSpec{
+		"busy": {JobName: "busy.sh", TaskCount: 6, MaxParallel: 2},
+	})
+	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 8})
+	if r := e.wait(s, e.trigger(e.db, w)); r.Status != model.RunSuccess {
+		t.Fatalf("run = %s", r.Status)
+	}
+	data, _ := os.ReadFile(filepath.Join(spy, "counts"))
+	lines := strings.Fields(string(data))
+	if len(lines) != 6 {
+		t.Fatalf("%d starts, want 6", len(lines))
+	}
+	for _, l := range lines {
+		if n, _ := strconv.Atoi(l); n > 2 {
+			t.Fatalf("%d tasks ran at once with max_parallel 2 (%v)", n, lines)
+		}
+	}
+}
+
+// max_active_runs keeps extra runs of a workflow waiting, pending.
+func TestMaxActiveRuns(t *testing.T) {
+	e := newEnv(t)
+	e.script("nap.sh", "sleep 0.2")
+	w := &model.Workflow{Name: "one", JobName: "nap.sh", MaxActiveRuns: 1}
+	if err := e.db.CreateWorkflow(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := e.start(e.db, sched.Config{})
+	var runs []*model.Run
+	for range 3 {
+		runs = append(runs, e.trigger(e.db, w))
+	}
+	var ends []*model.Run
+	for _, r := range runs {
+		got := e.wait(s, r)
+		if got.Status != model.RunSuccess {
+			t.Fatalf("run = %s", got.Status)
+		}
+		ends = append(ends, got)
+	}
+	sort.Slice(ends, func(i, j int) bool { return ends[i].StartedAt.Before(*ends[j].StartedAt) })
+	for i := 1; i < len(ends); i++ {
+		if ends[i].StartedAt.Before(*ends[i-1].FinishedAt) {
+			t.Fatalf("run %d started at %s, before run %d finished at %s: two runs were active", i, ends[i].StartedAt, i-1, ends[i-1].FinishedAt)
+		}
+	}
+}
