@@ -99,6 +99,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("UpdateRunsBatch", s.testUpdateRunsBatch)
 		t.Run("Copies", s.testRunCopies)
 		t.Run("CancelRequests", s.testCancelRequests)
+		t.Run("ReopenRun", s.testReopenRun)
 	})
 	t.Run("Tasks", func(t *testing.T) {
 		t.Run("CreateList", s.testCreateListTasks)
@@ -448,6 +449,62 @@ func (s *suite) testRetryAt(t *testing.T) {
 		if tk.ID == tasks[0].ID && (tk.RetryAt == nil || !tk.RetryAt.Equal(later.UTC().Truncate(time.Microsecond)) && !tk.RetryAt.Equal(later)) {
 			t.Errorf("retry_at = %v, want %v", tk.RetryAt, later)
 		}
+	}
+}
+
+// testReopenRun: a finished run is made pending again; reset tasks become
+// pending with their attempts kept, removed ones are gone.
+func (s *suite) testReopenRun(t *testing.T) {
+	ctx, db := s.setup(t)
+	w := newWorkflow("hello", 3)
+	mustCreateWorkflow(ctx, t, db, w)
+	r, tasks := startRun(ctx, t, db, w, at(1))
+	if err := db.ReopenRun(ctx, r.ID, nil, nil); err == nil {
+		t.Fatalf("ReopenRun of a running run succeeded")
+	}
+	var us []model.TaskUpdate
+	for _, tk := range tasks {
+		us = append(us, model.TaskUpdate{TaskID: tk.ID, RunID: r.ID, Status: model.TaskDispatched, At: at(2)})
+	}
+	if _, err := db.UpdateTasks(ctx, us); err != nil {
+		t.Fatal(err)
+	}
+	one := 1
+	if _, err := db.UpdateTasks(ctx, []model.TaskUpdate{
+		{TaskID: tasks[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess, At: at(3)},
+		{TaskID: tasks[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskFailed, ExitCode: &one, Error: "exit status 1", At: at(3)},
+		{TaskID: tasks[2].ID, RunID: r.ID, Status: model.TaskCancelled, At: at(3)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: r.ID, Status: model.RunFailed, Error: "1 of 3 tasks failed", At: at(4)}})
+	if err := db.ReopenRun(ctx, r.ID, []string{tasks[1].ID}, []string{tasks[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetRun(ctx, r.ID)
+	if err != nil || got.Status != model.RunPending || got.Error != "" || got.FinishedAt != nil {
+		t.Fatalf("run after ReopenRun = %+v, %v; want pending without error or end", got, err)
+	}
+	ts, _ := db.ListTasks(ctx, r.ID)
+	if len(ts) != 2 {
+		t.Fatalf("%d tasks after ReopenRun, want 2 (one removed)", len(ts))
+	}
+	for _, tk := range ts {
+		switch tk.ID {
+		case tasks[0].ID:
+			if tk.Status != model.TaskSuccess {
+				t.Errorf("the succeeded task became %s", tk.Status)
+			}
+		case tasks[1].ID:
+			if tk.Status != model.TaskPending || tk.Error != "" || tk.ExitCode != nil || tk.Attempt != 1 || len(tk.Attempts) != 1 {
+				t.Errorf("reset task = %+v, want pending, attempt 1 kept on record", tk)
+			}
+		default:
+			t.Errorf("unexpected task %s", tk.ID)
+		}
+	}
+	if runs, _ := db.PendingRuns(ctx, 0); len(runs) != 1 || runs[0].ID != r.ID {
+		t.Errorf("PendingRuns after ReopenRun = %v, want the reopened run", runs)
 	}
 }
 

@@ -150,7 +150,7 @@ func (d *memDB) PendingRuns(_ context.Context, limit int) ([]*model.Run, error) 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := d.sortedRuns(func(r *model.Run) bool { return r.Status == model.RunPending })
-	if len(out) > limit {
+	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
 	return out, nil
@@ -300,4 +300,31 @@ func (m *memDB) CancelRequests(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+func (m *memDB) ReopenRun(ctx context.Context, runID string, reset, remove []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.runs[runID]
+	if r == nil {
+		return fmt.Errorf("run %q: %w", runID, model.ErrNotFound)
+	}
+	if !r.Status.Terminal() {
+		return fmt.Errorf("run %s is %s", runID, r.Status)
+	}
+	for _, id := range remove {
+		if t := m.tasks[id]; t != nil && t.RunID == runID {
+			delete(m.tasks, id)
+		}
+	}
+	for _, id := range reset {
+		if t := m.tasks[id]; t != nil && t.RunID == runID {
+			t.Status = model.TaskPending
+			t.Error, t.ExecutionName, t.Log = "", "", ""
+			t.ExitCode, t.DispatchedAt, t.StartedAt, t.FinishedAt, t.RetryAt = nil, nil, nil, nil, nil
+			t.Output = nil
+		}
+	}
+	r.Status, r.Error, r.StartedAt, r.FinishedAt = model.RunPending, "", nil, nil
+	return nil
 }

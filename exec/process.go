@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	osexec "os/exec"
@@ -43,6 +45,10 @@ type ProcessConfig struct {
 	// before it sends SIGKILL. Zero means DefaultKillGrace; a negative
 	// value means SIGKILL at once.
 	KillGrace time.Duration
+	// MaxLogBytes bounds each attempt's log: when the process ends, a
+	// longer log keeps its last MaxLogBytes bytes and says how much was
+	// cut. Zero means DefaultMaxLogBytes; negative means no bound.
+	MaxLogBytes int64
 	// Env is the base environment of every script. nil means the
 	// environment of this process as it was when NewProcessExecutor ran.
 	Env []string
@@ -61,13 +67,24 @@ type ProcessConfig struct {
 //	ORK_TASK_ID     the task's id
 //	ORK_TASK_NAME   the task's name
 //	ORK_TASK_INDEX  the task's index, from 0
-//	ORK_TASK_COUNT  the workflow's task_count
+//	ORK_TASK_COUNT  the task_count of the task's node
 //	ORK_WORKFLOW    the workflow's name
 //	ORK_ATTEMPT     the attempt number, from 1
 //	ORK_PARAMS      every parameter, as one JSON object ("{}" when none)
+//	ORK_LOG_DIR     the log directory, absolute, symbolic links resolved
+//	ORK_UPSTREAM    the outputs of the task's upstream tasks, a JSON object
+//	                ("{}" when none): each upstream name maps to its
+//	                output, an array by index for a fan-out, null if skipped
+//	ORK_UPSTREAM_FILE for a task with upstream tasks, a file holding the
+//	                same JSON (the one to read when it may be large: over
+//	                64 KiB, ORK_UPSTREAM is empty)
+//	ORK_OUTPUT      a file the task may write a JSON object to: its output
 //
 // A later variable wins over an earlier one of the same name: a parameter
 // may override a base variable (even PATH), and ORK_* always win.
+// ORK_LOG_DIR names the project the process belongs to (one log directory
+// per .ork directory); every process the script starts inherits it, which
+// is how Sweep finds them after a crash.
 // Parameter values are written as strings as they are, numbers in decimal
 // (integral numbers never with an exponent: 20260101, not 2.0260101e+07),
 // booleans as true or false, null as the empty string, and objects and
@@ -89,7 +106,9 @@ type ProcessConfig struct {
 // running update (At is the start time) and, when the process has ended,
 // exactly one terminal update:
 //
-//   - exit status 0: success, ExitCode 0;
+//   - exit status 0: success, ExitCode 0, Output the JSON object the task
+//     wrote to ORK_OUTPUT (failed instead if that is over 1 MiB or not an
+//     object);
 //   - exit status n: failed, ExitCode n, Error "exit status n";
 //   - killed by signal s: failed, ExitCode 128+s (the shell's convention, so
 //     SIGTERM gives 143 and SIGKILL 137), Error "killed by signal TERM".
@@ -106,7 +125,10 @@ type ProcessConfig struct {
 // gets SIGKILL when the scheduler dies (the parent-death signal), so a
 // restarted scheduler finds no script of its predecessor still running.
 // The parent-death signal reaches the script only, not processes it has
-// started; those are reached by Shutdown through the process group. (Linux
+// started; those are reached by Shutdown through the process group while
+// the scheduler lives, and by Sweep once it has died: a new scheduler calls
+// Sweep at start-up, and it kills every process left that carries this
+// executor's ORK_LOG_DIR. (Linux
 // sends it when the thread that started the process exits; Go ends threads
 // only for goroutines that exit while locked with runtime.LockOSThread,
 // which ork does not do.)
@@ -121,8 +143,11 @@ type ProcessConfig struct {
 type ProcessExecutor struct {
 	scriptDir string
 	logDir    string
+	logKey    string // the value of ORK_LOG_DIR: logDir with symbolic links resolved
 	updates   chan<- StatusUpdate
 	killGrace time.Duration
+	maxLog    int64
+	log       *slog.Logger
 	env       []string
 
 	devNullOnce sync.Once
@@ -136,6 +161,11 @@ type ProcessExecutor struct {
 	byName   map[string]*attempt
 	byTask   map[attemptKey]*attempt
 	starting sync.WaitGroup // Execute calls between the closing check and registration
+	// sweeping is held for writing by Sweep while it looks for processes to
+	// kill, and for reading by start from just before a process starts until
+	// it is registered: Sweep never mistakes a process being started for a
+	// leftover.
+	sweeping sync.RWMutex
 	procs    sync.WaitGroup // registered processes that have not exited
 	waiters  sync.WaitGroup // wait goroutines
 
@@ -156,6 +186,7 @@ type attempt struct {
 	name    string
 	cmd     *osexec.Cmd
 	running StatusUpdate
+	output  string // the ORK_OUTPUT file
 }
 
 // maxCachedDirs bounds the set of log directories remembered as existing.
@@ -172,6 +203,8 @@ func NewProcessExecutor(cfg ProcessConfig) *ProcessExecutor {
 		logDir:    absDir(cfg.LogDir),
 		updates:   cfg.Updates,
 		killGrace: cfg.KillGrace,
+		maxLog:    cfg.MaxLogBytes,
+		log:       slog.Default(),
 		env:       cfg.Env,
 		dirs:      make(map[string]struct{}),
 		byName:    make(map[string]*attempt),
@@ -183,10 +216,31 @@ func NewProcessExecutor(cfg ProcessConfig) *ProcessExecutor {
 	if e.killGrace == 0 {
 		e.killGrace = DefaultKillGrace
 	}
+	if e.maxLog == 0 {
+		e.maxLog = DefaultMaxLogBytes
+	}
 	if e.env == nil {
 		e.env = os.Environ()
 	}
+	e.logKey = resolveDir(e.logDir)
 	return e
+}
+
+// resolveDir returns dir (absolute) with symbolic links resolved, so that
+// two names of one directory give one string. A directory that does not
+// exist yet is resolved through its parent; failing that, dir is returned
+// as it is.
+func resolveDir(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		return r
+	}
+	if r, err := filepath.EvalSymlinks(filepath.Dir(dir)); err == nil {
+		return filepath.Join(r, filepath.Base(dir))
+	}
+	return dir
 }
 
 // absDir makes dir absolute, so that a later change of working directory
@@ -318,6 +372,32 @@ func interpreter(p string) string {
 
 // environ builds the environment of task t.
 func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
+	output, err := OutputPath(e.logDir, t.Task.RunID, t.Task.Name, t.Task.TaskIndex, t.Task.Attempt)
+	if err != nil {
+		return nil, err
+	}
+	// ORK_UPSTREAM_FILE always holds the upstream outputs; ORK_UPSTREAM
+	// too while they fit in an environment variable (Linux refuses one
+	// over 128 KiB).
+	upstream := "{}"
+	upstreamFile := strings.TrimSuffix(output, ".output.json") + ".upstream.json"
+	if len(t.Upstream) > 0 {
+		if len(t.Upstream) <= MaxUpstreamEnv {
+			upstream = string(t.Upstream)
+		} else {
+			upstream = ""
+		}
+	}
+	if len(t.Upstream) > 0 {
+		if err := e.makeDir(filepath.Dir(upstreamFile)); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(upstreamFile, t.Upstream, 0o644); err != nil {
+			return nil, fmt.Errorf("write upstream outputs: %w", err)
+		}
+	} else {
+		upstreamFile = "" // no upstream tasks: no file
+	}
 	params, err := marshalJSON(t.Task.Params)
 	if err != nil {
 		return nil, fmt.Errorf("params of task %s: %w", t.Task.ID, err)
@@ -325,7 +405,7 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
 	if t.Task.Params == nil {
 		params = "{}"
 	}
-	env := make([]string, 0, len(e.env)+len(t.Task.Params)+8)
+	env := make([]string, 0, len(e.env)+len(t.Task.Params)+9)
 	env = append(env, e.env...)
 	keys := make([]string, 0, len(t.Task.Params))
 	for k := range t.Task.Params {
@@ -349,10 +429,14 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
 		"ORK_TASK_ID="+t.Task.ID,
 		"ORK_TASK_NAME="+t.Task.Name,
 		"ORK_TASK_INDEX="+strconv.Itoa(t.Task.TaskIndex),
-		"ORK_TASK_COUNT="+strconv.Itoa(t.Workflow.TaskCount),
+		"ORK_TASK_COUNT="+strconv.Itoa(t.Node().TaskCount),
 		"ORK_WORKFLOW="+t.Workflow.Name,
 		"ORK_ATTEMPT="+strconv.Itoa(t.Task.Attempt),
 		"ORK_PARAMS="+params,
+		"ORK_LOG_DIR="+e.logKey,
+		"ORK_UPSTREAM="+upstream,
+		"ORK_UPSTREAM_FILE="+upstreamFile,
+		"ORK_OUTPUT="+output,
 	)
 	return env, nil
 }
@@ -476,7 +560,7 @@ func (e *ProcessExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow)
 	if e.logDir == "" {
 		return "", errors.New("exec: ProcessConfig.LogDir is empty")
 	}
-	job := t.Workflow.JobName
+	job := t.Node().JobName
 	script, err := e.scriptPath(job)
 	if err != nil {
 		return "", err
@@ -507,7 +591,7 @@ func (e *ProcessExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow)
 		}
 		return "", fmt.Errorf("task %s attempt %d is already running as %s", key.taskID, key.attempt, name)
 	}
-	a := &attempt{key: key}
+	a := &attempt{key: key, output: strings.TrimSuffix(logPath, ".log") + ".output.json"}
 	e.byTask[key] = a // reserved: a second Execute of this attempt fails
 	e.starting.Add(1) // Shutdown waits for this start to finish before it signals
 	e.mu.Unlock()
@@ -545,10 +629,12 @@ func (e *ProcessExecutor) start(ctx context.Context, a *attempt, runID, script, 
 		a.cmd.Stdin = stdin
 	}
 	a.cmd.SysProcAttr = sysProcAttr()
+	e.sweeping.RLock() // until the process is registered
 	err = a.cmd.Start()
 	started := time.Now()
 	logFile.Close() // the child has its own copy
 	if err != nil {
+		e.sweeping.RUnlock()
 		return "", startError(script, err)
 	}
 	name := "pid:" + strconv.Itoa(a.cmd.Process.Pid)
@@ -562,13 +648,62 @@ func (e *ProcessExecutor) start(ctx context.Context, a *attempt, runID, script, 
 		Status:        model.TaskRunning,
 		ExecutionName: name,
 		At:            started,
+		Log:           logPath,
 	}
 	e.byName[name] = a
 	e.procs.Add(1)
 	e.waiters.Add(1)
 	e.mu.Unlock()
+	e.sweeping.RUnlock()
 	go e.wait(a)
 	return name, nil
+}
+
+// MaxUpstreamEnv is the largest ORK_UPSTREAM passed in the environment;
+// beyond it, ORK_UPSTREAM is empty and only ORK_UPSTREAM_FILE has it.
+const MaxUpstreamEnv = 64 << 10
+
+// MaxOutput is the largest task output: the ORK_OUTPUT file of a task.
+const MaxOutput = 1 << 20
+
+// OutputPath returns where attempt attempt of a task writes its output:
+// beside its log, <LogDir>/<run_id>/<task name>.<task_index>.<attempt>.output.json.
+func OutputPath(logDir, runID, name string, index, attempt int) (string, error) {
+	p, err := LogPath(logDir, runID, name, index, attempt)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(p, ".log") + ".output.json", nil
+}
+
+// ReadOutput reads a task's output file: nil if the task wrote none, the
+// JSON object (compacted) if it wrote one, and an error that says what is
+// wrong if it is over MaxOutput or not a JSON object.
+func ReadOutput(path string) (json.RawMessage, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxOutput+1))
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	if len(data) > MaxOutput {
+		return nil, fmt.Errorf("output %s is larger than 1 MiB: write big results to a file and put its path in the output", path)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return nil, fmt.Errorf("output %s is not a JSON object (write one, like {\"rows\": 10}, to $ORK_OUTPUT)", path)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, data); err != nil {
+		return nil, fmt.Errorf("output %s: %w", path, err)
+	}
+	return buf.Bytes(), nil
 }
 
 // wait reports the attempt running, waits for its process to end, and
@@ -589,6 +724,11 @@ func (e *ProcessExecutor) wait(a *attempt) {
 		e.exited(a, false)
 	}
 
+	if e.maxLog > 0 {
+		if err := TrimLog(a.running.Log, e.maxLog); err != nil {
+			e.log.Warn("cannot trim task log", "log", a.running.Log, "err", err)
+		}
+	}
 	u := a.running
 	u.At = ended
 	state := a.cmd.ProcessState
@@ -601,6 +741,11 @@ func (e *ProcessExecutor) wait(a *attempt) {
 		u.Error = msg
 		if code == 0 && msg == "" {
 			u.Status = model.TaskSuccess
+			if out, err := ReadOutput(a.output); err != nil {
+				u.Status, u.Error = model.TaskFailed, err.Error()
+			} else {
+				u.Output = out
+			}
 		} else {
 			u.Status = model.TaskFailed
 		}
@@ -741,3 +886,7 @@ func (e *ProcessExecutor) signalAll(sig syscall.Signal) {
 		_ = signalGroup(a.cmd.Process, sig)
 	}
 }
+
+// ProcessExecutor finds and stops what a dead scheduler left running (see
+// Sweep).
+var _ Sweeper = (*ProcessExecutor)(nil)

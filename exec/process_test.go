@@ -185,7 +185,8 @@ func TestProcessSuccess(t *testing.T) {
 	if _, err := strconv.Atoi(strings.TrimPrefix(name, "pid:")); err != nil {
 		t.Errorf("execution name %q has no pid: %v", name, err)
 	}
-	want := StatusUpdate{TaskID: "task-1", RunID: "run-1", Attempt: 1, Status: model.TaskRunning, ExecutionName: name}
+	logPath, _ := LogPath(f.logs, "run-1", "hello.sh", 0, 1)
+	want := StatusUpdate{TaskID: "task-1", RunID: "run-1", Attempt: 1, Status: model.TaskRunning, ExecutionName: name, Log: logPath}
 	if got := withoutTime(running); !reflect.DeepEqual(got, want) {
 		t.Errorf("first update\n got %+v\nwant %+v", got, want)
 	}
@@ -275,23 +276,24 @@ func TestProcessEnvironment(t *testing.T) {
 	})
 	f.script(t, "env.sh", "env")
 	params := map[string]any{
-		"greeting":   "hello world",
-		"day":        float64(20260101),
-		"big":        1e21,
-		"ratio":      0.25,
-		"negative":   float64(-7),
-		"flag":       true,
-		"off":        false,
-		"nothing":    nil,
-		"nested":     map[string]any{"b": []any{float64(1), "two"}, "a": map[string]any{"deep": true}},
-		"list":       []any{float64(1), float64(2)},
-		"html":       "<a & b>",
-		"OVERRIDDEN": "param",
-		"ORK_RUN_ID": "spoofed",
-		"bad=key":    "skipped",
-		"":           "skipped",
-		"nul\x00key": "skipped",
-		"nulvalue":   "a\x00b",
+		"greeting":    "hello world",
+		"day":         float64(20260101),
+		"big":         1e21,
+		"ratio":       0.25,
+		"negative":    float64(-7),
+		"flag":        true,
+		"off":         false,
+		"nothing":     nil,
+		"nested":      map[string]any{"b": []any{float64(1), "two"}, "a": map[string]any{"deep": true}},
+		"list":        []any{float64(1), float64(2)},
+		"html":        "<a & b>",
+		"OVERRIDDEN":  "param",
+		"ORK_RUN_ID":  "spoofed",
+		"ORK_LOG_DIR": "spoofed",
+		"bad=key":     "skipped",
+		"":            "skipped",
+		"nul\x00key":  "skipped",
+		"nulvalue":    "a\x00b",
 	}
 	tw := newTask("env.sh", "task-env", 2)
 	tw.Task.RunID = "run-env"
@@ -304,6 +306,10 @@ func TestProcessEnvironment(t *testing.T) {
 		t.Fatalf("final %+v", final)
 	}
 	env := envOf(f.readLog(t, tw))
+	logDir, err := filepath.EvalSymlinks(f.logs)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	want := map[string]string{
 		"BASE_VAR":       "base",
@@ -326,6 +332,7 @@ func TestProcessEnvironment(t *testing.T) {
 		"ORK_TASK_COUNT": "4",
 		"ORK_WORKFLOW":   "env-flow",
 		"ORK_ATTEMPT":    "3",
+		"ORK_LOG_DIR":    logDir,
 	}
 	for k, v := range want {
 		got, ok := env[k]

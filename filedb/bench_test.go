@@ -60,27 +60,43 @@ func benchTasks(b *testing.B, d *DB, r *model.Run, from, to int, st model.TaskSt
 	return ts
 }
 
-// BenchmarkUpdateTasks is one scheduler write of n status changes: each
-// iteration moves n tasks between pending and dispatched (a dispatch, then
-// a requeue), one batch per iteration.
+// BenchmarkUpdateTasks is one scheduler write of n status changes, as
+// executors report them: even iterations mark n dispatched tasks running,
+// odd ones mark them successful. The tasks are created (untimed) before
+// each pair of iterations, and a run is finished and a new one started
+// every 100 batches, so every iteration costs the same.
 func BenchmarkUpdateTasks(b *testing.B) {
+	const batchesPerRun = 100
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			d := benchDB(b)
-			r := benchRun(b, d, n)
-			ts := benchTasks(b, d, r, 0, n, model.TaskPending)
 			ctx := context.Background()
-			dispatch := make([]model.TaskUpdate, n)
-			requeue := make([]model.TaskUpdate, n)
-			for i, t := range ts {
-				dispatch[i] = model.TaskUpdate{TaskID: t.ID, RunID: r.ID, Status: model.TaskDispatched}
-				requeue[i] = model.TaskUpdate{TaskID: t.ID, RunID: r.ID, Status: model.TaskPending}
-			}
+			var r *model.Run
+			var ts []*model.Task
+			us := make([]model.TaskUpdate, n)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				us := dispatch
+				k := i / 2 % batchesPerRun
+				if i%2 == 0 {
+					b.StopTimer()
+					if k == 0 {
+						if r != nil {
+							if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunSuccess}}); err != nil {
+								b.Fatal(err)
+							}
+						}
+						r = benchRun(b, d, n*batchesPerRun)
+					}
+					ts = benchTasks(b, d, r, k*n, (k+1)*n, model.TaskDispatched)
+					b.StartTimer()
+				}
+				st := model.TaskRunning
 				if i%2 == 1 {
-					us = requeue
+					st = model.TaskSuccess
+				}
+				now := time.Now()
+				for j, t := range ts {
+					us[j] = model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: 1, Status: st, At: now}
 				}
 				changed, err := d.UpdateTasks(ctx, us)
 				if err != nil {

@@ -47,6 +47,8 @@ func Doctor(dir string) ([]Problem, error) {
 		rel, _ := filepath.Rel(dir, p)
 		parts := strings.Split(filepath.ToSlash(rel), "/")
 		switch {
+		case parts[0] == RunsDir && strings.HasPrefix(name, prunePrefix):
+			add("temp", p, "a prune of this run was cut short", "run `ork prune` again (with any --older-than) to finish it")
 		case parts[0] == spareDir:
 			// Spare inodes for later writes, not records (see commit).
 		case isTemp(name):

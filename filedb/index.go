@@ -255,7 +255,8 @@ func (d *DB) refresh() {
 			ix.cancels[rid] = true
 			continue
 		}
-		if ix.runs[id] == nil && !ix.known[id] {
+		if ix.runs[id] == nil {
+			// New, or a finished run that `ork retry` reopened.
 			d.loadRun(id)
 		}
 	}

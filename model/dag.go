@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -48,13 +47,10 @@ type Node struct {
 	MaxParallel  int           // 0: no bound
 }
 
-// nodesCache remembers the resolved nodes of workflows, which are
-// immutable once decoded.
-var nodesCache sync.Map // *Workflow -> []Node
-
 // Nodes returns the workflow's nodes in a topological order: every node
 // after all its upstream nodes, ties broken by name. A workflow that does
-// not validate may give a partial list.
+// not validate may give a partial list. They are computed at each call
+// (DAGs are small); hold on to the result where it is used often.
 func (w *Workflow) Nodes() []Node {
 	if w.Tasks == nil {
 		n := w.TaskCount
@@ -67,9 +63,6 @@ func (w *Workflow) Nodes() []Node {
 		}
 		return []Node{{Name: w.JobName, JobName: w.JobName, ExecutorType: typ, TaskCount: n,
 			Retries: w.Retries, RetryBackoff: w.RetryBackoff.Std(), Timeout: w.Timeout.Std(), MaxParallel: w.MaxParallel}}
-	}
-	if v, ok := nodesCache.Load(w); ok {
-		return v.([]Node)
 	}
 	order, _ := topoOrder(w.Tasks)
 	nodes := make([]Node, 0, len(order))
@@ -101,7 +94,6 @@ func (w *Workflow) Nodes() []Node {
 		}
 		nodes = append(nodes, nd)
 	}
-	nodesCache.Store(w, nodes)
 	return nodes
 }
 
@@ -299,12 +291,16 @@ func duplicateTaskNames(data []byte) (string, int64, bool) {
 	if err != nil || tok != json.Delim('{') {
 		return "", 0, false
 	}
+	// encoding/json matches field names without regard to case, and merges
+	// a second "tasks" into the first: names are checked across all.
+	seen := map[string]bool{}
 	for dec.More() {
 		key, err := dec.Token()
 		if err != nil {
 			return "", 0, false
 		}
-		if key != "tasks" {
+		k, _ := key.(string)
+		if !strings.EqualFold(k, "tasks") {
 			var skip json.RawMessage
 			if dec.Decode(&skip) != nil {
 				return "", 0, false
@@ -314,7 +310,6 @@ func duplicateTaskNames(data []byte) (string, int64, bool) {
 		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 			return "", 0, false
 		}
-		seen := map[string]bool{}
 		for dec.More() {
 			off := dec.InputOffset()
 			k, err := dec.Token()
@@ -334,7 +329,9 @@ func duplicateTaskNames(data []byte) (string, int64, bool) {
 				return "", 0, false
 			}
 		}
-		return "", 0, false
+		if _, err := dec.Token(); err != nil { // the closing brace
+			return "", 0, false
+		}
 	}
 	return "", 0, false
 }

@@ -43,7 +43,8 @@ type Database interface {
 	GetRun(ctx context.Context, id string) (*Run, error)
 	// ListRuns returns runs newest first.
 	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
-	// PendingRuns returns up to limit pending runs, oldest first.
+	// PendingRuns returns up to limit pending runs (all if limit <= 0),
+	// oldest first.
 	PendingRuns(ctx context.Context, limit int) ([]*Run, error)
 	// UpdateRuns applies run status changes in one batch (see ApplyRunUpdate).
 	UpdateRuns(ctx context.Context, us []RunUpdate) error
@@ -64,6 +65,11 @@ type Database interface {
 	ListTasks(ctx context.Context, runID string) ([]*Task, error)
 	// TaskCounts returns how many tasks of a run are in each status.
 	TaskCounts(ctx context.Context, runID string) (map[TaskStatus]int, error)
+
+	// ReopenRun makes a finished run pending again, to retry it: the tasks
+	// in reset go back to pending (keeping their attempts), the tasks in
+	// remove are deleted (the scheduler creates them again in their turn).
+	ReopenRun(ctx context.Context, runID string, reset, remove []string) error
 
 	// RequestCancel asks the scheduler to cancel an unfinished run (any
 	// process may call it; the scheduler applies it). ErrNotFound if the

@@ -150,6 +150,18 @@ func (t TaskWithWorkflow) Node() Node {
 // NewRun makes a pending run of w with the given trigger parameters.
 func NewRun(w *Workflow, params map[string]any, triggeredBy string, now time.Time) *Run {
 	snap := *w
+	if w.Tasks != nil {
+		// The run's copy is its own: later edits of the workflow's tasks
+		// do not reach it.
+		snap.Tasks = make(map[string]*TaskSpec, len(w.Tasks))
+		for k, v := range w.Tasks {
+			if v != nil {
+				cp := *v
+				v = &cp
+			}
+			snap.Tasks[k] = v
+		}
+	}
 	return &Run{
 		ID:           uuid.NewString(),
 		WorkflowID:   w.ID,
