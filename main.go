@@ -105,6 +105,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					&cli.StringSliceFlag{Name: "param", Usage: "default parameter `KEY=VALUE` (repeatable; VALUE is JSON if it parses, else a string)"},
 					&cli.StringFlag{Name: "project", Aliases: []string{"p"}, Usage: "cloud project"},
 					&cli.StringFlag{Name: "region", Aliases: []string{"r"}, Usage: "cloud region"},
+					&cli.IntFlag{Name: "retries", Usage: "retries of a failed task"},
+					&cli.DurationFlag{Name: "retry-backoff", Usage: "wait before the first retry; doubles each time (with jitter)"},
+					&cli.DurationFlag{Name: "timeout", Usage: "stop a task running longer than this (0: no limit)"},
+					&cli.IntFlag{Name: "max-parallel", Usage: "tasks of the workflow running at once (0: no bound beyond the scheduler's)"},
+					&cli.IntFlag{Name: "max-active-runs", Usage: "runs of the workflow running at once; more wait, pending (0: no bound)"},
 				},
 				Action: cmdCreateWorkflow,
 			},
@@ -157,6 +162,42 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action: cmdRun,
 			},
 			{
+				Name:      "cancel",
+				Usage:     "cancel a run: stop its running tasks, cancel the rest",
+				ArgsUsage: "RUN_ID",
+				Action:    cmdCancel,
+			},
+			{
+				Name:      "retry",
+				Usage:     "run the failed and never-run tasks of a finished run again",
+				ArgsUsage: "RUN_ID",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "wait", Usage: "wait for the run to end; exit 1 if it failed"},
+					&cli.StringFlag{Name: "script-dir", Usage: "script directory for an in-process scheduler"},
+				},
+				Action: cmdRetry,
+			},
+			{
+				Name:      "logs",
+				Usage:     "print the output of a run's tasks",
+				ArgsUsage: "RUN_ID [TASK_NAME]",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "index", Value: -1, Usage: "only the task with this index"},
+					&cli.IntFlag{Name: "attempt", Usage: "this attempt (default: the latest)"},
+					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the log while the task runs; stop when it ends"},
+				},
+				Action: cmdLogs,
+			},
+			{
+				Name:  "prune",
+				Usage: "delete finished runs, with their tasks and logs",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "older-than", Required: true, Usage: "delete runs that finished longer ago than `AGE` (30d, 12h, 90m)"},
+					&cli.IntFlag{Name: "keep-last", Usage: "keep the N newest finished runs of each workflow, whatever their age"},
+				},
+				Action: cmdPrune,
+			},
+			{
 				Name:   "doctor",
 				Usage:  "look for damaged files, leftover temporary files and runs left unfinished; says how to fix each",
 				Flags:  []cli.Flag{jsonFlag},
@@ -183,6 +224,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-running-tasks", Value: d.MaxRunningTasks, EnvVars: []string{"ORK_MAX_RUNNING_TASKS"}, Usage: "tasks dispatched or running at once"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: d.ShutdownGrace, EnvVars: []string{"ORK_SHUTDOWN_GRACE"}, Usage: "on SIGINT/SIGTERM, how long to wait for running tasks"},
 		&cli.IntFlag{Name: "crash-retries", Value: d.CrashRetries, EnvVars: []string{"ORK_CRASH_RETRIES"}, Usage: "retries of a task whose scheduler died while it ran (-1: none)"},
+		&cli.StringFlag{Name: "max-log-size", Value: "10MiB", EnvVars: []string{"ORK_MAX_LOG_SIZE"}, Usage: "keep at most this much of each attempt's log (its tail), e.g. 10MiB, 512KiB; 0: no bound"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"ORK_VERBOSE"}, Usage: "log every task"},
 	}
 }
@@ -298,6 +340,12 @@ func cmdCreateWorkflow(c *cli.Context) error {
 		Region:       c.String("region"),
 		CreatedAt:    now,
 		UpdatedAt:    now,
+
+		Retries:       c.Int("retries"),
+		RetryBackoff:  model.Duration(c.Duration("retry-backoff")),
+		Timeout:       model.Duration(c.Duration("timeout")),
+		MaxParallel:   c.Int("max-parallel"),
+		MaxActiveRuns: c.Int("max-active-runs"),
 	}
 	if w.TaskCount < 1 {
 		return fmt.Errorf("--task-count %d: must be at least 1", w.TaskCount)
@@ -429,6 +477,12 @@ func cmdTrigger(c *cli.Context) error {
 // if there is one, else on a scheduler started in this process — also when
 // the scheduler it was waiting on goes away.
 func triggerWait(c *cli.Context, db *filedb.DB, r *model.Run) error {
+	return waitRun(c, db, r, func(ctx context.Context) error { return db.CreateRun(ctx, r) })
+}
+
+// waitRun makes the run to wait for with start (create it, or reopen it),
+// then waits for it as triggerWait says.
+func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Context) error) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errw := c.App.ErrWriter
@@ -446,7 +500,7 @@ func triggerWait(c *cli.Context, db *filedb.DB, r *model.Run) error {
 		mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
 			ScriptDir: scriptDir(c), LogDir: db.LogDir(), Updates: updates,
 		}))
-		log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelError}))
 		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1})
 		localErr = make(chan error, 1)
 		var sctx context.Context
@@ -462,7 +516,7 @@ func triggerWait(c *cli.Context, db *filedb.DB, r *model.Run) error {
 	}
 	defer endLocal()
 	startLocal()
-	if err := db.CreateRun(ctx, r); err != nil {
+	if err := start(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.App.Writer, r.ID)
@@ -665,6 +719,15 @@ func cmdTasks(c *cli.Context) error {
 			dur = fmtDur(t.StartedAt, t.FinishedAt)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.TaskIndex, t.Status, t.Attempt, exit, dur, truncate(t.Error, 60))
+		if len(t.Attempts) > 1 || (len(t.Attempts) == 1 && t.Attempt > 1) {
+			for _, a := range t.Attempts {
+				exit := "-"
+				if a.ExitCode != nil {
+					exit = fmt.Sprint(*a.ExitCode)
+				}
+				fmt.Fprintf(tw, "  └\t\t%s\t%d\t%s\t%s\t%s\n", a.Status, a.Attempt, exit, fmtDur(a.StartedAt, a.FinishedAt), truncate(a.Error, 60))
+			}
+		}
 	}
 	return tw.Flush()
 }
@@ -694,10 +757,17 @@ func cmdRun(c *cli.Context) error {
 	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
 		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)
 	}
+	maxLog, err := parseSize(c.String("max-log-size"))
+	if err != nil {
+		return fmt.Errorf("--max-log-size: %w", err)
+	}
+	if maxLog == 0 {
+		maxLog = -1 // no bound
+	}
 	updates := make(chan exec.StatusUpdate, 4096)
 	mgr := exec.NewManager(updates)
 	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
-		ScriptDir: sd, LogDir: db.LogDir(), Updates: updates,
+		ScriptDir: sd, LogDir: db.LogDir(), Updates: updates, MaxLogBytes: maxLog,
 	}))
 	s := sched.New(db, mgr, cfg)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)

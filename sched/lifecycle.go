@@ -148,15 +148,33 @@ func (s *Scheduler) cancels(ctx context.Context) {
 }
 
 func (s *Scheduler) cancelRun(ctx context.Context, id string) error {
-	r, err := s.db.GetRun(ctx, id)
-	if err != nil || r.Status.Terminal() {
-		return err
-	}
-	ts, err := s.db.ListTasks(ctx, id)
+	s.launch.cancel(id) // what waits for a slot does not start
+	stops, n, err := cancelRecords(ctx, s.db, id)
 	if err != nil {
 		return err
 	}
-	s.launch.cancel(id) // what waits for a slot does not start
+	for _, p := range stops {
+		s.stop(ctx, p)
+		s.land(p.Task.ID)
+	}
+	s.untrack(id)
+	s.log.Warn("run cancelled", "run", id, "stopped_tasks", len(stops), "cancelled_tasks", n)
+	s.wake(id)
+	return nil
+}
+
+// cancelRecords records the cancel of a run: every task not ended becomes
+// cancelled and the run ends cancelled. It returns the tasks that were
+// running (to be stopped) and how many tasks it cancelled.
+func cancelRecords(ctx context.Context, db model.Database, id string) ([]model.TaskWithWorkflow, int, error) {
+	r, err := db.GetRun(ctx, id)
+	if err != nil || r.Status.Terminal() {
+		return nil, 0, err
+	}
+	ts, err := db.ListTasks(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
 	now := time.Now()
 	var us []model.TaskUpdate
 	var stops []model.TaskWithWorkflow
@@ -169,18 +187,19 @@ func (s *Scheduler) cancelRun(ctx context.Context, id string) error {
 			stops = append(stops, model.TaskWithWorkflow{Task: t, Workflow: r.Workflow})
 		}
 	}
-	if _, err := s.db.UpdateTasks(ctx, us); err != nil {
-		return err
+	if _, err := db.UpdateTasks(ctx, us); err != nil {
+		return nil, 0, err
 	}
-	if err := s.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: id, Status: model.RunCancelled, Error: "cancelled on request", At: now}}); err != nil {
-		return err
+	if err := db.UpdateRuns(ctx, []model.RunUpdate{{RunID: id, Status: model.RunCancelled, Error: "cancelled on request", At: now}}); err != nil {
+		return nil, 0, err
 	}
-	for _, p := range stops {
-		s.stop(ctx, p)
-		s.land(p.Task.ID)
-	}
-	s.untrack(id)
-	s.log.Warn("run cancelled", "run", id, "stopped_tasks", len(stops), "cancelled_tasks", len(us))
-	s.wake(id)
-	return nil
+	return stops, len(us), nil
+}
+
+// CancelRun cancels a run while no scheduler runs (the caller holds the
+// scheduler lock): its tasks that did not end become cancelled and the run
+// ends cancelled. With a scheduler running, use Database.RequestCancel.
+func CancelRun(ctx context.Context, db model.Database, runID string) error {
+	_, _, err := cancelRecords(ctx, db, runID)
+	return err
 }

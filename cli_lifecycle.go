@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ork-run/ork/exec"
+	"github.com/ork-run/ork/filedb"
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/sched"
+)
+
+func cmdCancel(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErr(c, "give the id of the run to cancel")
+	}
+	db, err := openDB(c, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	id := c.Args().First()
+	r, err := db.GetRun(c.Context, id)
+	if err != nil {
+		return notFoundHint(err, "`ork status` lists the runs")
+	}
+	if r.Status.Terminal() {
+		fmt.Fprintf(c.App.Writer, "run %s already ended (%s): nothing to cancel\n", id, r.Status)
+		return nil
+	}
+	// No scheduler: cancel here, holding the lock so none starts meanwhile.
+	if release, err := db.LockScheduler(c.Context); err == nil {
+		defer release()
+		if err := sched.CancelRun(c.Context, db, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "run %s cancelled\n", id)
+		return nil
+	}
+	// The running scheduler applies the request: ask, then wait a while.
+	if err := db.RequestCancel(c.Context, id); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := db.GetRun(c.Context, id)
+		if err != nil {
+			return err
+		}
+		if r.Status.Terminal() {
+			fmt.Fprintf(c.App.Writer, "run %s %s\n", id, r.Status)
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the scheduler (%s) will apply it\n", id, filedb.LockHolder(orkDir(c)))
+	return nil
+}
+
+func cmdRetry(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErr(c, "give the id of the run to retry")
+	}
+	db, err := openDB(c, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	id := c.Args().First()
+	r, err := db.GetRun(c.Context, id)
+	if err != nil {
+		return notFoundHint(err, "`ork status` lists the runs")
+	}
+	if !r.Status.Terminal() {
+		return fmt.Errorf("run %s is still %s: retry it once it has ended (or `ork cancel %s` first)", id, r.Status, id)
+	}
+	if r.Status == model.RunSuccess {
+		fmt.Fprintf(c.App.Writer, "run %s succeeded: nothing to retry\n", id)
+		return nil
+	}
+	ts, err := db.ListTasks(c.Context, id)
+	if err != nil {
+		return err
+	}
+	// Failed tasks (and cancelled ones that had started) run again as new
+	// attempts; tasks that never ran are created again in their turn.
+	var reset, remove []string
+	for _, t := range ts {
+		switch {
+		case t.Status == model.TaskFailed, t.Status == model.TaskCancelled && t.Attempt > 0:
+			reset = append(reset, t.ID)
+		case t.Status == model.TaskSkipped, t.Status == model.TaskCancelled:
+			remove = append(remove, t.ID)
+		}
+	}
+	start := func(ctx context.Context) error { return db.ReopenRun(ctx, id, reset, remove) }
+	fmt.Fprintf(c.App.ErrWriter, "retrying run %s: %d failed task(s) again, %d that never ran\n", id, len(reset), len(remove)+r.TaskCount()-len(ts))
+	if c.Bool("wait") {
+		return waitRun(c, db, r, start)
+	}
+	if err := start(c.Context); err != nil {
+		return err
+	}
+	if filedb.LockHolder(orkDir(c)) == "" {
+		fmt.Fprintln(c.App.ErrWriter, "note: no scheduler is running on "+orkDir(c)+"; start one with `ork run`, or use --wait")
+	}
+	fmt.Fprintln(c.App.Writer, id)
+	return nil
+}
+
+func cmdLogs(c *cli.Context) error {
+	if c.NArg() < 1 || c.NArg() > 2 {
+		return usageErr(c, "give a run id and, optionally, a task name")
+	}
+	db, err := openDB(c, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	id, name := c.Args().Get(0), c.Args().Get(1)
+	r, err := db.GetRun(c.Context, id)
+	if err != nil {
+		return notFoundHint(err, "`ork status` lists the runs")
+	}
+	selected, err := selectTasks(c, db, r, name)
+	if err != nil {
+		return err
+	}
+	if c.Bool("follow") {
+		if len(selected) != 1 {
+			return fmt.Errorf("--follow streams one task: name it (and --index for a fan-out); %d match", len(selected))
+		}
+		return followLog(c, db, r, selected[0])
+	}
+	w := c.App.Writer
+	for i, t := range selected {
+		attempt := c.Int("attempt")
+		if attempt == 0 {
+			attempt = t.Attempt
+		}
+		if len(selected) > 1 {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "==> %s attempt %d (%s) <==\n", t.Label(), attempt, t.Status)
+		}
+		if attempt == 0 {
+			fmt.Fprintln(w, "(not started)")
+			continue
+		}
+		p, err := exec.LogPath(db.LogDir(), id, t.Name, t.TaskIndex, attempt)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintln(w, "(no log)")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(w, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selectTasks returns the tasks of run r with that name (all if empty) and
+// --index, in the workflow's order.
+func selectTasks(c *cli.Context, db *filedb.DB, r *model.Run, name string) ([]*model.Task, error) {
+	ts, err := db.ListTasks(c.Context, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	ts = model.CompleteTasks(r, ts)
+	var out []*model.Task
+	for _, t := range ts {
+		if (name == "" || t.Name == name) && (c.Int("index") < 0 || t.TaskIndex == c.Int("index")) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("run %s has no task %s (`ork tasks %s` lists them)", r.ID, strings.TrimSpace(name+" index "+strconv.Itoa(c.Int("index"))), r.ID)
+	}
+	return out, nil
+}
+
+// followLog streams the log of task t's current (or --attempt) attempt
+// until that attempt has ended and its log is read to the end.
+func followLog(c *cli.Context, db *filedb.DB, r *model.Run, t *model.Task) error {
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	attempt := c.Int("attempt")
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	for {
+		cur, err := currentTask(ctx, db, r, t)
+		if err != nil {
+			return err
+		}
+		a := attempt
+		if a == 0 {
+			a = max(cur.Attempt, 1)
+		}
+		ended := cur.Status.Terminal() || cur.Attempt > a || (cur.Attempt == a && cur.Status == model.TaskPending)
+		if f == nil {
+			p, err := exec.LogPath(db.LogDir(), r.ID, t.Name, t.TaskIndex, a)
+			if err != nil {
+				return err
+			}
+			if f, err = os.Open(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		if f != nil {
+			if _, err := io.Copy(c.App.Writer, f); err != nil {
+				return err
+			}
+		}
+		if ended {
+			if f != nil { // what was written before the end
+				_, err := io.Copy(c.App.Writer, f)
+				return err
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func currentTask(ctx context.Context, db *filedb.DB, r *model.Run, t *model.Task) (*model.Task, error) {
+	ts, err := db.ListTasks(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range ts {
+		if x.ID == t.ID {
+			return x, nil
+		}
+	}
+	run, err := db.GetRun(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	cp := *t
+	if run.Status.Terminal() {
+		cp.Status = model.TaskCancelled // never created, and never will be
+	}
+	return &cp, nil
+}
+
+func cmdPrune(c *cli.Context) error {
+	age, err := parseAge(c.String("older-than"))
+	if err != nil {
+		return fmt.Errorf("--older-than: %w", err)
+	}
+	if c.Int("keep-last") < 0 {
+		return errors.New("--keep-last must be 0 or more")
+	}
+	db, err := openDB(c, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ids, err := db.Prune(c.Context, time.Now().Add(-age), c.Int("keep-last"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "pruned %d finished run(s) older than %s\n", len(ids), c.String("older-than"))
+	return nil
+}
+
+// parseAge reads an age like 30d, 12h, 90m or 45s.
+func parseAge(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseFloat(n, 64)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("%q: write an age like 30d, 12h or 90m", s)
+		}
+		return time.Duration(days * 24 * float64(time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: write an age like 30d, 12h or 90m", s)
+	}
+	return d, nil
+}
+
+// parseSize reads a size like 10MiB, 512KiB, 1GiB or a number of bytes.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+			if err != nil || v < 0 {
+				return 0, fmt.Errorf("%q is not a size like 10MiB", s)
+			}
+			return int64(v * float64(u.mult)), nil
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a size like 10MiB", s)
+	}
+	return v, nil
+}
