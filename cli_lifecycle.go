@@ -21,20 +21,34 @@ import (
 	"github.com/ork-run/ork/sched"
 )
 
-func cmdCancel(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErr(c, "give the id of the run to cancel")
+// openRun opens the database and reads the run named by the first
+// argument; the caller closes the database.
+func openRun(c *cli.Context, what string) (*filedb.DB, *model.Run, error) {
+	if c.NArg() < 1 {
+		return nil, nil, usageErr(c, "give the id of the run to "+what)
 	}
 	db, err := openDB(c, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := db.GetRun(c.Context, c.Args().First())
+	if err != nil {
+		db.Close()
+		return nil, nil, notFoundHint(err, "`ork status` lists the runs")
+	}
+	return db, r, nil
+}
+
+func cmdCancel(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return usageErr(c, "give one run id")
+	}
+	db, r, err := openRun(c, "cancel")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	id := c.Args().First()
-	r, err := db.GetRun(c.Context, id)
-	if err != nil {
-		return notFoundHint(err, "`ork status` lists the runs")
-	}
+	id := r.ID
 	if r.Status.Terminal() {
 		fmt.Fprintf(c.App.Writer, "run %s already ended (%s): nothing to cancel\n", id, r.Status)
 		return nil
@@ -69,19 +83,15 @@ func cmdCancel(c *cli.Context) error {
 }
 
 func cmdRetry(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErr(c, "give the id of the run to retry")
+	if c.NArg() > 1 {
+		return usageErr(c, "give one run id")
 	}
-	db, err := openDB(c, nil)
+	db, r, err := openRun(c, "retry")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	id := c.Args().First()
-	r, err := db.GetRun(c.Context, id)
-	if err != nil {
-		return notFoundHint(err, "`ork status` lists the runs")
-	}
+	id := r.ID
 	if !r.Status.Terminal() {
 		return fmt.Errorf("run %s is still %s: retry it once it has ended (or `ork cancel %s` first)", id, r.Status, id)
 	}
@@ -120,19 +130,15 @@ func cmdRetry(c *cli.Context) error {
 }
 
 func cmdLogs(c *cli.Context) error {
-	if c.NArg() < 1 || c.NArg() > 2 {
+	if c.NArg() > 2 {
 		return usageErr(c, "give a run id and, optionally, a task name")
 	}
-	db, err := openDB(c, nil)
+	db, r, err := openRun(c, "show the logs of")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	id, name := c.Args().Get(0), c.Args().Get(1)
-	r, err := db.GetRun(c.Context, id)
-	if err != nil {
-		return notFoundHint(err, "`ork status` lists the runs")
-	}
+	id, name := r.ID, c.Args().Get(1)
 	selected, err := selectTasks(c, db, r, name)
 	if err != nil {
 		return err
