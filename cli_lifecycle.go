@@ -165,6 +165,9 @@ func cmdLogs(c *cli.Context) error {
 			fmt.Fprintln(w, "(not started)")
 			continue
 		}
+		if attempt > t.Attempt {
+			return fmt.Errorf("task %s has no attempt %d: it is at attempt %d", t.Label(), attempt, t.Attempt)
+		}
 		p, err := exec.LogPath(db.LogDir(), id, t.Name, t.TaskIndex, attempt)
 		if err != nil {
 			return err
@@ -201,17 +204,22 @@ func selectTasks(c *cli.Context, db *filedb.DB, r *model.Run, name string) ([]*m
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("run %s has no task %s (`ork tasks %s` lists them)", r.ID, strings.TrimSpace(name+" index "+strconv.Itoa(c.Int("index"))), r.ID)
+		what := name
+		if i := c.Int("index"); i >= 0 {
+			what = strings.TrimSpace(fmt.Sprintf("%s index %d", name, i))
+		}
+		return nil, fmt.Errorf("run %s has no task %s (`ork tasks %s` lists them)", r.ID, what, r.ID)
 	}
 	return out, nil
 }
 
-// followLog streams the log of task t's current (or --attempt) attempt
-// until that attempt has ended and its log is read to the end.
+// followLog streams the log of task t until the task has ended, following
+// it from attempt to attempt when it is retried (or only attempt --attempt).
 func followLog(c *cli.Context, db *filedb.DB, r *model.Run, t *model.Task) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	attempt := c.Int("attempt")
+	only := c.Int("attempt")
+	a := only
 	var f *os.File
 	defer func() {
 		if f != nil {
@@ -223,11 +231,28 @@ func followLog(c *cli.Context, db *filedb.DB, r *model.Run, t *model.Task) error
 		if err != nil {
 			return err
 		}
-		a := attempt
 		if a == 0 {
 			a = max(cur.Attempt, 1)
 		}
-		ended := cur.Status.Terminal() || cur.Attempt > a || (cur.Attempt == a && cur.Status == model.TaskPending)
+		if only == 0 && cur.Attempt > a {
+			// The task was retried: finish this attempt's log, go on with
+			// the next one.
+			if f != nil {
+				if _, err := io.Copy(c.App.Writer, f); err != nil {
+					return err
+				}
+				f.Close()
+				f = nil
+			}
+			a = cur.Attempt
+			fmt.Fprintf(c.App.Writer, "--- attempt %d ---\n", a)
+		}
+		var ended bool
+		if only == 0 {
+			ended = cur.Status.Terminal()
+		} else {
+			ended = cur.Status.Terminal() || cur.Attempt > a || (cur.Attempt == a && cur.Status == model.TaskPending)
+		}
 		if f == nil {
 			p, err := exec.LogPath(db.LogDir(), r.ID, t.Name, t.TaskIndex, a)
 			if err != nil {
@@ -243,10 +268,6 @@ func followLog(c *cli.Context, db *filedb.DB, r *model.Run, t *model.Task) error
 			}
 		}
 		if ended {
-			if f != nil { // what was written before the end
-				_, err := io.Copy(c.App.Writer, f)
-				return err
-			}
 			return nil
 		}
 		select {

@@ -633,8 +633,12 @@ func cmdStatus(c *cli.Context) error {
 		for _, n := range counts {
 			recorded += n
 		}
-		if n := r.TaskCount() - recorded; n > 0 && !r.Status.Terminal() {
-			counts[model.TaskPending] += n // not created yet
+		if n := r.TaskCount() - recorded; n > 0 {
+			if r.Status.Terminal() {
+				counts[model.TaskCancelled] += n // never started: the run ended
+			} else {
+				counts[model.TaskPending] += n // not created yet
+			}
 		}
 		w := c.App.Writer
 		fmt.Fprintf(w, "Run:       %s\nWorkflow:  %s\nStatus:    %s\nCreated:   %s\nStarted:   %s\nFinished:  %s\nDuration:  %s\n",

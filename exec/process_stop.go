@@ -11,8 +11,9 @@ import (
 var _ Stopper = (*ProcessExecutor)(nil)
 
 // Stop stops one attempt, for a timeout or a cancel: SIGTERM to its whole
-// process group now, SIGKILL after the kill grace if anything of it is
-// still there. It returns at once; the attempt then ends as usual, with its
+// process group now; after the kill grace, SIGKILL to the group and to every
+// process still carrying the attempt's environment (a child that ignored
+// SIGTERM and outlived the script). It returns at once; the attempt then ends as usual, with its
 // terminal update. An attempt that is not running is left alone.
 func (e *ProcessExecutor) Stop(ctx context.Context, t model.TaskWithWorkflow) error {
 	key := attemptKey{taskID: t.Task.ID, attempt: t.Task.Attempt}
@@ -34,10 +35,13 @@ func (e *ProcessExecutor) Stop(ctx context.Context, t model.TaskWithWorkflow) er
 			return
 		}
 		e.mu.Lock()
-		defer e.mu.Unlock()
 		if e.byName[a.name] == a {
 			_ = signalGroup(proc, syscall.SIGKILL)
 		}
+		e.mu.Unlock()
+		// What ignored SIGTERM and outlived the script (or left its
+		// process group) is found by its environment.
+		killAttempt(e.logKey, key.taskID, key.attempt)
 	}()
 	return nil
 }

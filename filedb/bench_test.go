@@ -210,7 +210,7 @@ func BenchmarkCreateRun(b *testing.B) {
 // BenchmarkStatusOfFinishedRun is `ork status RUN` on a finished run of n
 // tasks: a fresh handle, GetRun and TaskCounts.
 func BenchmarkStatusOfFinishedRun(b *testing.B) {
-	for _, n := range []int{100, 10000} {
+	for _, n := range []int{100, 2000} {
 		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
 			d := benchDB(b)
 			r := benchRun(b, d, n)

@@ -101,8 +101,9 @@ const prunePrefix = ".prune-"
 // short by a crash is finished by the next one.
 func (d *DB) Prune(ctx context.Context, cutoff time.Time, keepLast int) ([]string, error) {
 	runsDir := filepath.Join(d.root, RunsDir)
-	if err := d.finishPrunes(); err != nil {
-		return nil, err
+	leftover, err := d.finishPrunes()
+	if err != nil {
+		return leftover, err
 	}
 	runs, err := d.ListRuns(ctx, model.RunFilter{})
 	if err != nil {
@@ -126,7 +127,7 @@ func (d *DB) Prune(ctx context.Context, cutoff time.Time, keepLast int) ([]strin
 			doomed = append(doomed, r)
 		}
 	}
-	var out []string
+	out := leftover
 	for _, r := range doomed {
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -137,23 +138,24 @@ func (d *DB) Prune(ctx context.Context, cutoff time.Time, keepLast int) ([]strin
 		}
 		out = append(out, r.ID)
 	}
-	if len(out) == 0 {
-		return nil, nil
+	if len(out) == len(leftover) {
+		return out, nil
 	}
 	// Durability: the renames survive a crash before anything is deleted.
 	if err := fsyncPath(runsDir); err != nil {
 		return out, err
 	}
-	return out, d.finishPrunes()
+	_, err = d.finishPrunes()
+	return out, err
 }
 
 // finishPrunes deletes what is left of runs whose record was renamed for
-// pruning: tasks, logs, then the record.
-func (d *DB) finishPrunes() error {
+// pruning — tasks, logs, then the record — and returns their ids.
+func (d *DB) finishPrunes() ([]string, error) {
 	runsDir := filepath.Join(d.root, RunsDir)
 	ents, err := os.ReadDir(runsDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var marks []string
 	for _, e := range ents {
@@ -162,6 +164,7 @@ func (d *DB) finishPrunes() error {
 		}
 	}
 	slices.Sort(marks)
+	var ids []string
 	for _, m := range marks {
 		id := strings.TrimSuffix(strings.TrimPrefix(m, prunePrefix), ".json")
 		if checkID("run", id) != nil {
@@ -169,19 +172,20 @@ func (d *DB) finishPrunes() error {
 		}
 		for _, dir := range []string{d.taskDir(id), filepath.Join(d.root, LogsDir, id)} {
 			if err := os.RemoveAll(dir); err != nil {
-				return fmt.Errorf("prune run %s: %w", id, err)
+				return ids, fmt.Errorf("prune run %s: %w", id, err)
 			}
 		}
 		if err := os.Remove(filepath.Join(runsDir, m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return ids, err
 		}
+		ids = append(ids, id)
 	}
 	if len(marks) > 0 {
 		for _, dir := range []string{runsDir, filepath.Join(d.root, TasksDir), filepath.Join(d.root, LogsDir)} {
 			if err := fsyncPath(dir); err != nil {
-				return err
+				return ids, err
 			}
 		}
 	}
-	return nil
+	return ids, nil
 }

@@ -231,9 +231,9 @@ func NewNodeTasks(r *Run, nd Node, from, to int, now time.Time) []*Task {
 	return tasks
 }
 
-// CompleteTasks returns the tasks of run r: those recorded plus, as
-// pending, those the scheduler has not created yet — a scheduler creates a
-// run's task records as it dispatches them. They come in the workflow's
+// CompleteTasks returns the tasks of run r: those recorded plus those the
+// scheduler has not created yet — a scheduler creates a run's task records
+// as it dispatches them — as pending, or cancelled if the run has ended. They come in the workflow's
 // order: node by node (upstream first), then by index.
 func CompleteTasks(r *Run, recorded []*Task) []*Task {
 	out := recorded
@@ -245,6 +245,10 @@ func CompleteTasks(r *Run, recorded []*Task) []*Task {
 		out = append([]*Task(nil), recorded...)
 		for _, t := range NewTasks(r, r.CreatedAt) {
 			if !have[t.ID] {
+				if r.Status.Terminal() {
+					// The run ended before the task's turn came.
+					t.Status, t.Error = TaskCancelled, "never started: the run ended "+string(r.Status)
+				}
 				out = append(out, t)
 			}
 		}

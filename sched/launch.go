@@ -3,6 +3,7 @@ package sched
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -27,7 +28,8 @@ type launcher struct {
 	mu        sync.Mutex
 	holding   map[attemptKey]bool // attempts that hold a slot
 	deadlines map[attemptKey]deadline
-	cancelled map[string]bool // runs cancelled: their waiting tasks do not start
+	timedOut  map[attemptKey]time.Duration // stopped for their timeout, not ended yet
+	cancelled map[string]bool              // runs cancelled: their waiting tasks do not start
 	unstarted []model.TaskWithWorkflow
 	haltOnce  sync.Once
 
@@ -61,6 +63,7 @@ func newLauncher(s *Scheduler) *launcher {
 		stop:      make(chan struct{}),
 		holding:   make(map[attemptKey]bool),
 		deadlines: make(map[attemptKey]deadline),
+		timedOut:  make(map[attemptKey]time.Duration),
 		cancelled: make(map[string]bool),
 	}
 }
@@ -136,7 +139,18 @@ func (l *launcher) forward() {
 			return
 		case u := <-updates:
 			if u.Status.Terminal() {
-				l.release(attemptKey{u.TaskID, u.Attempt})
+				k := attemptKey{u.TaskID, u.Attempt}
+				l.mu.Lock()
+				limit, timedOut := l.timedOut[k]
+				delete(l.timedOut, k)
+				l.mu.Unlock()
+				if timedOut {
+					// Stopped for its timeout: that is why it ended. It is
+					// recorded only now that its process is gone, so a retry
+					// never overlaps it.
+					u.Status, u.Error = model.TaskFailed, fmt.Sprintf("timed out after %s", limit)
+				}
+				l.release(k)
 			}
 			l.out <- u.TaskUpdate()
 		}
@@ -207,6 +221,7 @@ func (l *launcher) expired(now time.Time) []model.TaskWithWorkflow {
 		if !d.at.After(now) {
 			out = append(out, d.p)
 			delete(l.deadlines, k)
+			l.timedOut[k] = d.p.Node().Timeout
 		}
 	}
 	return out

@@ -102,16 +102,14 @@ func (s *Scheduler) nextWake(now time.Time) time.Time {
 	return next
 }
 
-// timeouts stops the attempts whose timeout expired and records them
-// failed ("timed out after 30s"); the retry rules then apply.
+// timeouts stops the attempts whose timeout expired. When the process has
+// ended, its attempt is recorded failed "timed out after 30s" (see
+// launcher.forward), and the retry rules apply.
 func (s *Scheduler) timeouts(ctx context.Context, now time.Time) {
 	for _, p := range s.launch.expired(now) {
 		t := p.Task
-		limit := p.Node().Timeout
-		s.log.Warn("task timed out; stopping it", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "timeout", limit)
+		s.log.Warn("task timed out; stopping it", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "timeout", p.Node().Timeout)
 		s.stop(ctx, p)
-		s.buf = append(s.buf, model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt,
-			Status: model.TaskFailed, Error: fmt.Sprintf("timed out after %s", limit), At: now})
 	}
 }
 

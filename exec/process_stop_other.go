@@ -1,0 +1,6 @@
+//go:build !linux
+
+package exec
+
+// killAttempt needs /proc; elsewhere Stop relies on the process group.
+func killAttempt(logKey, taskID string, attempt int) int { return 0 }
