@@ -23,12 +23,26 @@ func (d *DB) LockScheduler(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", p, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, &model.LockedError{Where: d.root, Holder: LockHolder(d.root)}
+	// A scheduler killed while it was starting a task leaves the lock with
+	// the child for the instant before that child execs (or dies by the
+	// parent-death signal): when the holder named in the file is gone, try
+	// again for a moment before refusing.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
 		}
-		return nil, fmt.Errorf("lock %s: %w", p, err)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", p, err)
+		}
+		holder := LockHolder(d.root)
+		if holderAlive(holder) || time.Now().After(deadline) {
+			f.Close()
+			return nil, &model.LockedError{Where: d.root, Holder: holder}
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	host, _ := os.Hostname()
 	info := fmt.Sprintf("pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
@@ -62,4 +76,18 @@ func LockHolder(dir string) string {
 		s = "unknown process"
 	}
 	return s
+}
+
+// holderAlive reports whether the process named by a lock holder string
+// ("pid 123 on host since ...") exists; true when it cannot tell.
+func holderAlive(holder string) bool {
+	var pid int
+	if _, err := fmt.Sscanf(holder, "pid %d", &pid); err != nil || pid <= 0 {
+		return true
+	}
+	host, _ := os.Hostname()
+	if !strings.Contains(holder, " on "+host+" ") {
+		return true // another machine's: cannot tell
+	}
+	return processAlive(pid)
 }
