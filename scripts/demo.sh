@@ -7,6 +7,7 @@ src=$(cd "$(dirname "$0")/../testdata/demo" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
+mkdir -p tmp && export TMPDIR="$work/tmp" # the pipeline example writes its data there
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; "$@"; }
 
@@ -23,4 +24,11 @@ step "$ork" status "$run"
 step "$ork" tasks "$run"
 printf '\n\033[1mlog of task 1:\033[0m\n'
 cat .ork/logs/"$run"/greet.sh.1.1.log
-printf '\nDemo finished: run %s succeeded.\n' "$run"
+
+# A DAG: extract -> transform (4 shards) -> load, passing data by outputs.
+cp "$src/../dag/scripts/"*.sh scripts/
+cp "$src/../dag/data_pipeline.json" .ork/workflows/
+dag=$(step "$ork" trigger data_pipeline --wait | tail -n 1)
+step "$ork" tasks "$dag"
+step "$ork" logs "$dag" load
+printf '\nDemo finished: runs %s and %s succeeded.\n' "$run" "$dag"
