@@ -30,47 +30,6 @@ import (
 	"time"
 )
 
-// crashSched is one `ork run` process of a test.
-type crashSched struct {
-	cmd    *osexec.Cmd
-	log    *syncBuffer
-	exited chan struct{} // closed once the process has been waited for
-	err    error         // what Wait returned; read after exited is closed
-}
-
-// startCrashSched starts `ork run args...` in dir, in a process group of
-// its own (so that a signal meant for the test never reaches it, and it
-// is killed alone). It is killed when the test ends, if it still runs.
-func startCrashSched(t *testing.T, ctx context.Context, dir string, args ...string) *crashSched {
-	t.Helper()
-	p := &crashSched{log: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = orkCmd(ctx, dir, append([]string{"run"}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start ork run: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-	})
-	return p
-}
-
-// done reports whether the process has exited.
-func (p *crashSched) done() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
 // refused reports whether the scheduler has exited because it found the
 // scheduler lock taken.
 //
@@ -80,87 +39,60 @@ func (p *crashSched) done() bool {
 // scheduler was forking at that instant still shares until it execs or
 // dies. This is seen under CPU load, and is a matter for filedb's lock;
 // the tests here retry such a start and log it, as a supervisor would.
-func (p *crashSched) refused() bool {
-	return p.done() && strings.Contains(p.log.String(), "another scheduler is running")
+func (s *bgScheduler) refused() bool {
+	return s.done() && strings.Contains(s.output(), "another scheduler is running")
 }
 
-// kill9 sends SIGKILL to the scheduler and waits for it. It returns false
-// if the scheduler had exited already, refused the lock, and fails the
-// test if it had ended for any other reason.
-func (p *crashSched) kill9(t *testing.T) bool {
+// kill9UnlessRefused is kill9, but returns false instead if the scheduler
+// had exited already, refused the lock; it returns true once it has
+// killed the scheduler.
+func (s *bgScheduler) kill9UnlessRefused(t *testing.T) bool {
 	t.Helper()
-	if p.refused() {
+	if s.refused() {
 		return false
 	}
-	if p.done() {
-		t.Fatalf("ork run (pid %d) exited on its own (%v) before it was killed:\n%s", p.cmd.Process.Pid, p.err, p.log.String())
-	}
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatalf("kill ork run: %v", err)
-	}
-	<-p.exited
-	var ee *osexec.ExitError
-	if !errors.As(p.err, &ee) {
-		t.Fatalf("ork run after SIGKILL: %v, want death by SIGKILL:\n%s", p.err, p.log.String())
-	}
-	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("ork run exited with %v before SIGKILL reached it:\n%s", p.err, p.log.String())
-	}
+	s.kill9(t)
 	return true
 }
 
-// stop sends SIGTERM and checks that the scheduler exits 0 within timeout.
-func (p *crashSched) stop(t *testing.T, timeout time.Duration) {
+// waitLockedUnlessRefused waits until the scheduler holds the scheduler
+// lock, and reports whether it does: false means it was refused the lock
+// (see refused). It fails the test if the scheduler exits for another
+// reason.
+func (s *bgScheduler) waitLockedUnlessRefused(t *testing.T) bool {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.done() {
-		t.Fatalf("SIGTERM to ork run: %v", err)
+	if s.lockedOrExited(t) {
+		return true
 	}
-	select {
-	case <-p.exited:
-		if p.err != nil {
-			t.Errorf("ork run after SIGTERM: %v, want exit 0:\n%s", p.err, p.log.String())
-		}
-	case <-time.After(timeout):
-		t.Fatalf("ork run still running %s after SIGTERM:\n%s", timeout, p.log.String())
+	if !s.refused() {
+		t.Fatalf("ork run exited early (%v):\n%s", s.err, s.output())
+	}
+	return false
+}
+
+// countRefusal logs that the scheduler called name was refused the lock,
+// just after a crash, and counts it in *refusals. It fails the test after
+// 20 refusals.
+func countRefusal(t *testing.T, s *bgScheduler, name string, refusals *int) {
+	t.Helper()
+	*refusals++
+	t.Logf("%s (pid %d) was refused the lock, just after a crash: %s", name, s.pid(), strings.TrimSpace(s.output()))
+	if *refusals > 20 {
+		t.Fatalf("ork run refused the lock %d times", *refusals)
 	}
 }
 
-// waitLocked waits until the scheduler holds the scheduler lock, and
-// reports whether it does: false means it was refused the lock (see
-// refused). It fails the test if the scheduler exits for another reason.
-func (p *crashSched) waitLocked(t *testing.T, dir string) bool {
-	t.Helper()
-	holder := fmt.Sprintf("pid %d ", p.cmd.Process.Pid)
-	locked := false
-	waitFor(t, 10*time.Second, "ork run to take the scheduler lock", func() bool {
-		if p.refused() {
-			return true
-		}
-		if p.done() {
-			t.Fatalf("ork run exited early (%v):\n%s", p.err, p.log.String())
-		}
-		b, _ := os.ReadFile(filepath.Join(dir, ".ork", "scheduler.lock"))
-		locked = strings.HasPrefix(string(b), holder)
-		return locked
-	})
-	return locked
-}
-
-// startLocked starts `ork run args...` until one holds the scheduler lock
-// (see refused), and returns it. A refusal is logged and counted in
+// startAfterCrash starts `ork run args...` until one holds the scheduler
+// lock (see refused), and returns it. A refusal is logged and counted in
 // *refusals.
-func startLocked(t *testing.T, ctx context.Context, dir string, refusals *int, args ...string) *crashSched {
+func startAfterCrash(t *testing.T, dir string, refusals *int, args ...string) *bgScheduler {
 	t.Helper()
 	for {
-		p := startCrashSched(t, ctx, dir, args...)
-		if p.waitLocked(t, dir) {
-			return p
+		s := startScheduler(t, dir, args...)
+		if s.waitLockedUnlessRefused(t) {
+			return s
 		}
-		*refusals++
-		t.Logf("ork run (pid %d) was refused the lock, just after a crash: %s", p.cmd.Process.Pid, strings.TrimSpace(p.log.String()))
-		if *refusals > 20 {
-			t.Fatalf("ork run refused the lock %d times", *refusals)
-		}
+		countRefusal(t, s, "ork run", refusals)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -267,23 +199,21 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 	out, _ := mustRun(t, dir, "trigger", "crash")
 	id := runID(t, out)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	// A few running tasks at a time make the run last long enough for the
 	// kills to land in it, whatever the number of CPUs; crash retries are
 	// many so that a task hit by several kills still ends in success.
 	args := []string{"--crash-retries", "1000", "--max-running-tasks", "4"}
-	var logs []*syncBuffer
+	var scheds []*bgScheduler
 	t.Cleanup(func() {
 		if t.Failed() {
-			for i, l := range logs {
-				t.Logf("ork run #%d:\n%s", i+1, l.String())
+			for i, s := range scheds {
+				t.Logf("ork run #%d:\n%s", i+1, s.output())
 			}
 		}
 	})
-	start := func() *crashSched {
-		p := startCrashSched(t, ctx, dir, args...)
-		logs = append(logs, p.log)
+	start := func() *bgScheduler {
+		p := startScheduler(t, dir, args...)
+		scheds = append(scheds, p)
 		return p
 	}
 
@@ -292,12 +222,8 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 	finished := false
 	for kills < minKills || (!finished && time.Since(began) < killBudget) {
 		time.Sleep(time.Duration(100+rng.IntN(501)) * time.Millisecond)
-		if !p.kill9(t) {
-			refusals++
-			t.Logf("ork run #%d (pid %d) was refused the lock, just after a crash: %s", len(logs), p.cmd.Process.Pid, strings.TrimSpace(p.log.String()))
-			if refusals > 20 {
-				t.Fatalf("ork run refused the lock %d times", refusals)
-			}
+		if !p.kill9UnlessRefused(t) {
+			countRefusal(t, p, fmt.Sprintf("ork run #%d", len(scheds)), &refusals)
 			p = start()
 			continue
 		}
@@ -318,22 +244,18 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 	// The last scheduler finishes the run. (Waiting for it to hold the
 	// lock also means it handles SIGTERM by then: it takes the lock after
 	// it has set up its signal handling.)
-	for !p.waitLocked(t, dir) {
-		refusals++
-		t.Logf("ork run #%d (pid %d) was refused the lock, just after a crash: %s", len(logs), p.cmd.Process.Pid, strings.TrimSpace(p.log.String()))
-		if refusals > 20 {
-			t.Fatalf("ork run refused the lock %d times", refusals)
-		}
+	for !p.waitLockedUnlessRefused(t) {
+		countRefusal(t, p, fmt.Sprintf("ork run #%d", len(scheds)), &refusals)
 		p = start()
 	}
 	waitFor(t, finishIn, "run "+id+" to end under the last scheduler", func() bool {
 		if p.done() {
-			t.Fatalf("the last ork run exited (%v):\n%s", p.err, p.log.String())
+			t.Fatalf("the last ork run exited (%v):\n%s", p.err, p.output())
 		}
 		st := runStatus(t, dir, id).Status
 		return st == "success" || st == "failed" || st == "cancelled"
 	})
-	p.stop(t, 15*time.Second)
+	p.stop(t)
 
 	if midRun < minKills {
 		t.Errorf("only %d of %d kills landed while the run was unfinished, want at least %d", midRun, kills, minKills)
@@ -560,12 +482,7 @@ echo "attempt $ORK_ATTEMPT done"
 `, pids))
 	mustRun(t, dir, "create-workflow", "--name", "orphan", "--job-name", "orphan.sh")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	first := startCrashSched(t, ctx, dir)
-	if !first.waitLocked(t, dir) {
-		t.Fatalf("ork run was refused the lock:\n%s", first.log.String())
-	}
+	first := startSchedulerLocked(t, dir)
 	out, _ := mustRun(t, dir, "trigger", "orphan")
 	id := runID(t, out)
 
@@ -587,9 +504,7 @@ echo "attempt $ORK_ATTEMPT done"
 	})
 	t.Cleanup(func() { syscall.Kill(sleep, syscall.SIGKILL) })
 
-	if !first.kill9(t) {
-		t.Fatalf("ork run exited on its own:\n%s", first.log.String())
-	}
+	first.kill9(t)
 	waitFor(t, 5*time.Second, "the parent-death signal to kill the script", func() bool { return crashProcGone(script) })
 	if crashProcGone(sleep) {
 		t.Fatalf("the sleep %d died with the scheduler: this test no longer tests anything", sleep)
@@ -597,14 +512,14 @@ echo "attempt $ORK_ATTEMPT done"
 
 	began := time.Now()
 	refusals := 0
-	second := startLocked(t, ctx, dir, &refusals)
+	second := startAfterCrash(t, dir, &refusals)
 	deadline := began.Add(5 * time.Second)
 	for !crashProcGone(sleep) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if !crashProcGone(sleep) {
 		t.Errorf("the sleep %d left by the killed scheduler still runs 5s after a new `ork run` started: it does not sweep leftovers at start-up\nork run:\n%s",
-			sleep, second.log.String())
+			sleep, second.output())
 	}
 
 	waitFor(t, 20*time.Second, "run "+id+" to end", func() bool {
@@ -620,9 +535,9 @@ echo "attempt $ORK_ATTEMPT done"
 	if crashReadPid(filepath.Join(pids, "script.2.pid")) == 0 {
 		t.Errorf("attempt 2 did not run")
 	}
-	second.stop(t, 15*time.Second)
+	second.stop(t)
 	if t.Failed() {
-		t.Logf("first ork run:\n%s\nsecond ork run:\n%s", first.log.String(), second.log.String())
+		t.Logf("first ork run:\n%s\nsecond ork run:\n%s", first.output(), second.output())
 	}
 }
 
@@ -634,10 +549,7 @@ func TestConcurrentTriggers(t *testing.T) {
 	dir := newHelloProject(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sched := startCrashSched(t, ctx, dir)
-	if !sched.waitLocked(t, dir) {
-		t.Fatalf("ork run was refused the lock:\n%s", sched.log.String())
-	}
+	sched := startSchedulerLocked(t, dir)
 
 	cmds := make([]*osexec.Cmd, n)
 	outs := make([]*syncBuffer, n)
@@ -691,7 +603,7 @@ func TestConcurrentTriggers(t *testing.T) {
 		ok := 0
 		for _, r := range runs {
 			if r.Status == "failed" || r.Status == "cancelled" {
-				t.Fatalf("run %s: %+v\nork run:\n%s", r.ID, r, sched.log.String())
+				t.Fatalf("run %s: %+v\nork run:\n%s", r.ID, r, sched.output())
 			}
 			if r.Status == "success" {
 				ok++
@@ -716,7 +628,7 @@ func TestConcurrentTriggers(t *testing.T) {
 	if len(runs) != n {
 		t.Errorf("status lists %d runs, want %d", len(runs), n)
 	}
-	sched.stop(t, 15*time.Second)
+	sched.stop(t)
 	t.Logf("%d triggers at once in %v; all runs done in %v", n, triggered.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
 

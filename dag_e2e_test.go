@@ -8,18 +8,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -134,25 +132,7 @@ func copyReference(t *testing.T, dir, name string) {
 // of its scripts).
 func runEnv(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, exitCode int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	var out, errb bytes.Buffer
-	cmd := orkCmd(ctx, dir, args...)
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("ork %s: still running after %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), cmdTimeout, out.String(), errb.String())
-	}
-	var ee *osexec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		exitCode = ee.ExitCode()
-	default:
-		t.Fatalf("ork %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), errb.String(), exitCode
+	return runEnvWithin(t, cmdTimeout, dir, env, args...)
 }
 
 // dagTrigger triggers a workflow with --wait and returns the run id; it
@@ -757,23 +737,7 @@ func TestDAGTasksListing(t *testing.T) {
 	}
 
 	// A scheduler takes the run; zeta waits at the gate.
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	sched := orkCmd(ctx, dir, "run")
-	var schedOut syncBuffer
-	sched.Stdout, sched.Stderr = &schedOut, &schedOut
-	if err := sched.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- sched.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			sched.Process.Kill()
-			<-exited
-		}
-	})
+	sched := startScheduler(t, dir)
 	var by map[string]dagTask
 	waitFor(t, 15*time.Second, "zeta to run and beta to succeed", func() bool {
 		ts, by = dagTasks(t, dir, id)
@@ -794,7 +758,7 @@ func TestDAGTasksListing(t *testing.T) {
 	waitFor(t, 15*time.Second, "run "+id+" to succeed", func() bool {
 		r := runStatus(t, dir, id)
 		if r.Status == "failed" || r.Status == "cancelled" {
-			t.Fatalf("run %s: %+v\nork run:\n%s", id, r, schedOut.String())
+			t.Fatalf("run %s: %+v\nork run:\n%s", id, r, sched.output())
 		}
 		return r.Status == "success"
 	})
@@ -808,18 +772,7 @@ func TestDAGTasksListing(t *testing.T) {
 		}
 	}
 
-	if err := sched.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Errorf("ork run after SIGINT: %v\n%s", err, schedOut.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("ork run still running 10s after SIGINT:\n%s", schedOut.String())
-	}
+	sched.stopWith(t, syscall.SIGINT, 10*time.Second)
 }
 
 // TestDAGLargeUpstreamOutput checks that an output under the 1 MiB limit

@@ -82,10 +82,18 @@ func run(t *testing.T, dir string, args ...string) (stdout, stderr string, exitC
 // runWithin is run for a command that must end within timeout.
 func runWithin(t *testing.T, timeout time.Duration, dir string, args ...string) (stdout, stderr string, exitCode int) {
 	t.Helper()
+	return runEnvWithin(t, timeout, dir, nil, args...)
+}
+
+// runEnvWithin is runWithin with the variables env added to the
+// environment of ork.
+func runEnvWithin(t *testing.T, timeout time.Duration, dir string, env []string, args ...string) (stdout, stderr string, exitCode int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out, errb bytes.Buffer
 	cmd := orkCmd(ctx, dir, args...)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ctx.Err() != nil {
@@ -709,6 +717,168 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// bgSchedulerTimeout bounds the life of a background `ork run`, in case a
+// test neither stops nor kills it.
+const bgSchedulerTimeout = 3 * time.Minute
+
+// bgScheduler is an `ork run` process in the background of a test.
+type bgScheduler struct {
+	dir    string
+	cmd    *osexec.Cmd
+	out    *syncBuffer   // its stdout and stderr
+	exited chan struct{} // closed once the process has been waited for
+	err    error         // what Wait returned; read after exited is closed
+}
+
+// startScheduler starts `ork run args...` in dir, in a process group of its
+// own (so that a signal meant for the test never reaches it, and it is
+// killed alone). If it still runs when the test ends, it gets SIGTERM, and
+// SIGKILL 15s later.
+func startScheduler(t *testing.T, dir string, args ...string) *bgScheduler {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bgSchedulerTimeout)
+	s := &bgScheduler{dir: dir, out: &syncBuffer{}, exited: make(chan struct{})}
+	s.cmd = orkCmd(ctx, dir, append([]string{"run"}, args...)...)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start ork run: %v", err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		defer cancel()
+		if s.done() {
+			return
+		}
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(15 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+	return s
+}
+
+// startSchedulerLocked is startScheduler, then waitLocked.
+func startSchedulerLocked(t *testing.T, dir string, args ...string) *bgScheduler {
+	t.Helper()
+	s := startScheduler(t, dir, args...)
+	s.waitLocked(t)
+	return s
+}
+
+// pid is the scheduler's process id.
+func (s *bgScheduler) pid() int { return s.cmd.Process.Pid }
+
+// output returns what the scheduler has printed so far, stdout and stderr.
+func (s *bgScheduler) output() string { return s.out.String() }
+
+// lockHolder is how the scheduler lock file starts while this scheduler
+// holds it.
+func (s *bgScheduler) lockHolder() string { return fmt.Sprintf("pid %d ", s.pid()) }
+
+// done reports whether the scheduler has exited.
+func (s *bgScheduler) done() bool {
+	select {
+	case <-s.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// lockedOrExited waits until the scheduler holds the scheduler lock or has
+// exited, and reports whether it holds the lock.
+func (s *bgScheduler) lockedOrExited(t *testing.T) bool {
+	t.Helper()
+	lockPath := schedulerLockPath(s.dir)
+	locked := false
+	waitFor(t, 10*time.Second, "ork run to take the scheduler lock", func() bool {
+		if s.done() {
+			return true
+		}
+		b, _ := os.ReadFile(lockPath)
+		locked = strings.HasPrefix(string(b), s.lockHolder())
+		return locked
+	})
+	return locked
+}
+
+// waitLocked waits until the scheduler holds the scheduler lock, and fails
+// the test if it exits first. The scheduler takes the lock once it has set
+// up its signal handling, so it handles SIGTERM from then on.
+func (s *bgScheduler) waitLocked(t *testing.T) {
+	t.Helper()
+	if !s.lockedOrExited(t) {
+		t.Fatalf("ork run exited early (%v):\n%s", s.err, s.output())
+	}
+}
+
+// stop sends SIGTERM and checks that the scheduler exits 0 within 15s.
+func (s *bgScheduler) stop(t *testing.T) {
+	t.Helper()
+	s.stopWith(t, syscall.SIGTERM, 15*time.Second)
+}
+
+// stopWith sends sig and checks that the scheduler exits 0 within timeout.
+// It fails the test at once if the scheduler had exited already.
+func (s *bgScheduler) stopWith(t *testing.T, sig syscall.Signal, timeout time.Duration) {
+	t.Helper()
+	if s.done() {
+		t.Fatalf("ork run had exited already (%v):\n%s", s.err, s.output())
+	}
+	name := signalNames[sig]
+	if name == "" {
+		name = sig.String()
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil && !s.done() {
+		t.Fatalf("%s to ork run: %v", name, err)
+	}
+	select {
+	case <-s.exited:
+		if s.err != nil {
+			t.Errorf("ork run after %s: %v, want exit 0\n%s", name, s.err, s.output())
+		}
+	case <-time.After(timeout):
+		t.Fatalf("ork run still running %s after %s:\n%s", timeout, name, s.output())
+	}
+}
+
+// kill9 sends SIGKILL to the scheduler and waits for it. It fails the test
+// if the scheduler had exited already, or ended otherwise than by the
+// SIGKILL.
+func (s *bgScheduler) kill9(t *testing.T) {
+	t.Helper()
+	if s.done() {
+		t.Fatalf("ork run (pid %d) exited on its own (%v) before it was killed:\n%s", s.pid(), s.err, s.output())
+	}
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill ork run: %v", err)
+	}
+	<-s.exited
+	var ee *osexec.ExitError
+	if !errors.As(s.err, &ee) {
+		t.Fatalf("ork run after SIGKILL: %v, want death by SIGKILL:\n%s", s.err, s.output())
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("ork run exited with %v before SIGKILL reached it:\n%s", s.err, s.output())
+	}
+}
+
+// signalNames are the names of the signals a test stops a scheduler with.
+var signalNames = map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT"}
+
+// schedulerLockPath is the scheduler lock file of the project in dir.
+func schedulerLockPath(dir string) string {
+	return filepath.Join(dir, ".ork", "scheduler.lock")
+}
+
 // TestE2ESchedulerProcess checks `ork run` as a scheduler of its own: it
 // runs what other processes trigger, keeps a second scheduler out, and
 // stops cleanly on SIGTERM.
@@ -716,36 +886,8 @@ func TestE2ESchedulerProcess(t *testing.T) {
 	t.Parallel()
 	dir := newHelloProject(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	defer cancel()
-	sched := orkCmd(ctx, dir, "run")
-	var schedErr syncBuffer
-	sched.Stdout, sched.Stderr = &schedErr, &schedErr
-	if err := sched.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- sched.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			sched.Process.Kill()
-			<-exited
-		}
-	})
-	pid := sched.Process.Pid
-	holder := fmt.Sprintf("pid %d ", pid)
-	lockPath := filepath.Join(dir, ".ork", "scheduler.lock")
-	waitFor(t, 10*time.Second, "ork run to take the scheduler lock", func() bool {
-		select {
-		case err := <-exited:
-			stopped = true
-			t.Fatalf("ork run exited early (%v):\n%s", err, schedErr.String())
-		default:
-		}
-		b, _ := os.ReadFile(lockPath)
-		return strings.HasPrefix(string(b), holder)
-	})
+	sched := startSchedulerLocked(t, dir)
+	holder := sched.lockHolder()
 
 	// A trigger from another process, run by the scheduler.
 	stdout, stderr := mustRun(t, dir, "trigger", "hello")
@@ -756,7 +898,7 @@ func TestE2ESchedulerProcess(t *testing.T) {
 	waitFor(t, 10*time.Second, "run "+id+" to succeed under ork run", func() bool {
 		r := runStatus(t, dir, id)
 		if r.Status == "failed" || r.Status == "cancelled" {
-			t.Fatalf("run %s: %+v\nork run:\n%s", id, r, schedErr.String())
+			t.Fatalf("run %s: %+v\nork run:\n%s", id, r, sched.output())
 		}
 		return r.Status == "success"
 	})
@@ -780,23 +922,12 @@ func TestE2ESchedulerProcess(t *testing.T) {
 		t.Errorf("trigger --wait under ork run: status %q, want success\nstderr:\n%s", r.Status, stderr)
 	}
 	waitFor(t, 10*time.Second, "ork run to log the run it ran", func() bool {
-		return strings.Contains(schedErr.String(), id2)
+		return strings.Contains(sched.output(), id2)
 	})
 
 	// SIGTERM stops it, with exit status 0.
-	if err := sched.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Errorf("ork run after SIGTERM: %v, want exit 0\n%s", err, schedErr.String())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("ork run still running 5s after SIGTERM:\n%s", schedErr.String())
-	}
-	b, _ := os.ReadFile(lockPath)
+	sched.stopWith(t, syscall.SIGTERM, 5*time.Second)
+	b, _ := os.ReadFile(schedulerLockPath(dir))
 	if strings.TrimSpace(string(b)) != "" {
 		t.Errorf("scheduler.lock still names %q after ork run stopped", b)
 	}

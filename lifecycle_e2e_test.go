@@ -10,13 +10,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -178,90 +176,13 @@ func lcWaitGone(t *testing.T, timeout time.Duration, what string, pids map[strin
 	}
 }
 
-// lcScheduler is `ork run` in the background.
-type lcScheduler struct {
-	cmd    *osexec.Cmd
-	out    *syncBuffer
-	exited chan error
-	err    error
-	ended  bool
-}
-
-// lcStartScheduler starts `ork run args...` in dir and waits until it holds
-// the scheduler lock. The test's cleanup stops it.
-func lcStartScheduler(t *testing.T, dir string, args ...string) *lcScheduler {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
-	s := &lcScheduler{out: &syncBuffer{}, exited: make(chan error, 1)}
-	s.cmd = orkCmd(ctx, dir, append([]string{"run"}, args...)...)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if !s.ended {
-			s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case s.err = <-s.exited:
-			case <-time.After(15 * time.Second):
-				s.cmd.Process.Kill()
-				s.err = <-s.exited
-			}
-			s.ended = true
-		}
-		cancel()
-	})
-	holder := fmt.Sprintf("pid %d ", s.cmd.Process.Pid)
-	waitFor(t, 10*time.Second, "ork run to take the scheduler lock", func() bool {
-		if s.done() {
-			t.Fatalf("ork run exited early (%v):\n%s", s.err, s.out.String())
-		}
-		b, _ := os.ReadFile(filepath.Join(dir, ".ork", "scheduler.lock"))
-		return strings.HasPrefix(string(b), holder)
-	})
-	return s
-}
-
-// done reports whether the scheduler has exited.
-func (s *lcScheduler) done() bool {
-	if s.ended {
-		return true
-	}
-	select {
-	case s.err = <-s.exited:
-		s.ended = true
-	default:
-	}
-	return s.ended
-}
-
-// stop stops the scheduler with SIGTERM and checks that it exits 0.
-func (s *lcScheduler) stop(t *testing.T) {
-	t.Helper()
-	if s.done() {
-		t.Fatalf("ork run had exited already (%v):\n%s", s.err, s.out.String())
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case s.err = <-s.exited:
-		s.ended = true
-	case <-time.After(15 * time.Second):
-		t.Fatalf("ork run still running 15s after SIGTERM:\n%s", s.out.String())
-	}
-	if s.err != nil {
-		t.Errorf("ork run after SIGTERM: %v, want exit 0\n%s", s.err, s.out.String())
-	}
-}
-
 // lcWaitRun waits until run id has ended and returns it.
-func lcWaitRun(t *testing.T, dir, id string, timeout time.Duration, s *lcScheduler) lcRun {
+func lcWaitRun(t *testing.T, dir, id string, timeout time.Duration, s *bgScheduler) lcRun {
 	t.Helper()
 	var r lcRun
 	waitFor(t, timeout, "run "+id+" to end", func() bool {
 		if s != nil && s.done() {
-			t.Fatalf("ork run exited (%v) before run %s ended:\n%s", s.err, id, s.out.String())
+			t.Fatalf("ork run exited (%v) before run %s ended:\n%s", s.err, id, s.output())
 		}
 		r = lcRunStatus(t, dir, id)
 		return r.Status == "success" || r.Status == "failed" || r.Status == "cancelled"
@@ -544,7 +465,7 @@ echo $$ > ../pids/script
 exec sleep 300
 `)
 	lcWorkflow(t, dir, "stubborn", `{"tasks": {"stubborn": {"job_name": "stubborn.sh", "timeout": "300ms"}}}`)
-	s := lcStartScheduler(t, dir)
+	s := startSchedulerLocked(t, dir)
 	out, _ := mustRun(t, dir, "trigger", "stubborn")
 	id := runID(t, out)
 	pids := map[string]int{
@@ -564,19 +485,28 @@ exec sleep 300
 // lcLongScript writes its pid to ../pids/INDEX and sleeps.
 const lcLongScript = "#!/bin/sh\necho $$ > ../pids/$ORK_TASK_INDEX\nexec sleep 300\n"
 
-// TestLifecycleCancel: `ork cancel` from another process while `ork run`
-// runs: the running tasks are stopped, the others never start, every task
-// and the run end cancelled; a second cancel is a no-op.
-func TestLifecycleCancel(t *testing.T) {
-	t.Parallel()
-	dir := newProject(t)
-	pidDir := filepath.Join(dir, "pids")
+// lcLongProject makes a project with an empty directory pids and the
+// workflow long: 6 tasks of lcLongScript. It returns the project's
+// directory and the pids directory.
+func lcLongProject(t *testing.T) (dir, pidDir string) {
+	t.Helper()
+	dir = newProject(t)
+	pidDir = filepath.Join(dir, "pids")
 	if err := os.Mkdir(pidDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	writeScript(t, dir, "long.sh", lcLongScript)
 	lcWorkflow(t, dir, "long", `{"job_name": "long.sh", "task_count": 6}`)
-	s := lcStartScheduler(t, dir, "--max-running-tasks", "2")
+	return dir, pidDir
+}
+
+// TestLifecycleCancel: `ork cancel` from another process while `ork run`
+// runs: the running tasks are stopped, the others never start, every task
+// and the run end cancelled; a second cancel is a no-op.
+func TestLifecycleCancel(t *testing.T) {
+	t.Parallel()
+	dir, pidDir := lcLongProject(t)
+	s := startSchedulerLocked(t, dir, "--max-running-tasks", "2")
 
 	out, _ := mustRun(t, dir, "trigger", "long")
 	id := runID(t, out)
@@ -627,7 +557,7 @@ func TestLifecycleCancel(t *testing.T) {
 		t.Errorf("tasks %v started, want only the 2 that ran before the cancel", names)
 	}
 	if s.done() {
-		t.Fatalf("ork run exited (%v) after the cancel:\n%s", s.err, s.out.String())
+		t.Fatalf("ork run exited (%v) after the cancel:\n%s", s.err, s.output())
 	}
 
 	// A second cancel: the run ended already.
@@ -653,13 +583,7 @@ func TestLifecycleCancel(t *testing.T) {
 // no scheduler cancels it at once, and no later scheduler runs it.
 func TestLifecycleCancelWithoutScheduler(t *testing.T) {
 	t.Parallel()
-	dir := newProject(t)
-	pidDir := filepath.Join(dir, "pids")
-	if err := os.Mkdir(pidDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeScript(t, dir, "long.sh", lcLongScript)
-	lcWorkflow(t, dir, "long", `{"job_name": "long.sh", "task_count": 6}`)
+	dir, pidDir := lcLongProject(t)
 
 	out, _ := mustRun(t, dir, "trigger", "long")
 	id := runID(t, out)
@@ -825,7 +749,7 @@ echo "b succeeds"
 	// A run still running: a clear refusal.
 	writeScript(t, dir, "long.sh", "#!/bin/sh\nexec sleep 300\n")
 	lcWorkflow(t, dir, "long", `{"job_name": "long.sh"}`)
-	s := lcStartScheduler(t, dir)
+	s := startSchedulerLocked(t, dir)
 	out, _ := mustRun(t, dir, "trigger", "long")
 	long := runID(t, out)
 	waitFor(t, 10*time.Second, "run "+long+" to be running", func() bool {
@@ -941,7 +865,7 @@ done
 `)
 	lcWorkflow(t, dir, "tick", `{"tasks": {"tick": {"job_name": "tick.sh"}}}`)
 	lcWorkflow(t, dir, "big", `{"job_name": "big.sh"}`)
-	s := lcStartScheduler(t, dir, "--max-log-size", "1KiB")
+	s := startSchedulerLocked(t, dir, "--max-log-size", "1KiB")
 
 	out, _ := mustRun(t, dir, "trigger", "tick")
 	id := runID(t, out)
@@ -1018,7 +942,7 @@ echo "fail $ORK_ATTEMPT"
 exit 1
 `)
 	lcWorkflow(t, dir, "slow", `{"job_name": "slow.sh", "retries": 1, "retry_backoff": "200ms"}`)
-	s := lcStartScheduler(t, dir)
+	s := startSchedulerLocked(t, dir)
 	out, _ := mustRun(t, dir, "trigger", "slow")
 	id := runID(t, out)
 	stdout, _, code := runWithin(t, 20*time.Second, dir, "logs", id, "slow.sh", "--follow")
@@ -1085,7 +1009,7 @@ func TestLifecycleMaxActiveRuns(t *testing.T) {
 		out, _ := mustRun(t, dir, "trigger", "one")
 		ids = append(ids, runID(t, out))
 	}
-	s := lcStartScheduler(t, dir)
+	s := startSchedulerLocked(t, dir)
 	var runs []lcRun
 	for _, id := range ids {
 		r := lcWaitRun(t, dir, id, 20*time.Second, s)
@@ -1129,7 +1053,7 @@ func TestLifecycleLimitsNoDeadlock(t *testing.T) {
     "e": {"job_name": "step.sh", "task_count": 3, "max_parallel": 1}
   }
 }`)
-	s := lcStartScheduler(t, dir, "--max-running-tasks", "1")
+	s := startSchedulerLocked(t, dir, "--max-running-tasks", "1")
 	var ids []string
 	for range 2 {
 		out, _ := mustRun(t, dir, "trigger", "tight")

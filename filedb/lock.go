@@ -19,7 +19,9 @@ import (
 // for the error a second scheduler gets.
 func (d *DB) LockScheduler(ctx context.Context) (func(), error) {
 	p := filepath.Join(d.root, LockFile)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	// The flock is held on a read-only descriptor: a scheduler keeps no
+	// file open for writing between its batches.
+	f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", p, err)
 	}
@@ -46,11 +48,9 @@ func (d *DB) LockScheduler(ctx context.Context) (func(), error) {
 	}
 	host, _ := os.Hostname()
 	info := fmt.Sprintf("pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(info), 0)
-	}
+	os.WriteFile(p, []byte(info), 0o644)
 	return func() {
-		f.Truncate(0)
+		os.Truncate(p, 0)
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil

@@ -59,28 +59,46 @@ func fill(t *testing.T, dir string) string {
 	return p
 }
 
-// A full disk stops progress, loses nothing, and the scheduler carries on
-// when space returns.
-func TestFullDiskLosesNothing(t *testing.T) {
+// diskRun is a run under way on a small disk of its own (see smallDisk).
+type diskRun struct {
+	mnt string // the disk's mount point; the database is mnt/.ork
+	e   *env
+	s   *sched.Scheduler
+	r   *model.Run
+}
+
+// startDiskRun makes a database on a small disk (the scripts stay off it),
+// starts a scheduler over it running at most 2 tasks at a time, triggers
+// a workflow of n tasks of 0.05s each, and returns once 4 of them have
+// succeeded.
+func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
+	t.Helper()
 	mnt := smallDisk(t)
 	dir := filepath.Join(mnt, ".ork")
 	if err := filedb.Init(dir); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, scripts: filepath.Join(t.TempDir(), "scripts"), logs: &syncBuffer{}}
+	e := &env{t: t, dir: dir, scripts: filepath.Join(t.TempDir(), "scripts"), logDir: logDir, logs: &syncBuffer{}}
 	os.MkdirAll(e.scripts, 0o755)
 	e.db = e.open()
 	e.script("step.sh", "sleep 0.05")
-	w := e.workflow("steps", "step.sh", 40)
+	w := e.workflow("steps", "step.sh", n)
 	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond, MaxRunningTasks: 2})
 	r := e.trigger(e.db, w)
-
-	// Let some tasks finish, then fill the disk.
 	waitUntil(t, 10*time.Second, "some tasks succeed", func() bool {
 		c, _ := e.db.TaskCounts(context.Background(), r.ID)
 		return c[model.TaskSuccess] >= 4
 	})
-	filler := fill(t, mnt)
+	return &diskRun{mnt: mnt, e: e, s: s, r: r}
+}
+
+// A full disk stops progress, loses nothing, and the scheduler carries on
+// when space returns.
+func TestFullDiskLosesNothing(t *testing.T) {
+	// Let some tasks finish, then fill the disk.
+	d := startDiskRun(t, 40, "")
+	e, s, r := d.e, d.s, d.r
+	filler := fill(t, d.mnt)
 	before, _ := e.db.TaskCounts(context.Background(), r.ID)
 	waitUntil(t, 10*time.Second, "the scheduler reports the full disk", func() bool {
 		return strings.Contains(e.logs.String(), "no space left on device")
@@ -116,7 +134,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 		}
 	}
 	// Every record on disk parses.
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(e.dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".json") {
 			var v map[string]any
 			if err := json.Unmarshal(mustReadFile(t, p), &v); err != nil {
@@ -149,24 +167,20 @@ func mustReadFile(t *testing.T, p string) []byte {
 
 // A disk that turns read-only under the scheduler: the same guarantees.
 func TestReadOnlyDiskLosesNothing(t *testing.T) {
-	mnt := smallDisk(t)
-	dir := filepath.Join(mnt, ".ork")
-	if err := filedb.Init(dir); err != nil {
-		t.Fatal(err)
+	// The tasks' logs live elsewhere here: a file system cannot turn
+	// read-only while a running task has its log open for writing.
+	d := startDiskRun(t, 30, t.TempDir())
+	e, s, r, mnt := d.e, d.s, d.r, d.mnt
+	// The remount waits for a moment when no file is open for writing
+	// (between two of the scheduler's batches).
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if err = syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err == nil {
+			break
+		}
 	}
-	e := &env{t: t, dir: dir, scripts: filepath.Join(t.TempDir(), "scripts"), logs: &syncBuffer{}}
-	os.MkdirAll(e.scripts, 0o755)
-	e.db = e.open()
-	e.script("step.sh", "sleep 0.05")
-	w := e.workflow("steps", "step.sh", 30)
-	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond, MaxRunningTasks: 2})
-	r := e.trigger(e.db, w)
-	waitUntil(t, 10*time.Second, "some tasks succeed", func() bool {
-		c, _ := e.db.TaskCounts(context.Background(), r.ID)
-		return c[model.TaskSuccess] >= 4
-	})
-	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
-		t.Skipf("cannot remount read-only: %v", err)
+	if err != nil {
+		t.Fatalf("remount read-only: %v", err)
 	}
 	waitUntil(t, 10*time.Second, "the scheduler reports the read-only disk", func() bool {
 		return strings.Contains(e.logs.String(), "read-only file system")

@@ -27,6 +27,7 @@ type env struct {
 	t       *testing.T
 	dir     string
 	scripts string
+	logDir  string // task logs; default .ork/logs
 	db      *filedb.DB
 	logs    *syncBuffer
 }
@@ -59,6 +60,13 @@ func newEnv(t *testing.T) *env {
 	os.MkdirAll(e.scripts, 0o755)
 	e.db = e.open()
 	return e
+}
+
+func (e *env) taskLogDir() string {
+	if e.logDir != "" {
+		return e.logDir
+	}
+	return filepath.Join(e.dir, "logs")
 }
 
 func (e *env) open() *filedb.DB {
@@ -106,7 +114,7 @@ func (e *env) start(db model.Database, cfg sched.Config) (*sched.Scheduler, func
 	updates := make(chan exec.StatusUpdate, 1024)
 	mgr := exec.NewManager(updates)
 	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
-		ScriptDir: e.scripts, LogDir: filepath.Join(e.dir, "logs"), Updates: updates, KillGrace: 500 * time.Millisecond,
+		ScriptDir: e.scripts, LogDir: e.taskLogDir(), Updates: updates, KillGrace: 500 * time.Millisecond,
 	}))
 	if cfg.Logger == nil {
 		cfg.Logger = e.logger()
