@@ -32,3 +32,11 @@ perf-2000: build
 
 clean:
 	rm -rf $(BIN)
+
+# The quick performance workload: 1,000 real processes against xargs -P N,
+# and trigger latencies. Every workload: scripts/perf-results.sh (see
+# docs/PERFORMANCE.md).
+.PHONY: perf
+perf:
+	$(GO) build -o $(BIN)/perf-test ./cmd/perf-test
+	$(BIN)/perf-test quick

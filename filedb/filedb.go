@@ -322,16 +322,24 @@ func (d *DB) CreateRun(ctx context.Context, r *model.Run) error {
 		}
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
+	d.indexCreated(r)
+	d.notify()
+	return nil
+}
+
+// indexCreated puts a run this DB just created into the scheduler's index.
+// The watcher may have brought the new file in already — and the scheduler
+// may even have finished the run since: only a run the index has never
+// seen is added, or a finished run would start again.
+func (d *DB) indexCreated(r *model.Run) {
 	d.mu.Lock()
-	if d.idx != nil {
+	defer d.mu.Unlock()
+	if d.idx != nil && !d.idx.known[r.ID] {
 		d.idx.known[r.ID] = true
 		if !r.Status.Terminal() {
 			d.idx.addRun(copyRun(r))
 		}
 	}
-	d.mu.Unlock()
-	d.notify()
-	return nil
 }
 
 func (d *DB) readRun(path string) (*model.Run, error) {

@@ -535,3 +535,32 @@ func TestCreateTasksSkipsDamagedFiles(t *testing.T) {
 		t.Fatalf("damaged task file was written over: %q", got)
 	}
 }
+
+// A run created through the scheduler's own handle, which the watcher
+// brought in and the scheduler finished before CreateRun indexed it, is
+// not put back in the queue (it would run twice).
+func TestCreatedRunFinishedMeanwhileStaysFinished(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTest(t, initDir(t))
+	if _, err := d.PendingRuns(ctx, 0); err != nil { // the scheduler's index
+		t.Fatal(err)
+	}
+	w := testWorkflow("hello", 1)
+	w.Normalize()
+	r := model.NewRun(w, nil, "test", time.Now())
+	data, _ := encode(r)
+	if err := createExclusive(d.runPath(r.ID), data); err != nil { // CreateRun's write
+		t.Fatal(err)
+	}
+	// Meanwhile the watcher's event: the scheduler takes the run and ends it.
+	d.mu.Lock()
+	d.loadRun(r.ID)
+	d.mu.Unlock()
+	if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunSuccess}}); err != nil {
+		t.Fatal(err)
+	}
+	d.indexCreated(r) // the rest of CreateRun
+	if runs, _ := d.PendingRuns(ctx, 0); len(runs) != 0 {
+		t.Fatalf("the finished run is pending again: %v", runs)
+	}
+}
