@@ -325,6 +325,6 @@ func (m *memDB) ReopenRun(ctx context.Context, runID string, reset, remove []str
 			t.Output = nil
 		}
 	}
-	r.Status, r.Error, r.StartedAt, r.FinishedAt = model.RunPending, "", nil, nil
+	r.Status, r.Error, r.StartedAt, r.FinishedAt, r.TaskCounts = model.RunPending, "", nil, nil, nil
 	return nil
 }

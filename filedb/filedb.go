@@ -519,6 +519,16 @@ func (d *DB) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus
 		}
 	}
 	d.mu.Unlock()
+	// A finished run carries its counts: one file read, not one per task.
+	if r, err := d.readRun(d.runPath(runID)); err == nil && r.Status.Terminal() && r.TaskCounts != nil {
+		out := make(map[model.TaskStatus]int, len(r.TaskCounts))
+		for k, v := range r.TaskCounts {
+			if v != 0 {
+				out[k] = v
+			}
+		}
+		return out, nil
+	}
 	ts, err := d.ListTasks(ctx, runID)
 	if err != nil {
 		return nil, err

@@ -564,3 +564,26 @@ func TestCreatedRunFinishedMeanwhileStaysFinished(t *testing.T) {
 		t.Fatalf("the finished run is pending again: %v", runs)
 	}
 }
+
+// The counts of a finished run come from its record: `ork status RUN` on a
+// run of 100,000 tasks reads one file.
+func TestFinishedRunCountsFromItsRecord(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	r := mustCreateRun(t, d, testWorkflow("hello", 3))
+	if err := d.CreateTasks(ctx, model.NewTasks(r, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[model.TaskStatus]int{model.TaskSuccess: 2, model.TaskFailed: 1}
+	if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunFailed, TaskCounts: counts}}); err != nil {
+		t.Fatal(err)
+	}
+	// Proof that the task files are not read: they are gone.
+	os.RemoveAll(filepath.Join(dir, "tasks", r.ID))
+	fresh, _ := openTest(t, dir)
+	got, err := fresh.TaskCounts(ctx, r.ID)
+	if err != nil || got[model.TaskSuccess] != 2 || got[model.TaskFailed] != 1 || len(got) != 2 {
+		t.Fatalf("TaskCounts of a finished run = %v, %v; want its recorded counts", got, err)
+	}
+}

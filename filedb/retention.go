@@ -74,7 +74,7 @@ func (d *DB) ReopenRun(ctx context.Context, runID string, reset, remove []string
 		}
 		ws = append(ws, fileWrite{path: d.taskPath(t), data: data})
 	}
-	r.Status, r.Error, r.StartedAt, r.FinishedAt = model.RunPending, "", nil, nil
+	r.Status, r.Error, r.StartedAt, r.FinishedAt, r.TaskCounts = model.RunPending, "", nil, nil, nil
 	data, err := encode(r)
 	if err != nil {
 		return err

@@ -92,6 +92,9 @@ type Run struct {
 	Error        string         `json:"error,omitempty"`
 	CreatedAt    time.Time      `json:"created_at"`
 	Workflow     *Workflow      `json:"workflow,omitempty"`
+	// TaskCounts counts the run's tasks by status as they were when it
+	// ended, so that a finished run's summary reads one file.
+	TaskCounts map[TaskStatus]int `json:"task_counts,omitempty"`
 }
 
 // Task is one unit of work of a run: one index of one job.

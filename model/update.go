@@ -126,6 +126,8 @@ type RunUpdate struct {
 	Status RunStatus
 	Error  string
 	At     time.Time
+	// TaskCounts, with a terminal status: the run's tasks by status.
+	TaskCounts map[TaskStatus]int
 }
 
 // ApplyRunUpdate applies u to r in place and reports whether it changed r.
@@ -144,6 +146,7 @@ func ApplyRunUpdate(r *Run, u RunUpdate) bool {
 	if u.Status.Terminal() {
 		r.FinishedAt = &at
 		r.Error = u.Error
+		r.TaskCounts = u.TaskCounts
 	}
 	r.Status = u.Status
 	return true

@@ -188,7 +188,18 @@ func cancelRecords(ctx context.Context, db model.Database, id string) ([]model.T
 	if _, err := db.UpdateTasks(ctx, us); err != nil {
 		return nil, 0, err
 	}
-	if err := db.UpdateRuns(ctx, []model.RunUpdate{{RunID: id, Status: model.RunCancelled, Error: "cancelled on request", At: now}}); err != nil {
+	counts := map[model.TaskStatus]int{}
+	for _, t := range ts {
+		if t.Status.Terminal() {
+			counts[t.Status]++
+		} else {
+			counts[model.TaskCancelled]++
+		}
+	}
+	if n := r.TaskCount() - len(ts); n > 0 {
+		counts[model.TaskCancelled] += n // never created
+	}
+	if err := db.UpdateRuns(ctx, []model.RunUpdate{{RunID: id, Status: model.RunCancelled, Error: "cancelled on request", At: now, TaskCounts: counts}}); err != nil {
 		return nil, 0, err
 	}
 	return stops, len(us), nil

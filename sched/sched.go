@@ -473,7 +473,7 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 		if r, err := s.db.GetRun(ctx, id); err != nil || r.Status.Terminal() || total < r.TaskCount() {
 			continue
 		}
-		u := model.RunUpdate{RunID: id, Status: model.RunSuccess, At: now}
+		u := model.RunUpdate{RunID: id, Status: model.RunSuccess, At: now, TaskCounts: counts}
 		switch {
 		case counts[model.TaskFailed] > 0:
 			u.Status = model.RunFailed

@@ -169,6 +169,9 @@ func TestRunSucceeds(t *testing.T) {
 	if r.Status != model.RunSuccess || r.Error != "" || r.StartedAt == nil || r.FinishedAt == nil {
 		t.Fatalf("run = %+v, want success with start and end times", r)
 	}
+	if r.TaskCounts[model.TaskSuccess] != 5 || len(r.TaskCounts) != 1 {
+		t.Fatalf("run task_counts = %v, want 5 success", r.TaskCounts)
+	}
 	ts := e.tasks(r)
 	if len(ts) != 5 {
 		t.Fatalf("%d tasks, want 5", len(ts))
