@@ -45,7 +45,7 @@ func benchRun(b *testing.B, d *DB, n int) *model.Run {
 // in batches of at most 1,000.
 func benchTasks(b *testing.B, d *DB, r *model.Run, from, to int, st model.TaskStatus) []*model.Task {
 	b.Helper()
-	ts := model.NewTaskRange(r, from, to, time.Now())
+	ts := model.NewNodeTasks(r, r.Workflow.Nodes()[0], from, to, time.Now())
 	now := time.Now().UTC()
 	for _, t := range ts {
 		if st != model.TaskPending {
@@ -176,7 +176,7 @@ func BenchmarkCreateTasks(b *testing.B) {
 					}
 					b.StartTimer()
 				}
-				ts := model.NewTaskRange(r, k*batch, (k+1)*batch, time.Now())
+				ts := model.NewNodeTasks(r, r.Workflow.Nodes()[0], k*batch, (k+1)*batch, time.Now())
 				now := time.Now().UTC()
 				for _, t := range ts {
 					t.Status, t.Attempt, t.DispatchedAt = model.TaskDispatched, 1, &now

@@ -286,26 +286,6 @@ func createExclusive(path string, data []byte) error {
 	return fsyncPath(dir)
 }
 
-// replaceFile writes path atomically and durably, replacing any old file.
-func replaceFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := writeTemp(dir, data)
-	if err != nil {
-		return err
-	}
-	// Durability: the contents are on disk before the rename shows them.
-	if err := fsyncPath(tmp); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	// Durability: the rename survives a crash.
-	return fsyncPath(dir)
-}
-
 // linkCount returns the number of hard links of a regular file, or 0.
 func linkCount(p string) uint64 {
 	st, err := os.Lstat(p)

@@ -202,15 +202,6 @@ func NewTasks(r *Run, now time.Time) []*Task {
 	return out
 }
 
-// NewTaskRange makes the pending tasks of a flat workflow's run with
-// indexes from to to-1.
-func NewTaskRange(r *Run, from, to int, now time.Time) []*Task {
-	if r.Workflow == nil {
-		return nil
-	}
-	return NewNodeTasks(r, r.Workflow.Nodes()[0], from, to, now)
-}
-
 // NewNodeTasks makes the pending tasks of node nd of run r with indexes
 // from to to-1. Their params are the workflow's, overridden by the node's,
 // overridden by the run's (the trigger's).

@@ -131,18 +131,20 @@ func (s *Scheduler) stop(ctx context.Context, p model.TaskWithWorkflow) {
 // cancels applies the cancel requests of runs: tasks not ended become
 // cancelled, the running ones are stopped, tasks not created yet never will
 // be, and the run ends cancelled.
-func (s *Scheduler) cancels(ctx context.Context) {
+// It reports whether it applied them all (false: look again later).
+func (s *Scheduler) cancels(ctx context.Context) bool {
 	ids, err := s.db.CancelRequests(ctx)
 	if err != nil {
 		s.log.Error("read cancel requests", "err", err)
-		return
+		return false
 	}
 	for _, id := range ids {
 		if err := s.cancelRun(ctx, id); err != nil {
 			s.writeFailed("cancel run "+id, err)
-			return
+			return false
 		}
 	}
+	return true
 }
 
 func (s *Scheduler) cancelRun(ctx context.Context, id string) error {

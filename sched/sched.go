@@ -134,6 +134,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	updates := s.launch.out
 	done := ctx.Done()
 	stopping := false
+	lookCancels := true
 	var grace <-chan time.Time
 	timer := time.NewTimer(s.cfg.PollInterval)
 	defer timer.Stop()
@@ -143,7 +144,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.timeouts(dbctx, time.Now())
 		more := false
 		if !stopping {
-			s.cancels(dbctx)
+			if lookCancels {
+				// Only when another process may have asked: a cancel
+				// request wakes the loop through the change signal.
+				lookCancels = !s.cancels(dbctx)
+			}
 			started, at := s.startRuns(dbctx)
 			more = s.step(dbctx, true)
 			s.markRunning(dbctx, started, at)
@@ -193,7 +198,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case u := <-updates:
 			s.add(u)
 		case <-changes:
+			lookCancels = true
 		case <-timer.C:
+			lookCancels = true
 		case <-grace:
 			launching = false
 			s.stopInflight(dbctx)
