@@ -158,11 +158,7 @@ func TestCancelFromAnotherProcess(t *testing.T) {
 // global limit.
 func TestMaxParallel(t *testing.T) {
 	e := newEnv(t)
-	spy := t.TempDir()
-	e.script("busy.sh", fmt.Sprintf(`touch %[1]s/$ORK_TASK_INDEX.run
-ls %[1]s | grep -c '\.run$' >> %[1]s/counts
-sleep 0.1
-rm %[1]s/$ORK_TASK_INDEX.run`, spy))
+	spy := e.concurrencySpy("busy.sh")
 	w := e.dagWorkflow("fan", map[string]*model.TaskSpec{
 		"busy": {JobName: "busy.sh", TaskCount: 6, MaxParallel: 2},
 	})
@@ -170,15 +166,8 @@ rm %[1]s/$ORK_TASK_INDEX.run`, spy))
 	if r := e.wait(s, e.trigger(e.db, w)); r.Status != model.RunSuccess {
 		t.Fatalf("run = %s", r.Status)
 	}
-	data, _ := os.ReadFile(filepath.Join(spy, "counts"))
-	lines := strings.Fields(string(data))
-	if len(lines) != 6 {
-		t.Fatalf("%d starts, want 6", len(lines))
-	}
-	for _, l := range lines {
-		if n, _ := strconv.Atoi(l); n > 2 {
-			t.Fatalf("%d tasks ran at once with max_parallel 2 (%v)", n, lines)
-		}
+	if n, most := spy(); n != 6 || most > 2 {
+		t.Fatalf("spy saw %d task starts, at most %d at once; want 6, at most 2 (max_parallel 2)", n, most)
 	}
 }
 
