@@ -27,16 +27,11 @@ func cmdRun(c *cli.Context) error {
 		return err
 	}
 	defer db.Close()
-	cfg := sched.Config{
-		PollInterval:              c.Duration("poll-interval"),
-		MaxTasksPerBatch:          c.Int("max-tasks-per-batch"),
-		MaxConcurrentDispatches:   c.Int("max-concurrent-dispatches"),
-		MaxConcurrentStatusChecks: c.Int("max-concurrent-status-checks"),
-		MaxRunningTasks:           c.Int("max-running-tasks"),
-		ShutdownGrace:             c.Duration("shutdown-grace"),
-		CrashRetries:              c.Int("crash-retries"),
-		Logger:                    log,
+	cfg, err := schedConfig(c, func(msg string) { log.Warn(msg) })
+	if err != nil {
+		return err
 	}
+	cfg.Logger = log
 	sd := scriptDir(c)
 	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
 		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)
@@ -45,6 +40,7 @@ func cmdRun(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--max-log-size: %w", err)
 	}
+	log.Info("task logs", "max-log-size", c.String("max-log-size"))
 	if maxLog == 0 {
 		maxLog = -1 // no bound
 	}

@@ -47,13 +47,8 @@ type attemptKey struct {
 	attempt int
 }
 
-// lookahead is how many tasks beyond the running slots may wait dispatched:
-// enough that a slot freed while the loop waits for the disk finds a task
-// ready to start. They show as dispatched until they start.
-func (c Config) lookahead() int { return 4 * c.MaxRunningTasks }
-
 func newLauncher(s *Scheduler) *launcher {
-	capacity := s.cfg.MaxRunningTasks + s.cfg.lookahead()
+	capacity := s.cfg.MaxRunningTasks + s.cfg.Lookahead()
 	return &launcher{
 		s:         s,
 		slots:     make(chan struct{}, s.cfg.MaxRunningTasks),
@@ -90,11 +85,20 @@ func (l *launcher) work(ctx context.Context) {
 		}
 		select {
 		case <-l.halt:
-			l.mu.Lock()
-			l.unstarted = append(l.unstarted, p)
-			l.mu.Unlock()
+			l.keep(p)
 			return
 		case l.slots <- struct{}{}:
+		}
+		// While the disk refuses writes nothing new starts: the start of
+		// a task could not be recorded, nor its end.
+		for l.s.diskRefuses() {
+			select {
+			case <-l.halt:
+				<-l.slots
+				l.keep(p)
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 		k := attemptKey{p.Task.ID, p.Task.Attempt}
 		// Hold the slot before the start: the task may end before Execute
@@ -116,9 +120,9 @@ func (l *launcher) work(ctx context.Context) {
 			if diskTrouble(err) {
 				// Not the task's fault: it goes back to the queue, and
 				// dispatching pauses until the disk takes writes again.
-				l.s.log.Error("task could not start: the disk refuses writes; it will be retried", "run", t.RunID, "task", t.Label(), "err", err)
+				l.s.log.Error("task could not start: the disk refuses writes; it goes back to the queue", "run", t.RunID, "task", t.Label(), "err", err)
 				l.s.pauseUntil.Store(time.Now().Add(l.s.cfg.PollInterval).UnixNano())
-				l.out <- requeue(t, "not started: "+err.Error())
+				l.out <- unstarted(t, "not started: "+err.Error())
 				continue
 			}
 			l.s.log.Warn("task did not start", "run", t.RunID, "task", t.Label(), "err", err)
@@ -155,6 +159,13 @@ func (l *launcher) forward() {
 			l.out <- u.TaskUpdate()
 		}
 	}
+}
+
+// keep sets aside a task a worker took but will not start (halted).
+func (l *launcher) keep(p model.TaskWithWorkflow) {
+	l.mu.Lock()
+	l.unstarted = append(l.unstarted, p)
+	l.mu.Unlock()
 }
 
 func (l *launcher) release(k attemptKey) {

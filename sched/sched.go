@@ -62,6 +62,12 @@ type Scheduler struct {
 	// pauseUntil (unix ns): a task could not start because the disk refused
 	// a write; dispatch nothing before this.
 	pauseUntil atomic.Int64
+	// writesFailing: the last write failed (the disk refuses writes);
+	// nothing new starts until one succeeds.
+	writesFailing atomic.Bool
+
+	drainOnce sync.Once
+	drainCh   chan struct{} // closed by Drain
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // run id -> closed when the run ends
@@ -80,7 +86,24 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		runs:     make(map[string]*runState),
 		touched:  make(map[string]bool),
 		waiters:  make(map[string][]chan struct{}),
+		drainCh:  make(chan struct{}),
 	}
+}
+
+// Drain makes Run return once the tasks running now have ended, however
+// long they take: it starts nothing more (tasks dispatched but not started
+// go back to the queue, with no attempt counted) and stops nothing. A
+// scheduler that serves one caller's run — `ork trigger --wait` — drains
+// when that run has ended, so that it never stops another run's task: the
+// next scheduler finds the rest of the work in the queue. If Run's context
+// is cancelled meanwhile, Run stops as usual, after its shutdown grace.
+func (s *Scheduler) Drain() { s.drainOnce.Do(func() { close(s.drainCh) }) }
+
+// diskRefuses reports whether the disk refuses writes now: a write failed
+// and none has succeeded since, or a task could not start for lack of
+// space a moment ago. Nothing new starts meanwhile.
+func (s *Scheduler) diskRefuses() bool {
+	return s.writesFailing.Load() || time.Now().UnixNano() < s.pauseUntil.Load()
 }
 
 // Config returns the scheduler's settings, defaults filled in.
@@ -133,6 +156,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	updates := s.launch.out
 	done := ctx.Done()
+	drain := (<-chan struct{})(s.drainCh)
 	stopping := false
 	lookCancels := true
 	var grace <-chan time.Time
@@ -177,14 +201,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		timer.Reset(max(wait, time.Millisecond))
 		select {
+		case <-drain:
+			drain = nil
+			if !stopping {
+				stopping = true
+				s.haltLaunches()
+				if len(s.inflight) > 0 {
+					s.log.Info("draining: waiting for running tasks to end", "tasks", len(s.inflight))
+				}
+			}
 		case <-done:
 			done = nil
 			stopping = true
-			// Stop starting tasks; those dispatched but not started go back
-			// to the queue now.
-			for _, p := range s.launch.halted() {
-				s.buf = append(s.buf, requeue(p.Task, "not started: the scheduler is stopping"))
-			}
+			s.haltLaunches()
 			if len(s.inflight) > 0 {
 				s.log.Info("stopping: waiting for running tasks", "tasks", len(s.inflight), "grace", s.cfg.ShutdownGrace)
 			}
@@ -212,6 +241,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			default:
 			}
 		}
+	}
+}
+
+// haltLaunches stops starting tasks; those dispatched but not started go
+// back to the queue now, with no attempt counted: they never started.
+func (s *Scheduler) haltLaunches() {
+	for _, p := range s.launch.halted() {
+		s.buf = append(s.buf, unstarted(p.Task, ""))
 	}
 }
 
@@ -245,11 +282,11 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	}
 	var pending []model.TaskWithWorkflow
 	limit := 0
-	if dispatch && time.Now().UnixNano() < s.pauseUntil.Load() {
+	if dispatch && s.diskRefuses() {
 		dispatch = false
 	}
 	if dispatch {
-		free := s.cfg.MaxRunningTasks + s.cfg.lookahead() - len(s.inflight)
+		free := s.cfg.MaxRunningTasks + s.cfg.Lookahead() - len(s.inflight)
 		for _, u := range s.buf {
 			if _, ok := s.ends(u); ok {
 				free++
@@ -347,10 +384,12 @@ func (s *Scheduler) writeFailed(what string, err error) {
 		s.backoff = min(2*s.backoff, s.cfg.PollInterval)
 	}
 	s.retryAt = time.Now().Add(s.backoff)
+	s.writesFailing.Store(true)
 	s.log.Error(what+" failed; will retry, nothing is lost", "err", err, "retry_in", s.backoff)
 }
 
 func (s *Scheduler) writeOK() {
+	s.writesFailing.Store(false)
 	s.backoff = 0
 	s.retryAt = time.Time{}
 }
@@ -549,7 +588,7 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 	stoppedBy := func(a int) string { return fmt.Sprintf("attempt %d stopped by scheduler shutdown", a) }
 	for i, u := range s.buf {
 		if a, ok := stopped[u.TaskID]; ok && a == u.Attempt && u.Status == model.TaskFailed {
-			s.buf[i] = requeue(&model.Task{ID: u.TaskID, RunID: u.RunID, Attempt: a}, stoppedBy(a))
+			s.buf[i] = interrupted(&model.Task{ID: u.TaskID, RunID: u.RunID, Attempt: a}, stoppedBy(a))
 		}
 	}
 	s.flush(ctx)
@@ -560,7 +599,7 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 		}
 		for _, p := range active {
 			if f, ok := s.inflight[p.Task.ID]; ok && f.attempt == p.Task.Attempt {
-				s.buf = append(s.buf, requeue(p.Task, stoppedBy(f.attempt)))
+				s.buf = append(s.buf, interrupted(p.Task, stoppedBy(f.attempt)))
 			}
 		}
 		s.flush(ctx)
@@ -568,37 +607,71 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 	s.log.Info("scheduler stopped", "stopped_tasks", len(stopped))
 }
 
-// requeue is the update that puts a dispatched task back in the queue.
-func requeue(t *model.Task, why string) model.TaskUpdate {
-	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending, Error: why, At: time.Now()}
+// interrupted is the update that puts a task whose attempt was cut short
+// by its scheduler back in the queue: the attempt is recorded interrupted,
+// and does not count against the task's retries.
+func interrupted(t *model.Task, why string) model.TaskUpdate {
+	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending,
+		AttemptStatus: string(model.AttemptInterrupted), Error: why, At: time.Now()}
 }
 
-// recover deals with what a previous scheduler left behind: tasks
-// dispatched or running that no executor knows any more are retried (up to
-// CrashRetries times) or failed, and runs whose tasks all ended are
-// finished. It runs once, before the loop, and looks at unfinished work
-// only.
-func (s *Scheduler) recover(ctx context.Context) error {
-	// First stop whatever a dead scheduler's tasks left running on this
-	// machine (children that outlived their script), so that a task we
-	// retry never runs twice at the same time.
-	if n, err := s.mgr.Sweep(ctx); err != nil {
-		s.log.Warn("sweeping leftovers of a dead scheduler", "err", err)
-	} else if n > 0 {
-		s.log.Warn("stopped processes a dead scheduler left running", "processes", n)
+// unstarted is the update that puts a dispatched task that never started
+// back in the queue: its attempt is withdrawn (no record, the attempt number
+// it had before).
+func unstarted(t *model.Task, why string) model.TaskUpdate {
+	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending,
+		Unstarted: true, Error: why, At: time.Now()}
+}
+
+// interruptionDelay is how long a task waits, back in the queue, after its
+// k-th interruption by a dying scheduler: not at all after the first, then
+// 250ms, doubling, up to 4s. A task that was running when its scheduler
+// died again and again is not the first to start after each restart, where
+// the next crash would find it again.
+func interruptionDelay(k int) time.Duration {
+	if k <= 1 {
+		return 0
 	}
+	return min(250*time.Millisecond<<min(k-2, 8), 4*time.Second)
+}
+
+// recover deals with what a previous scheduler left behind, before the loop
+// starts, looking at unfinished work only:
+//   - processes its tasks left running on this machine are killed (Sweep,
+//     for the tasks recorded as unfinished only);
+//   - an attempt the executor still runs is adopted; one that ended is
+//     recorded;
+//   - an attempt that never started (no start recorded, and the executor
+//     says it never began) is withdrawn: the task goes back to pending with
+//     the attempt number it had, and no attempt record;
+//   - an attempt that started is recorded interrupted and the task goes
+//     back to the queue, not counted against its retries — unless the
+//     task's attempts were interrupted by a dying scheduler more than
+//     MaxInterruptions times: then it fails;
+//   - runs whose tasks had all ended are finished.
+func (s *Scheduler) recover(ctx context.Context) error {
 	active, err := s.db.ActiveTasks(ctx)
 	if err != nil {
 		return err
 	}
+	// First stop whatever the tasks of a dead scheduler left running on
+	// this machine (children that outlived their script), so that a task
+	// run again never runs twice at the same time.
+	if n, err := s.mgr.Sweep(ctx, active); err != nil {
+		s.log.Warn("sweeping processes left by the tasks of a dead scheduler", "err", err)
+	} else if n > 0 {
+		s.log.Warn("stopped processes that unfinished tasks of a dead scheduler left running", "processes", n)
+	}
 	type checked struct {
 		known bool
+		began bool
 		u     exec.StatusUpdate
 	}
 	res := make([]checked, len(active))
 	sem := make(chan struct{}, s.cfg.MaxConcurrentStatusChecks)
 	var wg sync.WaitGroup
 	for i, p := range active {
+		res[i].began = true
 		if p.Workflow == nil {
 			continue
 		}
@@ -615,31 +688,55 @@ func (s *Scheduler) recover(ctx context.Context) error {
 				s.log.Warn("status check failed; treating the task as lost", "task", p.Task.Label(), "err", err)
 				return
 			}
-			res[i] = checked{known, u}
+			res[i].known, res[i].u = known, u
+			t := p.Task
+			if known || t.Status != model.TaskDispatched || t.StartedAt != nil || t.ExecutionName != "" {
+				return
+			}
+			if pr, ok := e.(exec.StartProber); ok {
+				began, err := pr.Began(ctx, p)
+				if err != nil {
+					s.log.Warn("cannot tell whether an attempt began; counting it", "task", t.Label(), "err", err)
+					began = true
+				}
+				res[i].began = began
+			}
 		}()
 	}
 	wg.Wait()
 	now := time.Now()
+	limit := max(s.cfg.MaxInterruptions, 0)
 	var us []model.TaskUpdate
 	for i, p := range active {
 		t := p.Task
 		if res[i].known {
-			s.inflight[t.ID] = flight{attempt: t.Attempt, runID: t.RunID, name: t.Name}
+			s.inflight[t.ID] = flight{attempt: t.Attempt, runID: t.RunID, name: t.Name, failures: t.Failures()}
 			s.launch.occupy(attemptKey{t.ID, t.Attempt})
 			if res[i].u.Status.Terminal() {
 				s.buf = append(s.buf, res[i].u.TaskUpdate())
 			}
 			continue
 		}
-		u := model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, At: now}
-		if t.Attempt <= max(s.cfg.CrashRetries, p.Node().Retries) {
-			u.Status = model.TaskPending
-			u.Error = fmt.Sprintf("scheduler died while running attempt %d; retrying", t.Attempt)
-		} else {
-			u.Status = model.TaskFailed
-			u.Error = fmt.Sprintf("scheduler died while running attempt %d", t.Attempt)
+		if !res[i].began {
+			u := unstarted(t, "")
+			u.At = now
+			us = append(us, u)
+			s.log.Info("withdrew an attempt of a dead scheduler that never started", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt)
+			continue
 		}
-		s.log.Warn("recovered task of a dead scheduler", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "now", u.Status)
+		k := t.Interruptions() + 1
+		u := interrupted(t, fmt.Sprintf("%s while running attempt %d; running it again", model.SchedulerDied, t.Attempt))
+		u.At = now
+		if k > limit {
+			u.Status, u.AttemptStatus = model.TaskFailed, ""
+			u.Error = fmt.Sprintf("%s while running attempt %d: its attempts were interrupted %d times, more than max-interruptions (%d) allows; the task may be what kills its scheduler",
+				model.SchedulerDied, t.Attempt, k, limit)
+		} else if d := interruptionDelay(k); d > 0 {
+			at := now.Add(d)
+			u.RetryAt = &at
+			s.retryTimes = append(s.retryTimes, at)
+		}
+		s.log.Warn("recovered a task of a dead scheduler", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "interruptions", k, "now", u.Status)
 		us = append(us, u)
 	}
 	if len(us) > 0 {
@@ -652,12 +749,17 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		return err
 	}
 	for _, r := range running {
-		s.touched[r.ID] = true
 		existing, err := s.db.ListTasks(ctx, r.ID)
 		if err != nil {
 			return err
 		}
 		s.track(r, existing)
+	}
+	// Runs whose tasks had all ended are finished now, before anything new
+	// is dispatched. (Only they: the others are finished by the loop when
+	// their last task ends.)
+	for _, r := range running {
+		s.touched[r.ID] = true
 	}
 	s.finishRuns(ctx)
 	return nil

@@ -1,0 +1,84 @@
+package exec
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/model"
+)
+
+// daemonScript starts a child in the background (in the script's process
+// group) and one in a session of its own (setsid: out of the group), writes
+// their pids, and exits with $CODE.
+const daemonScript = `sleep 120 &
+echo $! > "$PIDS/group.pid"
+setsid sleep 120 &
+echo $! > "$PIDS/setsid.pid"
+exit $CODE`
+
+// TestTaskProcessesEndWithTheTask checks the rule of ProcessExecutor: when a
+// script exits, successful or not, what it left running ends too — the
+// background child in its process group by the time the terminal update is
+// sent (it dies a moment later), the one that left the group (setsid)
+// within a moment after.
+func TestTaskProcessesEndWithTheTask(t *testing.T) {
+	for _, code := range []int{0, 3} {
+		t.Run(map[int]string{0: "success", 3: "failure"}[code], func(t *testing.T) {
+			f := newFixture(t, nil)
+			f.script(t, "daemon.sh", daemonScript)
+			pids := t.TempDir()
+			tw := newTask("daemon.sh", "daemon-task", 0)
+			tw.Task.Params = map[string]any{"PIDS": pids, "CODE": code}
+			_, _, final := f.run(t, tw)
+			want := model.TaskSuccess
+			if code != 0 {
+				want = model.TaskFailed
+			}
+			if final.Status != want {
+				t.Fatalf("final %+v, want %s", final, want)
+			}
+			group := readPid(t, filepath.Join(pids, "group.pid"))
+			setsid := readPid(t, filepath.Join(pids, "setsid.pid"))
+			t.Cleanup(func() {
+				syscall.Kill(group, syscall.SIGKILL)
+				syscall.Kill(setsid, syscall.SIGKILL)
+			})
+			// SIGKILL has been sent to the group before the update; the
+			// kernel ends the process a moment later.
+			waitGone(t, group, time.Second)
+			waitGone(t, setsid, 2*time.Second)
+		})
+	}
+}
+
+// TestProcessBegan checks Began: an attempt began exactly when its log
+// file exists (the log is created before the process starts), and a start
+// that failed leaves no log behind.
+func TestProcessBegan(t *testing.T) {
+	f := newFixture(t, nil)
+	f.script(t, "ok.sh", "exit 0")
+	tw := newTask("ok.sh", "began-task", 0)
+	if began, err := f.e.Began(context.Background(), tw); began || err != nil {
+		t.Fatalf("Began before any start = %v, %v; want false, nil", began, err)
+	}
+	f.run(t, tw)
+	if began, err := f.e.Began(context.Background(), tw); !began || err != nil {
+		t.Fatalf("Began after the attempt ran = %v, %v; want true, nil", began, err)
+	}
+	// A script that cannot be executed (no #! line, not an ELF file): the
+	// log was created, then the start failed; the log goes.
+	if err := os.WriteFile(filepath.Join(f.scripts, "bad.sh"), []byte("\x00\x01\x02"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bad := newTask("bad.sh", "bad-task", 0)
+	if _, err := f.e.Execute(context.Background(), bad); err == nil {
+		t.Fatal("Execute of a file that is no program succeeded")
+	}
+	if began, err := f.e.Began(context.Background(), bad); began || err != nil {
+		t.Fatalf("Began after a failed start = %v, %v; want false, nil", began, err)
+	}
+}
