@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -624,15 +625,19 @@ func unstarted(t *model.Task, why string) model.TaskUpdate {
 }
 
 // interruptionDelay is how long a task waits, back in the queue, after its
-// k-th interruption by a dying scheduler: not at all after the first, then
-// 250ms, doubling, up to 4s. A task that was running when its scheduler
-// died again and again is not the first to start after each restart, where
-// the next crash would find it again.
+// k-th interruption by a dying scheduler. After the first it does not wait:
+// a scheduler restarted after one crash resumes where it was. After more,
+// it waits about 250ms, doubling with each further interruption, up to 4s,
+// the exact time drawn at random between half and one and a half times
+// that: a task that was running when its scheduler died again and again is
+// not among the first to start after the next restart, where the next
+// crash of a scheduler that keeps dying would find it again.
 func interruptionDelay(k int) time.Duration {
 	if k <= 1 {
 		return 0
 	}
-	return min(250*time.Millisecond<<min(k-2, 8), 4*time.Second)
+	d := min(250*time.Millisecond<<min(k-2, 8), 4*time.Second)
+	return time.Duration(float64(d) * (0.5 + rand.Float64()))
 }
 
 // recover deals with what a previous scheduler left behind, before the loop
