@@ -97,7 +97,8 @@ type diskRun struct {
 
 // startDiskRun makes a database on a small disk (the scripts stay off it),
 // starts a scheduler over it running at most 2 tasks at a time, triggers
-// a workflow of n tasks of 0.05s each, and returns once 4 of them have
+// a workflow of n tasks of 0.4s each (long enough that the running ones
+// end while a test watches that nothing starts), and returns once 4 of them have
 // succeeded.
 func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
 	t.Helper()
@@ -110,7 +111,7 @@ func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
 	os.MkdirAll(e.scripts, 0o755)
 	e.db = e.open()
 	starts := startLog(filepath.Join(t.TempDir(), "starts"))
-	e.script("step.sh", "echo $ORK_TASK_INDEX >> "+string(starts)+"\nsleep 0.05")
+	e.script("step.sh", "echo $ORK_TASK_INDEX >> "+string(starts)+"\nsleep 0.4")
 	w := e.workflow("steps", "step.sh", n)
 	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond, MaxRunningTasks: 2})
 	r := e.trigger(e.db, w)
@@ -125,7 +126,7 @@ func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
 // when space returns.
 func TestFullDiskLosesNothing(t *testing.T) {
 	// Let some tasks finish, then fill the disk.
-	d := startDiskRun(t, 40, "")
+	d := startDiskRun(t, 16, "")
 	e, s, r := d.e, d.s, d.r
 	filler := fill(t, d.mnt)
 	before, _ := e.db.TaskCounts(context.Background(), r.ID)
@@ -198,7 +199,7 @@ func mustReadFile(t *testing.T, p string) []byte {
 func TestReadOnlyDiskLosesNothing(t *testing.T) {
 	// The tasks' logs live elsewhere here: a file system cannot turn
 	// read-only while a running task has its log open for writing.
-	d := startDiskRun(t, 30, t.TempDir())
+	d := startDiskRun(t, 12, t.TempDir())
 	e, s, r, mnt := d.e, d.s, d.r, d.mnt
 	// The remount waits for a moment when no file is open for writing
 	// (between two of the scheduler's batches).

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,5 +198,71 @@ func TestMaxActiveRuns(t *testing.T) {
 		if ends[i].StartedAt.Before(*ends[i-1].FinishedAt) {
 			t.Fatalf("run %d started at %s, before run %d finished at %s: two runs were active", i, ends[i].StartedAt, i-1, ends[i-1].FinishedAt)
 		}
+	}
+}
+
+// raceDB holds back the first cancel request it reports until a task's
+// script has exited and a moment has passed: the loop then learns of the
+// cancel with the task's exit already reported to it.
+type raceDB struct {
+	model.Database
+	exited string // a file the script creates just before it exits
+	once   sync.Once
+}
+
+func (r *raceDB) CancelRequests(ctx context.Context) ([]string, error) {
+	ids, err := r.Database.CancelRequests(ctx)
+	if len(ids) > 0 {
+		r.once.Do(func() {
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if _, err := os.Stat(r.exited); err == nil {
+					break
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // the exit reaches the loop's queue
+		})
+	}
+	return ids, err
+}
+
+func (r *raceDB) Changes() <-chan struct{} { return r.Database.(model.Notifier).Changes() }
+
+// A cancel that races a task's end: the task's script completed before
+// the scheduler applied the cancel, so the task is recorded as it ended
+// (success), not cancelled; the other task, running then, is cancelled.
+func TestCancelAfterExitKeepsTheExit(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	e.script("done.sh", fmt.Sprintf(`[ "$ORK_TASK_INDEX" = 0 ] || exec sleep 30
+touch %[1]s/started
+while [ ! -f %[1]s/go ]; do sleep 0.01; done
+touch %[1]s/exited`, dir))
+	w := e.workflow("race", "done.sh", 2)
+	db := &raceDB{Database: e.db, exited: filepath.Join(dir, "exited")}
+	s, _ := e.start(db, sched.Config{MaxRunningTasks: 2})
+	r := e.trigger(e.db, w)
+	waitUntil(t, 10*time.Second, "task 0 to start", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "started"))
+		return err == nil
+	})
+	if err := e.open().RequestCancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := e.wait(s, r)
+	if got.Status != model.RunCancelled {
+		t.Errorf("run = %s, want cancelled (task 1 was cancelled)", got.Status)
+	}
+	ts := e.tasks(r)
+	if len(ts) != 2 {
+		t.Fatalf("%d tasks, want 2", len(ts))
+	}
+	if ts[0].Status != model.TaskSuccess || ts[0].ExitCode == nil || *ts[0].ExitCode != 0 {
+		t.Errorf("task 0, whose script completed before the cancel was applied = %s %q, want success", ts[0].Status, ts[0].Error)
+	}
+	if ts[1].Status != model.TaskCancelled {
+		t.Errorf("task 1 = %s, want cancelled", ts[1].Status)
 	}
 }
