@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
 )
 
@@ -24,6 +25,7 @@ type launcher struct {
 	out   chan model.TaskUpdate       // executor updates and start failures, for the loop
 	halt  chan struct{}               // closed: start nothing more
 	stop  chan struct{}               // closed: stop forwarding updates
+	syncs chan chan struct{}          // see sync
 
 	mu        sync.Mutex
 	holding   map[attemptKey]bool // attempts that hold a slot
@@ -56,6 +58,7 @@ func newLauncher(s *Scheduler) *launcher {
 		out:       make(chan model.TaskUpdate, 4*capacity+64),
 		halt:      make(chan struct{}),
 		stop:      make(chan struct{}),
+		syncs:     make(chan chan struct{}),
 		holding:   make(map[attemptKey]bool),
 		deadlines: make(map[attemptKey]deadline),
 		timedOut:  make(map[attemptKey]time.Duration),
@@ -141,24 +144,67 @@ func (l *launcher) forward() {
 		select {
 		case <-l.stop:
 			return
-		case u := <-updates:
-			if u.Status.Terminal() {
-				k := attemptKey{u.TaskID, u.Attempt}
-				l.mu.Lock()
-				limit, timedOut := l.timedOut[k]
-				delete(l.timedOut, k)
-				l.mu.Unlock()
-				if timedOut {
-					// Stopped for its timeout: that is why it ended. It is
-					// recorded only now that its process is gone, so a retry
-					// never overlaps it.
-					u.Status, u.Error = model.TaskFailed, fmt.Sprintf("timed out after %s", limit)
+		case done := <-l.syncs:
+			// Everything the executors have sent goes to the loop now.
+			for more := true; more; {
+				select {
+				case u := <-updates:
+					l.pass(u)
+				default:
+					more = false
 				}
-				l.release(k)
 			}
-			l.out <- u.TaskUpdate()
+			close(done)
+		case u := <-updates:
+			l.pass(u)
 		}
 	}
+}
+
+// sync returns once every update the executors had sent when it was
+// called has been handed to add (the loop's), with those waiting in out.
+func (l *launcher) sync(add func(model.TaskUpdate)) {
+	done := make(chan struct{})
+	req := l.syncs
+	for {
+		select {
+		case req <- done:
+			req = nil
+		case <-done:
+			for {
+				select {
+				case u := <-l.out:
+					add(u)
+				default:
+					return
+				}
+			}
+		case u := <-l.out: // the forwarder may wait for room in out
+			add(u)
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// pass hands one executor update to the loop, freeing the slot of an
+// attempt that ended.
+func (l *launcher) pass(u exec.StatusUpdate) {
+	if u.Status.Terminal() {
+		k := attemptKey{u.TaskID, u.Attempt}
+		l.mu.Lock()
+		limit, timedOut := l.timedOut[k]
+		delete(l.timedOut, k)
+		l.mu.Unlock()
+		if timedOut {
+			// Stopped for its timeout: that is why it ended. It is
+			// recorded only now that its process is gone, so a retry
+			// never overlaps it.
+			u.Status, u.Error = model.TaskFailed, fmt.Sprintf("timed out after %s", limit)
+		}
+		l.release(k)
+	}
+	l.out <- u.TaskUpdate()
 }
 
 // keep sets aside a task a worker took but will not start (halted).

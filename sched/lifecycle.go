@@ -144,9 +144,9 @@ func (s *Scheduler) cancels(ctx context.Context) bool {
 		return true
 	}
 	// A task that ended before the cancel is recorded as it ended, not
-	// cancelled: the exits reported so far are written first, and a run
-	// they complete ends as it would have.
-	s.drain(s.launch.out)
+	// cancelled: the exits the executors have reported so far are written
+	// first, and a run they complete ends as it would have.
+	s.launch.sync(s.add)
 	s.flush(ctx)
 	if len(s.buf) > 0 {
 		return false // the disk refuses writes: look again later

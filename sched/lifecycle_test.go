@@ -8,10 +8,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
 	"github.com/ork-run/ork/sched"
 )
@@ -201,45 +201,62 @@ func TestMaxActiveRuns(t *testing.T) {
 	}
 }
 
-// raceDB holds back the first cancel request it reports until a task's
-// script has exited and a moment has passed: the loop then learns of the
-// cancel with the task's exit already reported to it.
+// raceDB holds back the cancel requests it reports until a task's exit
+// has been sent by its executor: the loop then learns of the cancel with
+// the task's exit already reported.
 type raceDB struct {
 	model.Database
-	exited string // a file the script creates just before it exits
-	once   sync.Once
+	exitSent <-chan struct{}
 }
 
 func (r *raceDB) CancelRequests(ctx context.Context) ([]string, error) {
 	ids, err := r.Database.CancelRequests(ctx)
 	if len(ids) > 0 {
-		r.once.Do(func() {
-			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-				if _, err := os.Stat(r.exited); err == nil {
-					break
-				}
-			}
-			time.Sleep(200 * time.Millisecond) // the exit reaches the loop's queue
-		})
+		select {
+		case <-r.exitSent:
+		case <-time.After(10 * time.Second):
+		}
 	}
 	return ids, err
 }
 
 func (r *raceDB) Changes() <-chan struct{} { return r.Database.(model.Notifier).Changes() }
 
-// A cancel that races a task's end: the task's script completed before
-// the scheduler applied the cancel, so the task is recorded as it ended
-// (success), not cancelled; the other task, running then, is cancelled.
+// A cancel that races a task's end: the task's script completed, and its
+// executor reported it, before the scheduler applied the cancel; so the
+// task is recorded as it ended (success), not cancelled. The other task,
+// running then, is cancelled.
 func TestCancelAfterExitKeepsTheExit(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
 	e.script("done.sh", fmt.Sprintf(`[ "$ORK_TASK_INDEX" = 0 ] || exec sleep 30
 touch %[1]s/started
-while [ ! -f %[1]s/go ]; do sleep 0.01; done
-touch %[1]s/exited`, dir))
+while [ ! -f %[1]s/go ]; do sleep 0.01; done`, dir))
 	w := e.workflow("race", "done.sh", 2)
-	db := &raceDB{Database: e.db, exited: filepath.Join(dir, "exited")}
-	s, _ := e.start(db, sched.Config{MaxRunningTasks: 2})
+
+	// The executor reports through a relay that tells when task 0's end
+	// has been passed on to the scheduler's channel.
+	fromExec := make(chan exec.StatusUpdate, 16)
+	toSched := make(chan exec.StatusUpdate, 16)
+	exitSent := make(chan struct{})
+	go func() {
+		for u := range fromExec {
+			toSched <- u
+			if u.Status.Terminal() && strings.HasSuffix(u.Log, "done.sh.0.1.log") {
+				close(exitSent)
+			}
+		}
+	}()
+	mgr := exec.NewManager(toSched)
+	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
+		ScriptDir: e.scripts, LogDir: e.taskLogDir(), Updates: fromExec, KillGrace: 500 * time.Millisecond,
+	}))
+	s := sched.New(&raceDB{Database: e.db, exitSent: exitSent}, mgr, sched.Config{MaxRunningTasks: 2, Logger: e.logger()})
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-ran })
+
 	r := e.trigger(e.db, w)
 	waitUntil(t, 10*time.Second, "task 0 to start", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "started"))

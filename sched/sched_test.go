@@ -280,7 +280,10 @@ func TestTriggerFromAnotherProcessWakesScheduler(t *testing.T) {
 	e.script("ok.sh", "exit 0")
 	w := e.workflow("ok", "ok.sh", 1)
 	s, _ := e.start(e.db, sched.Config{PollInterval: time.Hour})
-	time.Sleep(50 * time.Millisecond) // let the scheduler go to sleep
+	// A first run served: the scheduler then waits for the next event.
+	if got := e.wait(s, e.trigger(e.db, w)); got.Status != model.RunSuccess {
+		t.Fatalf("first run = %s", got.Status)
+	}
 	other := e.open()
 	r := e.trigger(other, w)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -297,7 +300,9 @@ func TestTriggerFromAnotherProcessWakesScheduler(t *testing.T) {
 func TestOneSchedulerPerDatabase(t *testing.T) {
 	e := newEnv(t)
 	_, _ = e.start(e.db, sched.Config{})
-	time.Sleep(50 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "the first scheduler to hold the lock", func() bool {
+		return strings.HasPrefix(filedb.LockHolder(e.dir), fmt.Sprintf("pid %d ", os.Getpid()))
+	})
 	_, stop2 := e.start(e.open(), sched.Config{})
 	err := stop2()
 	var le *model.LockedError
