@@ -576,10 +576,12 @@ func checkCrashDir(t *testing.T, dir string) {
 }
 
 // TestCrashNoOrphansAfterKill kills the scheduler while a task's script
-// waits for a child (sleep 30). The parent-death signal kills the script;
-// the sleep survives, reparented. The next scheduler must kill it at
-// start-up (Sweep) before it retries the task, so that the task's first
-// attempt does not go on beside the second.
+// waits for a child (sleep 30) and has started another in a session of its
+// own (setsid sleep 30). The parent-death signal kills the script; the
+// sleeps survive, reparented. The next scheduler must kill both at
+// start-up (Sweep: they carry the id of a task recorded as unfinished)
+// before it retries the task, so that the task's first attempt does not go
+// on beside the second.
 func TestCrashNoOrphansAfterKill(t *testing.T) {
 	t.Parallel()
 	dir := newProject(t)
@@ -590,6 +592,8 @@ func TestCrashNoOrphansAfterKill(t *testing.T) {
 	writeScript(t, dir, "orphan.sh", fmt.Sprintf(`#!/bin/sh
 echo $$ > %[1]s/script.$ORK_ATTEMPT.pid
 if [ "$ORK_ATTEMPT" = 1 ]; then
+	setsid sleep 30 &
+	echo $! > %[1]s/setsid.pid
 	sleep 30
 fi
 echo "attempt $ORK_ATTEMPT done"
@@ -633,6 +637,14 @@ echo "attempt $ORK_ATTEMPT done"
 	if !crashProcGone(sleep) {
 		t.Errorf("the sleep %d left by the killed scheduler still runs 5s after a new `ork run` started: it does not sweep leftovers at start-up\nork run:\n%s",
 			sleep, second.output())
+	}
+	if detached := crashReadPid(filepath.Join(pids, "setsid.pid")); detached == 0 {
+		t.Errorf("the script wrote no pid for its setsid child")
+	} else {
+		t.Cleanup(func() { syscall.Kill(detached, syscall.SIGKILL) })
+		if !crashProcGone(detached) {
+			t.Errorf("the setsid sleep %d left by the killed scheduler still runs after the new `ork run` swept", detached)
+		}
 	}
 
 	waitFor(t, 20*time.Second, "run "+id+" to end", func() bool {

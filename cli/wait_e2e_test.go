@@ -10,6 +10,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -140,5 +141,42 @@ func TestTriggerWaitTakesOverFromKilledRun(t *testing.T) {
 	var ee *osexec.ExitError
 	if errors.As(w.err, &ee) {
 		t.Errorf("trigger --wait: %v", w.err)
+	}
+}
+
+// TestTaskProcessesEndWithTask checks the rule of README's "What a task
+// sees": what a task's script started — in its process group (sleep &) or
+// in a session of its own (setsid) — ends when the task ends, here with
+// success; and a later scheduler has nothing left to sweep.
+func TestTaskProcessesEndWithTask(t *testing.T) {
+	t.Parallel()
+	dir := newProject(t)
+	pids := t.TempDir()
+	writeScript(t, dir, "daemons.sh", fmt.Sprintf(`#!/bin/sh
+sleep 120 &
+echo $! > %[1]s/group.pid
+setsid sleep 120 &
+echo $! > %[1]s/setsid.pid
+`, pids))
+	mustRun(t, dir, "create-workflow", "--name", "daemons", "--job-name", "daemons.sh")
+	s := startSchedulerLocked(t, dir)
+	out, _ := mustRun(t, dir, "trigger", "daemons")
+	id := runID(t, out)
+	if r := lcWaitRun(t, dir, id, 20*time.Second, s); r.Status != "success" {
+		t.Fatalf("run %s: %q, want success", id, r.Status)
+	}
+	for _, name := range []string{"group.pid", "setsid.pid"} {
+		pid := crashReadPid(filepath.Join(pids, name))
+		if pid == 0 {
+			t.Fatalf("no pid in %s", name)
+		}
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+		waitFor(t, 3*time.Second, "the "+name+" process of the ended task to end", func() bool { return crashProcGone(pid) })
+	}
+	s.stop(t)
+	next := startSchedulerLocked(t, dir)
+	next.stop(t)
+	if strings.Contains(next.output(), "stopped processes") {
+		t.Errorf("a scheduler started after the task ended swept processes:\n%s", next.output())
 	}
 }
