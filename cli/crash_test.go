@@ -243,14 +243,29 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 		// 5 to 25 tasks have ended under it. (A moment drawn in units of
 		// progress rather than of time lands as often in mid-run on a
 		// loaded machine as on an idle one.)
-		target := crashEnds(side) + 5 + rng.IntN(21)
-		waitFor(t, 30*time.Second, "tasks to end under ork run #"+strconv.Itoa(len(scheds)), func() bool {
+		// The side-effect file is watched closely (every 2ms); the run's
+		// status, which costs a command, only once every task has ended
+		// at least once.
+		target, _ := crashEnds(side)
+		target += 5 + rng.IntN(21)
+		over := false
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(2 * time.Millisecond) {
 			if p.done() {
 				t.Fatalf("ork run exited (%v):\n%s", p.err, p.output())
 			}
-			return crashEnds(side) >= target || finished()
-		})
-		if finished() {
+			n, distinct := crashEnds(side)
+			if n >= target {
+				break
+			}
+			if distinct >= tasks && finished() {
+				over = true
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %d task ends in 30s under ork run #%d:\n%s", target-n, len(scheds), p.output())
+			}
+		}
+		if over {
 			break
 		}
 		time.Sleep(time.Duration(rng.IntN(21)) * time.Millisecond)
@@ -403,10 +418,20 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 		tasks, kills, midRun, stoppedClean, killPhase.Round(time.Millisecond), interruptedN, hist, ranTwice, maxAttempt, time.Since(began).Round(time.Millisecond))
 }
 
-// crashEnds counts the end lines in the side-effect file p.
-func crashEnds(p string) int {
+// crashEnds counts the end lines in the side-effect file p, and the tasks
+// that have one.
+func crashEnds(p string) (ends, tasks int) {
 	data, _ := os.ReadFile(p)
-	return bytes.Count(data, []byte(" end\n"))
+	seen := make(map[string]bool)
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if idx, ok := bytes.CutSuffix(line, []byte(" end")); ok {
+			ends++
+			if i := bytes.IndexByte(idx, ' '); i > 0 {
+				seen[string(idx[:i])] = true
+			}
+		}
+	}
+	return ends, len(seen)
 }
 
 // checkCrashAttempts checks the attempts on record of one task of the

@@ -60,6 +60,10 @@ type Scheduler struct {
 	backoff  time.Duration
 	// retryTimes: when tasks put back in the queue for a retry come due.
 	retryTimes []time.Time
+	// behind: tasks put back in the queue because their scheduler died
+	// while they ran; they start after the other pending tasks (see
+	// dispatchOrder).
+	behind map[string]bool
 	// pauseUntil (unix ns): a task could not start because the disk refused
 	// a write; dispatch nothing before this.
 	pauseUntil atomic.Int64
@@ -86,6 +90,7 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		inflight: make(map[string]flight),
 		runs:     make(map[string]*runState),
 		touched:  make(map[string]bool),
+		behind:   make(map[string]bool),
 		waiters:  make(map[string][]chan struct{}),
 		drainCh:  make(chan struct{}),
 	}
@@ -245,6 +250,48 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
+// dispatchOrder returns the first limit of the pending tasks ps (in the
+// database's order), those a dying scheduler interrupted last — and not at
+// all while the scheduler has other tasks to create: they go to the back
+// of the queue, so that a scheduler that crashes again and again does not
+// find the same tasks running each time.
+func (s *Scheduler) dispatchOrder(ps []model.TaskWithWorkflow, limit int) []model.TaskWithWorkflow {
+	if len(s.behind) > 0 {
+		var front, back []model.TaskWithWorkflow
+		for _, p := range ps {
+			if s.behind[p.Task.ID] {
+				back = append(back, p)
+			} else {
+				front = append(front, p)
+			}
+		}
+		if len(back) > 0 && s.toCreate() {
+			back = nil
+		}
+		ps = append(front, back...)
+	}
+	if len(ps) > limit {
+		ps = ps[:limit]
+	}
+	for _, p := range ps {
+		delete(s.behind, p.Task.ID)
+	}
+	return ps
+}
+
+// toCreate reports whether a run has tasks that are ready to be created
+// and started (see materialize).
+func (s *Scheduler) toCreate() bool {
+	for _, rs := range s.order {
+		for _, ns := range rs.nodes {
+			if ns.missing() > 0 && rs.decide(ns) && ns.skip == "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // haltLaunches stops starting tasks; those dispatched but not started go
 // back to the queue now, with no attempt counted: they never started.
 func (s *Scheduler) haltLaunches() {
@@ -295,10 +342,11 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		}
 		if limit = min(free, s.cfg.MaxTasksPerBatch); limit > 0 {
 			var err error
-			if pending, err = s.db.PendingTasks(ctx, limit); err != nil {
+			if pending, err = s.db.PendingTasks(ctx, limit+len(s.behind)); err != nil {
 				s.log.Error("list pending tasks", "err", err)
 				pending = nil
 			}
+			pending = s.dispatchOrder(pending, limit)
 		}
 	}
 	pending = s.withinMaxParallel(pending)
@@ -736,10 +784,13 @@ func (s *Scheduler) recover(ctx context.Context) error {
 			u.Status, u.AttemptStatus = model.TaskFailed, ""
 			u.Error = fmt.Sprintf("%s while running attempt %d: its attempts were interrupted %d times, more than max-interruptions (%d) allows; the task may be what kills its scheduler",
 				model.SchedulerDied, t.Attempt, k, limit)
-		} else if d := interruptionDelay(k); d > 0 {
-			at := now.Add(d)
-			u.RetryAt = &at
-			s.retryTimes = append(s.retryTimes, at)
+		} else {
+			s.behind[t.ID] = true
+			if d := interruptionDelay(k); d > 0 {
+				at := now.Add(d)
+				u.RetryAt = &at
+				s.retryTimes = append(s.retryTimes, at)
+			}
 		}
 		s.log.Warn("recovered a task of a dead scheduler", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "interruptions", k, "now", u.Status)
 		us = append(us, u)

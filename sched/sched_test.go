@@ -548,3 +548,41 @@ func TestFailedWritesLoseNothing(t *testing.T) {
 		}
 	}
 }
+
+// A task a dying scheduler interrupted goes to the back of the queue: the
+// next scheduler starts the tasks still to come first, so that a scheduler
+// that keeps crashing does not find the same task running each time.
+func TestInterruptedTaskGoesToTheBack(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", "exit 0")
+	w := e.workflow("ok", "ok.sh", 4)
+	r := e.trigger(e.db, w)
+	// Only task 0 exists, running: the scheduler died having created no
+	// other.
+	t0 := model.NewNodeTasks(r, r.Workflow.Nodes()[0], 0, 1, time.Now())
+	if err := e.db.CreateTasks(context.Background(), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.UpdateRuns(context.Background(), []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	e.up([]model.TaskUpdate{{TaskID: t0[0].ID, RunID: r.ID, Status: model.TaskDispatched}},
+		[]model.TaskUpdate{{TaskID: t0[0].ID, RunID: r.ID, Status: model.TaskRunning}})
+	e.db.Close()
+
+	e.db = e.open()
+	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 1})
+	if got := e.wait(s, r); got.Status != model.RunSuccess {
+		t.Fatalf("run = %s %q", got.Status, got.Error)
+	}
+	ts := e.tasks(r)
+	for _, task := range ts[1:] {
+		if !task.StartedAt.Before(*ts[0].StartedAt) {
+			t.Errorf("task %d started at %s, after the interrupted task 0 (%s): want the interrupted task last",
+				task.TaskIndex, task.StartedAt.Format(time.RFC3339Nano), ts[0].StartedAt.Format(time.RFC3339Nano))
+		}
+	}
+	if ts[0].Attempt != 2 || len(ts[0].Attempts) != 2 || ts[0].Attempts[0].Status != model.AttemptInterrupted {
+		t.Errorf("task 0 = attempt %d, %+v; want success in attempt 2 after attempt 1 interrupted", ts[0].Attempt, ts[0].Attempts)
+	}
+}
