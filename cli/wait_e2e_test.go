@@ -155,8 +155,8 @@ func TestTaskProcessesEndWithTask(t *testing.T) {
 	writeScript(t, dir, "daemons.sh", fmt.Sprintf(`#!/bin/sh
 sleep 120 &
 echo $! > %[1]s/group.pid
-setsid sleep 120 &
-echo $! > %[1]s/setsid.pid
+setsid sh -c 'echo $$ > %[1]s/setsid.tmp; mv %[1]s/setsid.tmp %[1]s/setsid.pid; exec sleep 120' &
+while [ ! -f %[1]s/setsid.pid ]; do sleep 0.01; done
 `, pids))
 	mustRun(t, dir, "create-workflow", "--name", "daemons", "--job-name", "daemons.sh")
 	s := startSchedulerLocked(t, dir)
