@@ -8,13 +8,17 @@
 //     failed tasks).
 //  2. Pending runs are taken: the scheduler keeps the state of each (dag.go)
 //     and creates its tasks node by node as they become ready.
-//  3. Pending tasks, as many as the free slots allow, are marked dispatched
-//     (their attempt counted) in the same batch — before anything starts, so
-//     a crash can never hide an attempt — and handed to the launcher, which
-//     starts each the moment a running slot frees up, with a bounded number
-//     of executor calls in flight (launch.go). Tasks that do not start are
-//     recorded failed. A run's task records are created as slots free up,
-//     the first ones already dispatched.
+//  3. Pending tasks, as many as the free slots allow (and as many again,
+//     the lookahead), are marked dispatched (their attempt number taken) in
+//     the same batch — before anything starts, so a crash can never hide an
+//     attempt — and handed to the launcher, which starts each the moment a
+//     running slot frees up, with a bounded number of executor calls in
+//     flight (launch.go). Tasks that cannot start are recorded failed; those
+//     that could not start for want of disk space, or that never started
+//     because the scheduler stopped or died first, go back to the queue with
+//     their attempt withdrawn. While the disk refuses writes, nothing starts.
+//     A run's task records are created as slots free up, the first ones
+//     already dispatched.
 //  4. The runs started in step 2 are marked running.
 //  5. The loop sleeps until a status update, a change signalled by the
 //     database (model.Notifier: another process triggered a run), or the
@@ -22,6 +26,12 @@
 //
 // A write that fails (a full disk) loses nothing: the updates stay queued
 // in memory and are written when the disk accepts them again.
+//
+// At start-up (recover) the scheduler deals with what a dead one left: see
+// docs/RELIABILITY.md. An attempt cut short by its scheduler is recorded
+// interrupted and does not count against the task's retries; a task whose
+// attempts a dying scheduler interrupted more than MaxInterruptions times
+// fails.
 //
 // sched knows model.Database and the exec interfaces only, never a
 // concrete backend or executor.
