@@ -47,14 +47,29 @@ func (p startLog) count() int {
 	return strings.Count(string(data), "\n")
 }
 
+// logFiles counts the task logs under dir: the executor creates an
+// attempt's log just before it starts the process, so a new log is a
+// start under way.
+func logFiles(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".log") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
 // noStartsWhile checks that no task starts for d while the disk refuses
-// writes (after a moment for a start under way when the refusal came).
-func noStartsWhile(t *testing.T, starts startLog, d time.Duration) {
+// writes (after a moment for a start under way when the refusal came):
+// no attempt's log is created under logDir meanwhile.
+func noStartsWhile(t *testing.T, logDir string, d time.Duration) {
 	t.Helper()
 	time.Sleep(100 * time.Millisecond)
-	before := starts.count()
+	before := logFiles(logDir)
 	time.Sleep(d)
-	if n := starts.count() - before; n > 0 {
+	if n := logFiles(logDir) - before; n > 0 {
 		t.Errorf("%d tasks started in %s while the disk refused writes, want none", n, d)
 	}
 }
@@ -133,7 +148,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the scheduler reports the full disk", func() bool {
 		return strings.Contains(e.logs.String(), "no space left on device")
 	})
-	noStartsWhile(t, d.starts, 400*time.Millisecond)
+	noStartsWhile(t, e.taskLogDir(), 400*time.Millisecond)
 	if got, _ := e.db.GetRun(context.Background(), r.ID); got.Status.Terminal() {
 		t.Fatalf("run ended while the disk was full: %s %q", got.Status, got.Error)
 	}
@@ -215,7 +230,7 @@ func TestReadOnlyDiskLosesNothing(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the scheduler reports the read-only disk", func() bool {
 		return strings.Contains(e.logs.String(), "read-only file system")
 	})
-	noStartsWhile(t, d.starts, 400*time.Millisecond)
+	noStartsWhile(t, e.taskLogDir(), 400*time.Millisecond)
 	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT, ""); err != nil {
 		t.Fatalf("remount read-write: %v", err)
 	}
@@ -260,7 +275,10 @@ func TestLogDiskFullRequeuesTasks(t *testing.T) {
 	waitUntil(t, 10*time.Second, "a task refused for want of room for its log", func() bool {
 		return strings.Contains(e.logs.String(), "task could not start: the disk refuses writes")
 	})
-	noStartsWhile(t, starts, 300*time.Millisecond)
+	noStartsWhile(t, logs, 300*time.Millisecond)
+	if n := starts.count(); n > 0 {
+		t.Errorf("%d tasks started while their logs could not be created", n)
+	}
 	if got, _ := e.db.GetRun(context.Background(), r.ID); got.Status.Terminal() {
 		t.Fatalf("run ended while its logs could not be written: %s %q", got.Status, got.Error)
 	}
