@@ -180,3 +180,40 @@ while [ ! -f %[1]s/setsid.pid ]; do sleep 0.01; done
 		t.Errorf("a scheduler started after the task ended swept processes:\n%s", next.output())
 	}
 }
+
+// TestTriggerWaitInterrupted interrupts (SIGINT) an `ork trigger --wait`
+// that runs the scheduler: it stops the running task, puts it back in the
+// queue (its attempt recorded interrupted) and exits 130.
+func TestTriggerWaitInterrupted(t *testing.T) {
+	t.Parallel()
+	dir := newProject(t)
+	marks := t.TempDir()
+	writeScript(t, dir, "long.sh", fmt.Sprintf("#!/bin/sh\necho $$ > %s/pid.tmp; mv %[1]s/pid.tmp %[1]s/pid\nexec sleep 60\n", marks))
+	mustRun(t, dir, "create-workflow", "--name", "long", "--job-name", "long.sh")
+	w := startWait(t, dir, "long")
+	var pid int
+	waitFor(t, 10*time.Second, "the task to start", func() bool {
+		pid = crashReadPid(filepath.Join(marks, "pid"))
+		return pid != 0
+	})
+	if err := w.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("trigger --wait still running 15s after SIGINT:\n%s", w.out.String())
+	}
+	var ee *osexec.ExitError
+	if !errors.As(w.err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("trigger --wait after SIGINT: %v, want exit 130\n%s", w.err, w.out.String())
+	}
+	if !crashProcGone(pid) {
+		t.Errorf("the task's process %d still runs after the interrupted --wait exited", pid)
+	}
+	id := runID(t, strings.Split(w.out.String(), "\n")[0]+"\n")
+	ts := taskRecords(t, dir, id)
+	if len(ts) != 1 || ts[0].Status != "pending" || len(ts[0].Attempts) != 1 || ts[0].Attempts[0].Status != "interrupted" {
+		t.Errorf("task after the interrupt: %+v, want pending, its attempt 1 interrupted", ts)
+	}
+}
