@@ -289,6 +289,10 @@ func TestEverydayCommandLine(t *testing.T) {
 			t.Errorf("ork %s: stdout %q, want nothing (no help dump)", strings.Join(tc.args, " "), stdout)
 		}
 	}
+	_, stderr, _ := runEnv(t, dir, []string{"ORK_POLL_INTERVAL=5"}, "run")
+	if line := wantOneLineError(t, "ORK_POLL_INTERVAL=5 ork run", stderr); !strings.Contains(line, `ORK_POLL_INTERVAL="5" (for --poll-interval) is not a duration: write one with its unit, like 5s`) {
+		t.Errorf("ORK_POLL_INTERVAL=5 ork run: %q, want the unit hint", line)
+	}
 	// A workflow with no runs yet is not an error.
 	if out, _ := mustRun(t, dir, "status", "--workflow", "hello"); len(nonEmptyLines(out)) != 1 {
 		t.Errorf("status --workflow hello without runs: %q, want the header alone", out)

@@ -22,6 +22,9 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 			msg += ": write a duration with its unit, like 5s, 10m or 1h30m"
 		}
 	}
+	if m := badEnvDurationRE.FindStringSubmatch(msg); m != nil {
+		msg = fmt.Sprintf("%s=%s (for --%s) is not a duration: write one with its unit, like 5s, 10m or 1h30m", m[2], m[1], m[3])
+	}
 	help := "ork --help"
 	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
 		help = "ork " + c.Command.Name + " --help"
@@ -30,6 +33,8 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 }
 
 var badValueRE = regexp.MustCompile(`^invalid value ("(?:[^"\\]|\\.)*") for flag -+([^:]+):`)
+
+var badEnvDurationRE = regexp.MustCompile(`^could not parse ("(?:[^"\\]|\\.)*") as duration value from environment variable "([^"]+)" for flag ([^:]+):`)
 
 func dashes(name string) string {
 	if len(name) == 1 {
