@@ -9,6 +9,12 @@
 //	scheduler.go  run, doctor
 //	lifecycle.go  cancel, retry, logs, prune
 //	args.go       flags after arguments
+//	project.go    finding the project's .ork upward, as git finds .git
+//	runid.go      run ids given by a unique prefix
+//	usage.go      one-line flag errors
+//	config_check.go  ork run's settings, checked by sched.Config.Validate
+//	logs_note.go  why a task has no output, for ork logs
+//	version.go, completion.go  ork version, ork completion bash|zsh|fish
 //
 // The end-to-end tests beside it build the real binary and run it.
 package cli
