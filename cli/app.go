@@ -230,6 +230,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app.OnUsageError = onUsageError
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = onUsageError
+		requireFlags(cmd)
 	}
 	return app
 }

@@ -63,3 +63,31 @@ func isDurationFlag(c *cli.Context, name string) bool {
 	}
 	return false
 }
+
+// requireFlags makes the required flags of cmd one-line errors: urfave/cli
+// prints the whole help before its own "Required flag" error.
+func requireFlags(cmd *cli.Command) {
+	var required []string
+	for _, f := range cmd.Flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Required {
+			sf.Required = false
+			required = append(required, sf.Name)
+		}
+	}
+	if len(required) == 0 {
+		return
+	}
+	action := cmd.Action
+	cmd.Action = func(c *cli.Context) error {
+		var missing []string
+		for _, n := range required {
+			if !c.IsSet(n) {
+				missing = append(missing, dashes(n))
+			}
+		}
+		if len(missing) > 0 {
+			return usageErr(c, "missing required flag "+strings.Join(missing, " and "))
+		}
+		return action(c)
+	}
+}
