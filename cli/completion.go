@@ -30,6 +30,7 @@ func completionCommand() *cli.Command {
 			case "zsh":
 				fmt.Fprintln(w, "#compdef ork")
 				fmt.Fprintln(w, "# zsh completion for ork: zsh runs the bash completion through bashcompinit.")
+				fmt.Fprintln(w, "(( $+functions[compdef] )) || { autoload -U +X compinit && compinit; }")
 				fmt.Fprintln(w, "autoload -U +X bashcompinit && bashcompinit")
 				writeBashCompletion(w, c.App)
 			case "fish":

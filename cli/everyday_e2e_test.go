@@ -362,12 +362,49 @@ printf '%s\n' "${COMPREPLY[@]}"`
 		if !strings.Contains(out, "trigger") || !strings.Contains(out, "params-file") {
 			t.Errorf("completion %s does not know trigger and its flags:\n%.300s", sh, out)
 		}
-		if path, err := osexec.LookPath(sh); err == nil {
-			check := osexec.Command(path, "-n")
-			check.Stdin = strings.NewReader(out)
-			if b, err := check.CombinedOutput(); err != nil {
-				t.Errorf("%s -n: %v\n%s", sh, err, b)
-			}
+		writeFile(t, filepath.Join(dir, "ork."+sh), out, 0o644)
+	}
+	// Where zsh and fish are installed, ask them too.
+	shell := func(sh string, args ...string) []string {
+		t.Helper()
+		path, err := osexec.LookPath(sh)
+		if err != nil {
+			t.Logf("no %s: its completion is not run", sh)
+			return nil
 		}
+		cmd := osexec.Command(path, args...)
+		cmd.Dir = dir
+		cmd.Env = append(orkEnv(), "ORK_BIN="+orkBin)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %q: %v\n%s", sh, args, err, b)
+		}
+		return nonEmptyLines(string(b))
+	}
+	zsh := func(words ...string) []string {
+		return shell("zsh", "-fc", `ork() { "$ORK_BIN" "$@"; }
+source ork.zsh
+setopt ksharrays
+COMP_WORDS=(`+strings.Join(words, " ")+`)
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+_ork
+printf '%s\n' "${COMPREPLY[@]}"`)
+	}
+	if got := zsh("ork", "tr"); got != nil {
+		has(got, "trigger")
+		has(zsh("ork", "trigger", "--pa"), "--param", "--params-file")
+	}
+	fish := func(line string) []string {
+		var out []string
+		for _, l := range shell("fish", "--no-config", "-c", `function ork; $ORK_BIN $argv; end; source ork.fish; complete -C "`+line+`"`) {
+			w, _, _ := strings.Cut(l, "\t")
+			out = append(out, w)
+		}
+		return out
+	}
+	if got := fish("ork tr"); got != nil {
+		has(got, "trigger")
+		has(fish("ork trigger --pa"), "--param", "--params-file")
+		has(fish("ork trigger he"), "hello")
 	}
 }
