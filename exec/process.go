@@ -14,6 +14,7 @@ import (
 	osexec "os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -331,7 +332,7 @@ func checkScript(p, job, scriptDir string) error {
 		return fmt.Errorf("script %s is a directory, not a script (job_name %q)", p, job)
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("script %s is not a regular file (it is %s)", p, fi.Mode().Type())
-	case fi.Mode().Perm()&0o111 == 0:
+	case runtime.GOOS != "windows" && fi.Mode().Perm()&0o111 == 0: // Windows has no execute bit
 		return fmt.Errorf("script %s is not executable: chmod +x %s", p, p)
 	}
 	return nil
