@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,7 +25,7 @@ func schedConfig(c *cli.Context, warn func(string)) (sched.Config, error) {
 		MaxInterruptions:          c.Int("max-interruptions"),
 	}
 	if cfg.PollInterval <= 0 {
-		return cfg, fmt.Errorf("--poll-interval %s: give a duration above 0, like 1s", cfg.PollInterval)
+		return cfg, fmt.Errorf("--poll-interval (ORK_POLL_INTERVAL) is %s: must be more than 0, like 1s", cfg.PollInterval)
 	}
 	for _, f := range []struct {
 		name string
@@ -36,11 +37,11 @@ func schedConfig(c *cli.Context, warn func(string)) (sched.Config, error) {
 		{"max-running-tasks", cfg.MaxRunningTasks},
 	} {
 		if f.v < 1 {
-			return cfg, fmt.Errorf("--%s %d: give a number of at least 1", f.name, f.v)
+			return cfg, fmt.Errorf("--%s (%s) is %d: must be 1 or more", f.name, envName(f.name), f.v)
 		}
 	}
 	if cfg.ShutdownGrace < 0 {
-		return cfg, fmt.Errorf("--shutdown-grace %s: give 0 (stop running tasks at once) or more", cfg.ShutdownGrace)
+		return cfg, fmt.Errorf("--shutdown-grace (ORK_SHUTDOWN_GRACE) is %s: must be 0 (stop running tasks at once) or more", cfg.ShutdownGrace)
 	}
 	if c.IsSet("crash-retries") {
 		n := c.Int("crash-retries")
@@ -51,7 +52,7 @@ func schedConfig(c *cli.Context, warn func(string)) (sched.Config, error) {
 		cfg.MaxInterruptions = max(n, 0)
 	}
 	if cfg.MaxInterruptions < 0 {
-		return cfg, fmt.Errorf("--max-interruptions %d: give 0 (a task whose scheduler dies while it runs fails) or more", cfg.MaxInterruptions)
+		return cfg, fmt.Errorf("--max-interruptions (ORK_MAX_INTERRUPTIONS) is %d: must be 0 (a task whose scheduler dies while it runs fails) or more", cfg.MaxInterruptions)
 	}
 	// In a Config, 0 means the default; "none" is negative.
 	if cfg.ShutdownGrace == 0 {
@@ -79,4 +80,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "max-log-size", Value: "10MiB", EnvVars: []string{"ORK_MAX_LOG_SIZE"}, Usage: "keep at most this much of each attempt's log (its tail), e.g. 10MiB, 512KiB; 0: no bound"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"ORK_VERBOSE"}, Usage: "log every task"},
 	}
+}
+
+// envName is the environment variable of an `ork run` flag.
+func envName(flag string) string {
+	return "ORK_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }

@@ -158,12 +158,12 @@ func TestRunFlagsRefused(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{[]string{"--max-interruptions", "-1"}, nil, "--max-interruptions -1: give 0"},
-		{nil, []string{"ORK_MAX_INTERRUPTIONS=-2"}, "--max-interruptions -2: give 0"},
-		{[]string{"--shutdown-grace", "-1s"}, nil, "--shutdown-grace -1s: give 0"},
-		{[]string{"--max-running-tasks", "0"}, nil, "--max-running-tasks 0: give a number of at least 1"},
-		{[]string{"--max-tasks-per-batch", "0"}, nil, "--max-tasks-per-batch 0"},
-		{[]string{"--poll-interval", "0s"}, nil, "--poll-interval 0s"},
+		{[]string{"--max-interruptions", "-1"}, nil, "--max-interruptions (ORK_MAX_INTERRUPTIONS) is -1: must be 0"},
+		{nil, []string{"ORK_MAX_INTERRUPTIONS=-2"}, "--max-interruptions (ORK_MAX_INTERRUPTIONS) is -2: must be 0"},
+		{[]string{"--shutdown-grace", "-1s"}, nil, "--shutdown-grace (ORK_SHUTDOWN_GRACE) is -1s: must be 0"},
+		{[]string{"--max-running-tasks", "0"}, nil, "--max-running-tasks (ORK_MAX_RUNNING_TASKS) is 0: must be 1 or more"},
+		{[]string{"--max-tasks-per-batch", "0"}, nil, "--max-tasks-per-batch (ORK_MAX_TASKS_PER_BATCH) is 0: must be 1 or more"},
+		{[]string{"--poll-interval", "0s"}, nil, "--poll-interval (ORK_POLL_INTERVAL) is 0s: must be more than 0"},
 		{[]string{"--crash-retries", "1", "--max-interruptions", "2"}, nil, "give only --max-interruptions"},
 	} {
 		_, stderr, code := runEnvWithin(t, 20*time.Second, dir, tt.env, append([]string{"run"}, tt.args...)...)
