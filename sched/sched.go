@@ -38,11 +38,13 @@
 package sched
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,23 +272,29 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // dispatchOrder returns the first limit of the pending tasks ps (in the
-// database's order), those a dying scheduler interrupted last — and not at
-// all while the scheduler has other tasks to create: they go to the back
-// of the queue, so that a scheduler that crashes again and again does not
-// find the same tasks running each time.
+// database's order), those whose last attempt a dying scheduler
+// interrupted last — and not at all while their run has other tasks to
+// create: they go to the back of their run's queue, the least interrupted
+// and the longest waiting first, so that a scheduler that crashes again and
+// again does not find the same tasks running each time.
 func (s *Scheduler) dispatchOrder(ps []model.TaskWithWorkflow, limit int) []model.TaskWithWorkflow {
-	if len(s.behind) > 0 {
-		var front, back []model.TaskWithWorkflow
-		for _, p := range ps {
-			if s.behind[p.Task.ID] {
-				back = append(back, p)
-			} else {
-				front = append(front, p)
+	var front, back []model.TaskWithWorkflow
+	for _, p := range ps {
+		if s.behind[p.Task.ID] || diedLast(p.Task) {
+			back = append(back, p)
+		} else {
+			front = append(front, p)
+		}
+	}
+	if len(back) > 0 {
+		// Behind the tasks of their run still to be created.
+		back = slices.DeleteFunc(back, func(p model.TaskWithWorkflow) bool { return s.toCreate(p.Task.RunID) })
+		slices.SortStableFunc(back, func(a, b model.TaskWithWorkflow) int {
+			if c := cmp.Compare(a.Task.Interruptions(), b.Task.Interruptions()); c != 0 {
+				return c
 			}
-		}
-		if len(back) > 0 && s.toCreate() {
-			back = nil
-		}
+			return lastEnd(a.Task).Compare(lastEnd(b.Task))
+		})
 		ps = append(front, back...)
 	}
 	if len(ps) > limit {
@@ -298,14 +306,31 @@ func (s *Scheduler) dispatchOrder(ps []model.TaskWithWorkflow, limit int) []mode
 	return ps
 }
 
-// toCreate reports whether a run has tasks that are ready to be created
-// and started (see materialize).
-func (s *Scheduler) toCreate() bool {
-	for _, rs := range s.order {
-		for _, ns := range rs.nodes {
-			if ns.missing() > 0 && rs.decide(ns) && ns.skip == "" {
-				return true
-			}
+// diedLast reports whether the last attempt of t was interrupted because
+// its scheduler died.
+func diedLast(t *model.Task) bool {
+	n := len(t.Attempts)
+	return n > 0 && t.Attempts[n-1].Status == model.AttemptInterrupted && strings.HasPrefix(t.Attempts[n-1].Error, model.SchedulerDied)
+}
+
+// lastEnd is when the last attempt of t ended (zero if none).
+func lastEnd(t *model.Task) time.Time {
+	if n := len(t.Attempts); n > 0 && t.Attempts[n-1].FinishedAt != nil {
+		return *t.Attempts[n-1].FinishedAt
+	}
+	return time.Time{}
+}
+
+// toCreate reports whether run runID has tasks that are ready to be
+// created and started (see materialize).
+func (s *Scheduler) toCreate(runID string) bool {
+	rs := s.runs[runID]
+	if rs == nil {
+		return false
+	}
+	for _, ns := range rs.nodes {
+		if ns.missing() > 0 && rs.decide(ns) && ns.skip == "" {
+			return true
 		}
 	}
 	return false

@@ -549,40 +549,48 @@ func TestFailedWritesLoseNothing(t *testing.T) {
 	}
 }
 
-// A task a dying scheduler interrupted goes to the back of the queue: the
-// next scheduler starts the tasks still to come first, so that a scheduler
-// that keeps crashing does not find the same task running each time.
+// A task a dying scheduler interrupted goes to the back of its run's queue:
+// the next scheduler starts the tasks still to come first, then the
+// interrupted ones, the least interrupted first — so that a scheduler that
+// keeps crashing does not find the same task running each time.
 func TestInterruptedTaskGoesToTheBack(t *testing.T) {
 	e := newEnv(t)
 	e.script("ok.sh", "exit 0")
 	w := e.workflow("ok", "ok.sh", 4)
 	r := e.trigger(e.db, w)
-	// Only task 0 exists, running: the scheduler died having created no
-	// other.
-	t0 := model.NewNodeTasks(r, r.Workflow.Nodes()[0], 0, 1, time.Now())
-	if err := e.db.CreateTasks(context.Background(), t0); err != nil {
+	// Only tasks 0 and 1 exist: task 0 pending after two attempts cut
+	// short by dying schedulers, task 1 running when the last one died.
+	ts := model.NewNodeTasks(r, r.Workflow.Nodes()[0], 0, 2, time.Now())
+	if err := e.db.CreateTasks(context.Background(), ts); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.db.UpdateRuns(context.Background(), []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
 		t.Fatal(err)
 	}
-	e.up([]model.TaskUpdate{{TaskID: t0[0].ID, RunID: r.ID, Status: model.TaskDispatched}},
-		[]model.TaskUpdate{{TaskID: t0[0].ID, RunID: r.ID, Status: model.TaskRunning}})
+	e.interruptedBefore(ts[0], 2)
+	e.up([]model.TaskUpdate{{TaskID: ts[1].ID, RunID: r.ID, Status: model.TaskDispatched}},
+		[]model.TaskUpdate{{TaskID: ts[1].ID, RunID: r.ID, Status: model.TaskRunning}})
 	e.db.Close()
 
 	e.db = e.open()
-	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 1})
+	// One at a time, started in the order dispatched.
+	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 1, MaxConcurrentDispatches: 1})
 	if got := e.wait(s, r); got.Status != model.RunSuccess {
 		t.Fatalf("run = %s %q", got.Status, got.Error)
 	}
-	ts := e.tasks(r)
-	for _, task := range ts[1:] {
-		if !task.StartedAt.Before(*ts[0].StartedAt) {
-			t.Errorf("task %d started at %s, after the interrupted task 0 (%s): want the interrupted task last",
-				task.TaskIndex, task.StartedAt.Format(time.RFC3339Nano), ts[0].StartedAt.Format(time.RFC3339Nano))
+	got := e.tasks(r)
+	order := []int{2, 3, 1, 0} // fresh tasks, then by interruptions
+	for i := 1; i < len(order); i++ {
+		a, b := got[order[i-1]], got[order[i]]
+		if !a.StartedAt.Before(*b.StartedAt) {
+			t.Errorf("task %d started at %s, not before task %d (%s): want the order %v",
+				a.TaskIndex, a.StartedAt.Format(time.RFC3339Nano), b.TaskIndex, b.StartedAt.Format(time.RFC3339Nano), order)
 		}
 	}
-	if ts[0].Attempt != 2 || len(ts[0].Attempts) != 2 || ts[0].Attempts[0].Status != model.AttemptInterrupted {
-		t.Errorf("task 0 = attempt %d, %+v; want success in attempt 2 after attempt 1 interrupted", ts[0].Attempt, ts[0].Attempts)
+	if got[1].Attempt != 2 || len(got[1].Attempts) != 2 || got[1].Attempts[0].Status != model.AttemptInterrupted {
+		t.Errorf("task 1 = attempt %d, %+v; want success in attempt 2 after attempt 1 interrupted", got[1].Attempt, got[1].Attempts)
+	}
+	if got[0].Attempt != 3 || got[0].Interruptions() != 2 {
+		t.Errorf("task 0 = attempt %d with %d interruptions; want success in attempt 3 after 2", got[0].Attempt, got[0].Interruptions())
 	}
 }
