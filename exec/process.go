@@ -398,6 +398,34 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
 	} else {
 		upstreamFile = "" // no upstream tasks: no file
 	}
+	vars, err := TaskEnv(t, upstream)
+	if err != nil {
+		return nil, err
+	}
+	env := make([]string, 0, len(e.env)+len(vars)+3)
+	env = append(env, e.env...)
+	env = append(env, vars...)
+	env = append(env,
+		"ORK_LOG_DIR="+e.logKey,
+		"ORK_UPSTREAM_FILE="+upstreamFile,
+		"ORK_OUTPUT="+output,
+	)
+	return env, nil
+}
+
+// TaskEnv returns the variables that every executor gives task t, as
+// "NAME=value" strings in the order they must be applied: each top-level
+// parameter by name (see ProcessExecutor for how values are written and
+// which names are left out), then ORK_RUN_ID, ORK_TASK_ID, ORK_TASK_NAME,
+// ORK_TASK_INDEX, ORK_TASK_COUNT, ORK_WORKFLOW, ORK_ATTEMPT, ORK_PARAMS and
+// ORK_UPSTREAM (set to upstream, the JSON of the upstream outputs or "",
+// as the executor decides). The variables that name local files
+// (ORK_LOG_DIR, ORK_UPSTREAM_FILE, ORK_OUTPUT) are the process executor's
+// own and are not included.
+func TaskEnv(t model.TaskWithWorkflow, upstream string) ([]string, error) {
+	if t.Task == nil {
+		return nil, errors.New("exec: TaskEnv needs a task")
+	}
 	params, err := marshalJSON(t.Task.Params)
 	if err != nil {
 		return nil, fmt.Errorf("params of task %s: %w", t.Task.ID, err)
@@ -405,8 +433,11 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
 	if t.Task.Params == nil {
 		params = "{}"
 	}
-	env := make([]string, 0, len(e.env)+len(t.Task.Params)+9)
-	env = append(env, e.env...)
+	workflow := ""
+	if t.Workflow != nil {
+		workflow = t.Workflow.Name
+	}
+	env := make([]string, 0, len(t.Task.Params)+9)
 	keys := make([]string, 0, len(t.Task.Params))
 	for k := range t.Task.Params {
 		if k != "" && !strings.ContainsAny(k, "=\x00") {
@@ -430,13 +461,10 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
 		"ORK_TASK_NAME="+t.Task.Name,
 		"ORK_TASK_INDEX="+strconv.Itoa(t.Task.TaskIndex),
 		"ORK_TASK_COUNT="+strconv.Itoa(t.Node().TaskCount),
-		"ORK_WORKFLOW="+t.Workflow.Name,
+		"ORK_WORKFLOW="+workflow,
 		"ORK_ATTEMPT="+strconv.Itoa(t.Task.Attempt),
 		"ORK_PARAMS="+params,
-		"ORK_LOG_DIR="+e.logKey,
 		"ORK_UPSTREAM="+upstream,
-		"ORK_UPSTREAM_FILE="+upstreamFile,
-		"ORK_OUTPUT="+output,
 	)
 	return env, nil
 }
