@@ -17,7 +17,7 @@ const (
 )
 
 // ExecutorTypes lists the executor types this version of ork accepts.
-var ExecutorTypes = []string{ExecutorProcess}
+var ExecutorTypes = []string{ExecutorProcess, ExecutorCloudRun}
 
 // Workflow is a named job definition. Triggering it makes a Run.
 type Workflow struct {

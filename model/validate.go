@@ -77,7 +77,8 @@ func (w *Workflow) Validate() error {
 				errs = append(errs, err)
 			}
 		}
-		return errors.Join(append(errs, w.validateDAG()...)...)
+		errs = append(errs, w.validateDAG()...)
+		return errors.Join(append(errs, w.validateCloudRun()...)...)
 	}
 	if err := ValidateName(w.Name); err != nil {
 		errs = append(errs, err)
@@ -91,5 +92,6 @@ func (w *Workflow) Validate() error {
 	if w.TaskCount < 1 {
 		errs = append(errs, fmt.Errorf("task_count %d is less than 1", w.TaskCount))
 	}
+	errs = append(errs, w.validateCloudRun()...)
 	return errors.Join(errs...)
 }
