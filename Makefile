@@ -14,9 +14,12 @@ demo: build
 # Everything CI checks.
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 10m -tags cloudrun ./exec/cloudrun/...
+	$(GO) test -race -count=1 -timeout 10m -tags cloudrun -run CloudRun ./cli
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags cloudrun ./exec/cloudrun/... ./cli
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -52,6 +52,9 @@ func cmdTrigger(c *cli.Context) error {
 	if err != nil {
 		return notFoundHint(err, "`ork list-workflows` shows the workflows, `ork create-workflow` makes one")
 	}
+	if err := executorsBuilt(w); err != nil {
+		return err
+	}
 	who := "cli"
 	if u := os.Getenv("USER"); u != "" {
 		who = "cli:" + u
@@ -98,6 +101,11 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 			ScriptDir: scriptDir(c), LogDir: db.LogDir(), Updates: updates,
 		}))
 		log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelError}))
+		// A bad setting of a tagged executor (ORK_CLOUDRUN_POLL_INTERVAL)
+		// is reported; that executor's tasks then fail, the others run.
+		if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
+			fmt.Fprintln(errw, "ork:", err)
+		}
 		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1})
 		localErr = make(chan error, 1)
 		var sctx context.Context
