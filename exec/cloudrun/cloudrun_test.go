@@ -31,7 +31,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // fake starts a fake Cloud Run server and points Application Default
 // Credentials (GOOGLE_APPLICATION_CREDENTIALS) and ORK_CLOUDRUN_ENDPOINT at
 // it: the executors of the test use the real credential code.
-func fake(t *testing.T) *cloudruntest.Server {
+func fake(t testing.TB) *cloudruntest.Server {
 	t.Helper()
 	s := cloudruntest.New()
 	t.Cleanup(s.Close)

@@ -58,7 +58,7 @@ func childScheduler(dir string) int {
 // project is an ork directory on the file database with a scheduler
 // running the Cloud Run executor.
 type orkProject struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	db  *filedb.DB
 	log *syncLog
@@ -81,7 +81,7 @@ func (l *syncLog) String() string {
 	return l.b.String()
 }
 
-func newProject(t *testing.T) *orkProject {
+func newProject(t testing.TB) *orkProject {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), ".ork")
 	if err := filedb.Init(dir); err != nil {
@@ -104,12 +104,19 @@ func (p *orkProject) logger() *slog.Logger {
 // start runs a scheduler with the default configuration and a Cloud Run
 // executor polling every 20ms, until the test ends.
 func (p *orkProject) start() (*sched.Scheduler, *cloudrun.Executor) {
+	return p.startWith(sched.Config{Logger: p.logger()}, cloudrun.Config{PollInterval: 20 * time.Millisecond, Logger: p.logger()})
+}
+
+// startWith runs a scheduler configured by scfg with a Cloud Run executor
+// configured by ccfg, until the test ends.
+func (p *orkProject) startWith(scfg sched.Config, ccfg cloudrun.Config) (*sched.Scheduler, *cloudrun.Executor) {
 	p.t.Helper()
-	updates := make(chan exec.StatusUpdate, 1024)
+	updates := make(chan exec.StatusUpdate, 4096)
 	mgr := exec.NewManager(updates)
-	e := cloudrun.New(cloudrun.Config{Updates: updates, PollInterval: 20 * time.Millisecond, Logger: p.logger()})
+	ccfg.Updates = updates
+	e := cloudrun.New(ccfg)
 	mgr.Register(model.ExecutorCloudRun, e)
-	s := sched.New(p.db, mgr, sched.Config{Logger: p.logger()})
+	s := sched.New(p.db, mgr, scfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -325,5 +332,38 @@ func TestSchedulerRestartAdoptsRunningExecutions(t *testing.T) {
 	}
 	if !strings.Contains(p.log.String(), "adopted a running execution") {
 		t.Errorf("the new scheduler did not adopt the executions\nlog:\n%s", p.log)
+	}
+}
+
+// TestSchedulerCancelledRunCancelsExecutions: cancelling a run (ork cancel)
+// cancels its running executions.
+func TestSchedulerCancelledRunCancelsExecutions(t *testing.T) {
+	fk := fake(t)
+	fk.AddJob(project, region, "export", cloudruntest.Job{Hold: true})
+	p := newProject(t)
+	w := p.workflow(&model.Workflow{Name: "export", JobName: "export", ExecutorType: model.ExecutorCloudRun,
+		Project: project, Region: region, TaskCount: 2})
+	s, _ := p.start()
+	r := p.trigger(w, nil)
+	for start := time.Now(); fk.Counts().Runs < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("2 executions not started in 30s\nlog:\n%s", p.log)
+		}
+	}
+	if err := p.db.RequestCancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r = p.wait(s, r); r.Status != model.RunCancelled {
+		t.Fatalf("run %+v, want cancelled", r)
+	}
+	for start := time.Now(); fk.Counts().Cancels < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("counts %+v: the executions of the cancelled run were not cancelled", fk.Counts())
+		}
+	}
+	for _, x := range fk.Executions() {
+		if !x.Cancelled {
+			t.Errorf("execution %s not cancelled", x.Name)
+		}
 	}
 }
