@@ -373,15 +373,21 @@ func (e *Executor) Execute(ctx context.Context, t model.TaskWithWorkflow) (strin
 }
 
 // adopt registers attempt a as execution name and starts watching it. The
-// tracker sends running first, if it is not nil.
-func (e *Executor) adopt(a *attempt, name string, running *exec.StatusUpdate) {
+// tracker sends running first, if it is not nil. It returns false, and does
+// nothing, when that execution is watched already.
+func (e *Executor) adopt(a *attempt, name string, running *exec.StatusUpdate) bool {
 	e.mu.Lock()
+	if e.byName[name] != nil {
+		e.mu.Unlock()
+		return false
+	}
 	a.name = name
 	e.byTask[a.key] = a
 	e.byName[name] = a
 	e.trackers.Add(1)
 	e.mu.Unlock()
 	go e.track(a, running)
+	return true
 }
 
 // run sends the :run request and returns the new execution's name.
@@ -520,8 +526,8 @@ func describeFailure(x *execution) string {
 }
 
 // maxReadFailures is how many polls in a row may fail for a reason that
-// retrying will not cure (401, 403, 400) before the attempt is given up as
-// failed.
+// retrying the request will not cure (401, 403, 404) before the attempt is
+// given up as failed.
 const maxReadFailures = 3
 
 // track watches the execution of attempt a until it ends, and reports it.
@@ -558,14 +564,14 @@ func (e *Executor) track(a *attempt, running *exec.StatusUpdate) {
 				return
 			}
 			var ae *APIError
-			switch {
-			case errors.As(err, &ae) && ae.HTTPStatus == http.StatusNotFound:
-				e.finish(a, model.TaskFailed, fmt.Sprintf("execution %s no longer exists (deleted?): %v", a.name, err))
-				return
-			case errors.As(err, &ae) && !transient(ae.HTTPStatus):
+			if errors.As(err, &ae) && !transient(ae.HTTPStatus) {
 				failures++
 				if failures >= maxReadFailures {
-					e.finish(a, model.TaskFailed, fmt.Sprintf("cannot read execution %s, which may still run: %v", a.name, err))
+					msg := fmt.Sprintf("cannot read execution %s, which may still run: %v", a.name, err)
+					if ae.HTTPStatus == http.StatusNotFound {
+						msg = fmt.Sprintf("execution %s no longer exists (deleted?): %v", a.name, err)
+					}
+					e.finish(a, model.TaskFailed, msg)
 					return
 				}
 			}
@@ -688,14 +694,13 @@ func (e *Executor) Check(ctx context.Context, t model.TaskWithWorkflow) (exec.St
 		e.mu.Unlock()
 		return exec.StatusUpdate{}, false, exec.ErrShutdown
 	}
-	if other := e.byName[x.Name]; other != nil {
-		e.mu.Unlock()
-		return u, true, nil // adopted already
-	}
+	e.starting.Add(1) // Shutdown waits for the registration, and then cancels it too
 	e.mu.Unlock()
+	defer e.starting.Done()
 	running := u
-	e.adopt(&attempt{key: key, runID: t.Task.RunID, wake: make(chan struct{}, 1)}, x.Name, &running)
-	e.log.Info("cloudrun: adopted a running execution", "task", t.Task.Label(), "attempt", key.attempt, "execution", x.Name)
+	if e.adopt(&attempt{key: key, runID: t.Task.RunID, wake: make(chan struct{}, 1)}, x.Name, &running) {
+		e.log.Info("cloudrun: adopted a running execution", "task", t.Task.Label(), "attempt", key.attempt, "execution", x.Name)
+	}
 	return u, true, nil
 }
 

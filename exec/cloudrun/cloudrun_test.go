@@ -559,3 +559,21 @@ func TestEndpoint(t *testing.T) {
 		t.Errorf("endpoint from Config: %q", got)
 	}
 }
+
+func TestDeletedExecutionFailsTheTask(t *testing.T) {
+	s := fake(t)
+	s.AddJob(project, region, "export", cloudruntest.Job{Hold: true})
+	e, updates := executor(t, cloudrun.Config{})
+	name, err := e.Execute(context.Background(), task(workflow("export"), "t", 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := next(t, updates); u.Status != model.TaskRunning {
+		t.Fatalf("first update %+v", u)
+	}
+	s.Delete(name)
+	u := next(t, updates)
+	if u.Status != model.TaskFailed || !strings.Contains(u.Error, "no longer exists") || !strings.Contains(u.Error, name) {
+		t.Fatalf("after the execution was deleted: %+v, want failed, no longer exists", u)
+	}
+}

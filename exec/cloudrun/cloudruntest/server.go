@@ -184,6 +184,14 @@ func (s *Server) Complete(name, failMsg string) {
 	}
 }
 
+// Delete removes an execution, as `gcloud run jobs executions delete`.
+func (s *Server) Delete(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.execs, name)
+	s.order = slices.DeleteFunc(s.order, func(n string) bool { return n == name })
+}
+
 // Counts are the requests the server has answered, by kind.
 type Counts struct {
 	Runs, Gets, Cancels, Lists, TokenGrants int
