@@ -1,10 +1,14 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: build demo test vet fmt-check bench perf-2000 clean
+.PHONY: build build-cloudrun demo test vet fmt-check bench perf-2000 clean
 
 build:
 	$(GO) build -o $(BIN)/ork .
+
+# ork with the Cloud Run Jobs executor (see README).
+build-cloudrun:
+	$(GO) build -tags cloudrun -o $(BIN)/ork .
 
 # Runs a real demo workflow end to end on the file database, in a
 # temporary directory.

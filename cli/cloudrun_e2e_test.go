@@ -46,6 +46,19 @@ func TestE2ECloudRunWorkflow(t *testing.T) {
 	mustRun(t, dir, "create-workflow", "--name", "export", "--job-name", "nightly-export", "-e", "cloudrun",
 		"--project", "acme-prod", "--region", "europe-west1", "--task-count", "3", "--param", "day=ok")
 	mustRun(t, dir, "validate", filepath.Join(dir, ".ork", "workflows", "export.json"))
+	// The README's example.
+	readme := filepath.Join(t.TempDir(), "readme-export.json")
+	writeFile(t, readme, `{
+  "name": "export",
+  "job_name": "nightly-export",
+  "executor_type": "cloudrun",
+  "project": "acme-prod",
+  "region": "europe-west1",
+  "task_count": 10,
+  "timeout": "30m",
+  "params": {"bucket": "gs://acme-exports"}
+}`, 0o644)
+	mustRun(t, dir, "validate", readme)
 
 	out, stderr, code := runEnvWithin(t, cmdTimeout, dir, env, "trigger", "export", "--wait")
 	if code != 0 {

@@ -246,6 +246,17 @@ func TestRetriesGiveUpWithTheLastError(t *testing.T) {
 	if c := s.Counts(); c.Runs != 0 {
 		t.Errorf("%d executions made", c.Runs)
 	}
+	// By default a request is sent 6 times at most.
+	for range 6 {
+		s.Inject("run", cloudruntest.Injected{Code: http.StatusTooManyRequests})
+	}
+	e, _ = executor(t, cloudrun.Config{})
+	if _, err := e.Execute(context.Background(), task(workflow("export"), "t", 0, 1)); !errors.As(err, &ae) || ae.HTTPStatus != http.StatusTooManyRequests {
+		t.Fatalf("Execute after 6 × 429 with the default MaxTries: %v, want the 429", err)
+	}
+	if st := e.Stats(); st.Requests != 6 {
+		t.Errorf("%d requests sent, want 6", st.Requests)
+	}
 }
 
 // A :run that fails with a 5xx after the service made the execution is not

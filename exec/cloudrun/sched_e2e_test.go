@@ -367,3 +367,44 @@ func TestSchedulerCancelledRunCancelsExecutions(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulerStopCancelsExecutions: a scheduler that stops (ork run on
+// SIGTERM, once its grace period is over) cancels the executions still
+// running, since it puts their tasks back in the queue.
+func TestSchedulerStopCancelsExecutions(t *testing.T) {
+	fk := fake(t)
+	fk.AddJob(project, region, "export", cloudruntest.Job{Hold: true})
+	p := newProject(t)
+	w := p.workflow(&model.Workflow{Name: "export", JobName: "export", ExecutorType: model.ExecutorCloudRun,
+		Project: project, Region: region, TaskCount: 2})
+	updates := make(chan exec.StatusUpdate, 64)
+	mgr := exec.NewManager(updates)
+	mgr.Register(model.ExecutorCloudRun, cloudrun.New(cloudrun.Config{Updates: updates, PollInterval: 20 * time.Millisecond, Logger: p.logger()}))
+	s := sched.New(p.db, mgr, sched.Config{Logger: p.logger(), ShutdownGrace: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	r := p.trigger(w, nil)
+	for start := time.Now(); fk.Counts().Runs < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("2 executions not started in 30s\nlog:\n%s", p.log)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("scheduler did not stop in 30s")
+	}
+	if c := fk.Counts(); c.Cancels != 2 {
+		t.Errorf("counts %+v: want both executions cancelled", c)
+	}
+	for _, task := range p.tasks(r) {
+		if task.Status != model.TaskPending {
+			t.Errorf("task %s is %s after the scheduler stopped, want pending (back in the queue)", task.Label(), task.Status)
+		}
+	}
+}
