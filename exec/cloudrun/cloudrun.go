@@ -368,7 +368,9 @@ func (e *Executor) Execute(ctx context.Context, t model.TaskWithWorkflow) (strin
 	}
 	running := exec.StatusUpdate{TaskID: key.taskID, RunID: a.runID, Attempt: key.attempt,
 		Status: model.TaskRunning, ExecutionName: name, At: time.Now()}
-	e.adopt(a, name, &running)
+	if !e.adopt(a, name, &running) {
+		e.forget(a) // watched already, under a status check's adoption
+	}
 	return name, nil
 }
 
