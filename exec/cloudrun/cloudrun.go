@@ -22,7 +22,9 @@
 //	stop    POST {endpoint}/v2/{execution name}:cancel (a timeout, a
 //	        cancelled run, a scheduler that stops).
 //	find    GET {endpoint}/v2/{job}/executions: only to find the execution
-//	        of an attempt whose name was never recorded (see Check).
+//	        of an attempt whose name was never recorded (see Check; one
+//	        listing serves all the checks of a restart), and after a :run
+//	        that failed in doubt.
 //
 // # Statuses
 //
@@ -105,7 +107,7 @@ var errNoExecution = errors.New("the answer of :run names no execution")
 
 // maxListPages bounds the pages of executions read when looking for the
 // execution of an attempt (100 executions a page, newest first).
-const maxListPages = 5
+const maxListPages = 10
 
 // Config configures an Executor. The zero value of each field but Updates
 // means its default.
@@ -158,6 +160,9 @@ type Executor struct {
 	httpClient *http.Client
 	credsDesc  string
 
+	listMu   sync.Mutex
+	listings map[string]*listing // by job
+
 	requests     atomic.Int64 // every request sent, retries included
 	statusChecks atomic.Int64 // GET requests for one execution
 
@@ -209,6 +214,7 @@ func New(cfg Config) *Executor {
 		httpClient:   cfg.HTTPClient,
 		byTask:       make(map[attemptKey]*attempt),
 		byName:       make(map[string]*attempt),
+		listings:     make(map[string]*listing),
 		stopping:     make(chan struct{}),
 		done:         make(chan struct{}),
 		finished:     make(chan struct{}),
@@ -435,6 +441,21 @@ func (e *Executor) run(ctx context.Context, job string, key attemptKey, body *ru
 // attempt key, by the ORK_TASK_ID and ORK_ATTEMPT variables of its
 // container. It returns nil when there is none.
 func (e *Executor) find(ctx context.Context, job string, key attemptKey) (*execution, error) {
+	var found *execution
+	err := e.list(ctx, job, func(k attemptKey, x *execution) bool {
+		if k == key {
+			found = x
+			return false
+		}
+		return true
+	})
+	return found, err
+}
+
+// list calls f with each of the newest executions of job that runs an
+// attempt of an ork task (up to maxListPages pages of 100), newest first,
+// until f returns false.
+func (e *Executor) list(ctx context.Context, job string, f func(attemptKey, *execution) bool) error {
 	token := ""
 	for range maxListPages {
 		q := url.Values{"pageSize": {"100"}}
@@ -444,22 +465,65 @@ func (e *Executor) find(ctx context.Context, job string, key attemptKey) (*execu
 		var page listExecutionsResponse
 		if err := e.do(ctx, call{method: http.MethodGet, path: "/v2/" + job + "/executions", query: q,
 			op: "list executions of", resource: job, permission: "run.executions.list"}, &page); err != nil {
-			return nil, err
+			return err
 		}
 		for i := range page.Executions {
 			x := &page.Executions[i]
 			id, ok1 := x.env("ORK_TASK_ID")
 			att, ok2 := x.env("ORK_ATTEMPT")
-			if ok1 && ok2 && id == key.taskID && att == strconv.Itoa(key.attempt) {
-				return x, nil
+			n, err := strconv.Atoi(att)
+			if ok1 && ok2 && err == nil && !f(attemptKey{id, n}, x) {
+				return nil
 			}
 		}
 		if page.NextPageToken == "" {
-			return nil, nil
+			return nil
 		}
 		token = page.NextPageToken
 	}
-	return nil, nil
+	return nil
+}
+
+// listing is what one listing of a job's executions found, kept a while
+// for the status checks of a restart: a scheduler that restarts checks
+// every attempt its predecessor left dispatched, many of which never
+// reached Cloud Run, and one listing answers for them all.
+type listing struct {
+	mu    sync.Mutex
+	at    time.Time
+	found map[attemptKey]*execution
+}
+
+// listingTTL is how long a listing answers status checks.
+const listingTTL = 30 * time.Second
+
+// findListed is find through a listing of the job made at most listingTTL
+// ago. Only status checks use it: a retried :run needs the executions as
+// they are now.
+func (e *Executor) findListed(ctx context.Context, job string, key attemptKey) (*execution, error) {
+	e.listMu.Lock()
+	l := e.listings[job]
+	if l == nil {
+		l = &listing{}
+		e.listings[job] = l
+	}
+	e.listMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.found == nil || time.Since(l.at) > listingTTL {
+		found := make(map[attemptKey]*execution)
+		err := e.list(ctx, job, func(k attemptKey, x *execution) bool {
+			if _, ok := found[k]; !ok {
+				found[k] = x
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		l.found, l.at = found, time.Now()
+	}
+	return l.found[key], nil
 }
 
 // get reads an execution, with at most MaxConcurrentStatusChecks such
@@ -679,7 +743,7 @@ func (e *Executor) Check(ctx context.Context, t model.TaskWithWorkflow) (exec.St
 		if err != nil {
 			return exec.StatusUpdate{}, false, nil
 		}
-		if x, err = e.find(ctx, job, key); err != nil {
+		if x, err = e.findListed(ctx, job, key); err != nil {
 			return exec.StatusUpdate{}, false, err
 		}
 		if x == nil {

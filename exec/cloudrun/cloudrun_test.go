@@ -588,3 +588,39 @@ func TestDeletedExecutionFailsTheTask(t *testing.T) {
 		t.Fatalf("after the execution was deleted: %+v, want failed, no longer exists", u)
 	}
 }
+
+// A restarted scheduler checks every attempt its predecessor left
+// dispatched, most of which never reached Cloud Run: one listing of the
+// job answers for them all.
+func TestCheckListsTheJobOnceForARestart(t *testing.T) {
+	s := fake(t)
+	s.AddJob(project, region, "export", cloudruntest.Job{Hold: true})
+	w := workflow("export")
+	dead := cloudrun.New(cloudrun.Config{Updates: make(chan exec.StatusUpdate, 16), PollInterval: time.Hour, Logger: quiet})
+	defer dead.Shutdown(context.Background())
+	started := map[string]string{}
+	for i := range 3 {
+		name, err := dead.Execute(context.Background(), task(w, "t"+strconv.Itoa(i), i, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		started["t"+strconv.Itoa(i)] = name
+	}
+	e, _ := executor(t, cloudrun.Config{})
+	for i := range 20 { // 3 started, 17 never reached Cloud Run; no names recorded
+		id := "t" + strconv.Itoa(i)
+		u, known, err := e.Check(context.Background(), task(w, id, i, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, ok := started[id]; known != ok || u.ExecutionName != want {
+			t.Errorf("Check(%s) = %+v, known %v; want known %v as %q", id, u, known, ok, want)
+		}
+	}
+	if c := s.Counts(); c.Lists != 1 || c.Runs != 3 {
+		t.Errorf("counts %+v: want one listing for 20 checks, and no new execution", c)
+	}
+	for _, name := range started {
+		s.Complete(name, "")
+	}
+}
