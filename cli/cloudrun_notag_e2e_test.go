@@ -4,6 +4,7 @@ package cli
 
 import (
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,5 +50,24 @@ func TestE2ECloudRunNeedsTheTag(t *testing.T) {
 	}
 	if len(ents) != 0 {
 		t.Errorf("refused triggers made %d run files", len(ents))
+	}
+}
+
+// TestDefaultBuildHasNoCloudRun checks that ork built without the cloudrun
+// tag links neither the Cloud Run executor nor golang.org/x/oauth2.
+func TestDefaultBuildHasNoCloudRun(t *testing.T) {
+	t.Parallel()
+	out, err := osexec.Command("go", "list", "-deps", "..").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 || !strings.Contains(string(out), "github.com/ork-run/ork/exec\n") {
+		t.Fatalf("go list -deps gave %d packages, without ork's exec: %s", len(deps), out)
+	}
+	for _, d := range deps {
+		if strings.HasPrefix(d, "golang.org/x/oauth2") || strings.HasPrefix(d, "github.com/ork-run/ork/exec/cloudrun") || strings.HasPrefix(d, "cloud.google.com/") {
+			t.Errorf("the default build links %s", d)
+		}
 	}
 }
