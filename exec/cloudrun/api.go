@@ -216,6 +216,9 @@ type call struct {
 	op         string // for errors: "run job"
 	resource   string
 	permission string
+	// detach keeps the request going when the caller's context ends (its
+	// deadline still holds): for :run, whose answer names what it started.
+	detach bool
 	// beforeRetry, when set, runs before a request is sent again after
 	// the transient failure last; done=true stops the retries and returns
 	// err.
@@ -276,7 +279,17 @@ func (e *Executor) once(ctx context.Context, client *http.Client, creds string, 
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, c.method, u, rd)
+	// Every request has a deadline, so a server that never answers fails
+	// the call instead of hanging it. A request that starts something
+	// (detach) is not abandoned when ctx ends: once sent, its answer is
+	// what tells which execution it started.
+	parent := ctx
+	if c.detach {
+		parent = context.WithoutCancel(ctx)
+	}
+	reqCtx, cancel := context.WithTimeout(parent, e.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, c.method, u, rd)
 	if err != nil {
 		return -1, fmt.Errorf("cloudrun: %s: %w", c.op, err)
 	}
@@ -287,7 +300,7 @@ func (e *Executor) once(ctx context.Context, client *http.Client, creds string, 
 	e.requests.Add(1)
 	resp, err := client.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !c.detach {
 			return -1, fmt.Errorf("cloudrun: %s %s: %w", c.op, c.resource, ctx.Err())
 		}
 		var re *oauth2.RetrieveError

@@ -95,6 +95,7 @@ const (
 	DefaultMaxTries                  = 6
 	DefaultRetryBase                 = 500 * time.Millisecond
 	DefaultMaxRetryWait              = 30 * time.Second
+	DefaultRequestTimeout            = 60 * time.Second
 )
 
 // MaxUpstreamEnv is the largest ORK_UPSTREAM a Cloud Run task gets: a
@@ -139,6 +140,9 @@ type Config struct {
 	RetryBase time.Duration
 	// MaxRetryWait caps the backoff (not a Retry-After). Default 30s.
 	MaxRetryWait time.Duration
+	// RequestTimeout bounds each request, from sending it to reading its
+	// answer. Default 60s.
+	RequestTimeout time.Duration
 	// Logger receives the executor's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -146,15 +150,16 @@ type Config struct {
 // Executor runs task attempts as executions of Cloud Run jobs. Create it
 // with New.
 type Executor struct {
-	endpoint     string
-	updates      chan<- exec.StatusUpdate
-	interval     time.Duration
-	checks       chan struct{} // a token per status request in flight
-	transport    http.RoundTripper
-	maxTries     int
-	retryBase    time.Duration
-	maxRetryWait time.Duration
-	log          *slog.Logger
+	endpoint       string
+	updates        chan<- exec.StatusUpdate
+	interval       time.Duration
+	checks         chan struct{} // a token per status request in flight
+	transport      http.RoundTripper
+	maxTries       int
+	retryBase      time.Duration
+	maxRetryWait   time.Duration
+	requestTimeout time.Duration
+	log            *slog.Logger
 
 	authMu     sync.Mutex
 	httpClient *http.Client
@@ -203,21 +208,22 @@ func New(cfg Config) *Executor {
 		panic("cloudrun: New: Config.Updates is nil")
 	}
 	e := &Executor{
-		endpoint:     cfg.Endpoint,
-		updates:      cfg.Updates,
-		interval:     cfg.PollInterval,
-		transport:    cfg.Transport,
-		maxTries:     cfg.MaxTries,
-		retryBase:    cfg.RetryBase,
-		maxRetryWait: cfg.MaxRetryWait,
-		log:          cfg.Logger,
-		httpClient:   cfg.HTTPClient,
-		byTask:       make(map[attemptKey]*attempt),
-		byName:       make(map[string]*attempt),
-		listings:     make(map[string]*listing),
-		stopping:     make(chan struct{}),
-		done:         make(chan struct{}),
-		finished:     make(chan struct{}),
+		endpoint:       cfg.Endpoint,
+		updates:        cfg.Updates,
+		interval:       cfg.PollInterval,
+		transport:      cfg.Transport,
+		maxTries:       cfg.MaxTries,
+		retryBase:      cfg.RetryBase,
+		maxRetryWait:   cfg.MaxRetryWait,
+		requestTimeout: cfg.RequestTimeout,
+		log:            cfg.Logger,
+		httpClient:     cfg.HTTPClient,
+		byTask:         make(map[attemptKey]*attempt),
+		byName:         make(map[string]*attempt),
+		listings:       make(map[string]*listing),
+		stopping:       make(chan struct{}),
+		done:           make(chan struct{}),
+		finished:       make(chan struct{}),
 	}
 	if e.endpoint == "" {
 		e.endpoint = os.Getenv(EndpointEnv)
@@ -245,6 +251,9 @@ func New(cfg Config) *Executor {
 	}
 	if e.maxRetryWait <= 0 {
 		e.maxRetryWait = DefaultMaxRetryWait
+	}
+	if e.requestTimeout <= 0 {
+		e.requestTimeout = DefaultRequestTimeout
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -403,7 +412,7 @@ func (e *Executor) run(ctx context.Context, job string, key attemptKey, body *ru
 	var op operation
 	var found string
 	c := call{method: http.MethodPost, path: "/v2/" + job + ":run", body: body,
-		op: "run job", resource: job, permission: "run.jobs.runWithOverrides"}
+		op: "run job", resource: job, permission: "run.jobs.runWithOverrides", detach: true}
 	c.beforeRetry = func(ctx context.Context, last error) (bool, error) {
 		var ae *APIError
 		if errors.As(last, &ae) && ae.HTTPStatus == http.StatusTooManyRequests {

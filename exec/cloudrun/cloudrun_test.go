@@ -624,3 +624,53 @@ func TestCheckListsTheJobOnceForARestart(t *testing.T) {
 		s.Complete(name, "")
 	}
 }
+
+func TestRequestsHaveADeadline(t *testing.T) {
+	s := fake(t)
+	s.AddJob(project, region, "export", cloudruntest.Job{Hold: true})
+	e, _ := executor(t, cloudrun.Config{RequestTimeout: 100 * time.Millisecond, MaxTries: 2})
+	tw := task(workflow("export"), "t", 0, 1)
+	name, err := e.Execute(context.Background(), tw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetGetLatency(2 * time.Second) // a server that does not answer in time
+	tw.Task.ExecutionName = name
+	e2, _ := executor(t, cloudrun.Config{RequestTimeout: 100 * time.Millisecond, MaxTries: 2})
+	start := time.Now()
+	_, known, err := e2.Check(context.Background(), tw)
+	if err == nil || known {
+		t.Fatalf("Check against a server that does not answer: known %v, %v; want an error", known, err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("Check gave up after %s, want about 2 × 100ms", d)
+	}
+	s.SetGetLatency(0)
+	s.Complete(name, "")
+}
+
+// A :run under way is not abandoned when the caller gives up: its answer
+// names the execution it started, which is then watched as usual.
+func TestRunOutlivesItsCaller(t *testing.T) {
+	s := fake(t)
+	s.AddJob(project, region, "export", cloudruntest.Job{Duration: 50 * time.Millisecond})
+	s.SetRunLatency(300 * time.Millisecond)
+	e, updates := executor(t, cloudrun.Config{})
+	if _, err := e.Execute(context.Background(), task(workflow("export"), "warm-up", 0, 1)); err != nil {
+		t.Fatal(err) // credentials looked up, token fetched
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	name, err := e.Execute(ctx, task(workflow("export"), "t", 0, 1))
+	if err != nil || name == "" {
+		t.Fatalf("Execute whose context ended while :run was under way: %q, %v; want the execution it started", name, err)
+	}
+	if xs := s.Executions(); len(xs) != 2 || xs[1].Name != name {
+		t.Fatalf("executions %+v, want the second named %s", xs, name)
+	}
+	for done := 0; done < 2; {
+		if next(t, updates).Status == model.TaskSuccess {
+			done++
+		}
+	}
+}

@@ -93,6 +93,7 @@ type Server struct {
 	getsNow     int
 	maxGets     int
 	getLatency  time.Duration
+	runLatency  time.Duration
 	noAuth      bool
 }
 
@@ -198,6 +199,13 @@ type Counts struct {
 	// MaxInFlight is the most API requests it ever served at once, and
 	// MaxGetsInFlight the most requests for one execution.
 	MaxInFlight, MaxGetsInFlight int
+}
+
+// SetRunLatency makes every :run request take d more.
+func (s *Server) SetRunLatency(d time.Duration) {
+	s.mu.Lock()
+	s.runLatency = d
+	s.mu.Unlock()
 }
 
 // SetGetLatency makes every request for one execution take d more.
@@ -315,6 +323,10 @@ func (s *Server) jobOf(w http.ResponseWriter, job, permission string) *Job {
 
 func (s *Server) serveRun(w http.ResponseWriter, r *http.Request, job string) {
 	data, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	latency := s.runLatency
+	s.mu.Unlock()
+	time.Sleep(latency)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inj, injected := s.injected("run")
