@@ -674,3 +674,24 @@ func TestRunOutlivesItsCaller(t *testing.T) {
 		}
 	}
 }
+
+// Access tokens expire; the executor gets a new one rather than sending an
+// expired one (the API would refuse it with 401).
+func TestExpiringTokensAreRenewed(t *testing.T) {
+	s := fake(t)
+	s.AddJob(project, region, "export", cloudruntest.Job{})
+	// oauth2 counts a token expired 10s before its expiry: one valid for
+	// 11s is used for 1s.
+	s.SetTokenLifetime(11 * time.Second)
+	e, _ := executor(t, cloudrun.Config{})
+	if _, err := e.Execute(context.Background(), task(workflow("export"), "t1", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := e.Execute(context.Background(), task(workflow("export"), "t2", 0, 1)); err != nil {
+		t.Fatalf("Execute after the first token expired: %v", err)
+	}
+	if c := s.Counts(); c.TokenGrants < 2 || c.Runs != 2 {
+		t.Errorf("counts %+v: want a second token and 2 executions", c)
+	}
+}

@@ -80,7 +80,8 @@ type Server struct {
 	jobs        map[string]*Job // "projects/p/locations/r/jobs/j"
 	execs       map[string]*Execution
 	order       []string // execution names, oldest first
-	tokens      map[string]bool
+	tokens      map[string]time.Time // access token → its expiry
+	tokenLife   time.Duration
 	inject      map[string][]Injected
 	runs        int
 	gets        int
@@ -118,11 +119,19 @@ func New() *Server {
 		key:    key,
 		jobs:   make(map[string]*Job),
 		execs:  make(map[string]*Execution),
-		tokens: make(map[string]bool),
+		tokens: make(map[string]time.Time),
 		inject: make(map[string][]Injected),
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// SetTokenLifetime sets how long the access tokens granted from now on
+// are valid (default an hour); the API refuses an expired one with 401.
+func (s *Server) SetTokenLifetime(d time.Duration) {
+	s.mu.Lock()
+	s.tokenLife = d
+	s.mu.Unlock()
 }
 
 // AllowAnonymous makes the API accept requests without a token (for an
@@ -283,7 +292,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	authorized := s.noAuth || s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	expiry, known := s.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	authorized := s.noAuth || known && time.Now().Before(expiry)
 	s.mu.Unlock()
 	if !authorized {
 		writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED",
@@ -713,10 +723,14 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := "ya29.fake-" + randomHex(16)
 	s.mu.Lock()
-	s.tokens[tok] = true
+	life := s.tokenLife
+	if life <= 0 {
+		life = time.Hour
+	}
+	s.tokens[tok] = time.Now().Add(life)
 	s.tokenGrants++
 	s.mu.Unlock()
-	writeJSON(w, map[string]any{"access_token": tok, "expires_in": 3599, "token_type": "Bearer"})
+	writeJSON(w, map[string]any{"access_token": tok, "expires_in": int(life.Seconds()), "token_type": "Bearer"})
 }
 
 type jwtClaims struct {
