@@ -79,7 +79,7 @@ type Server struct {
 	mu          sync.Mutex
 	jobs        map[string]*Job // "projects/p/locations/r/jobs/j"
 	execs       map[string]*Execution
-	order       []string // execution names, oldest first
+	order       []string             // execution names, oldest first
 	tokens      map[string]time.Time // access token → its expiry
 	tokenLife   time.Duration
 	inject      map[string][]Injected
