@@ -695,3 +695,19 @@ func TestExpiringTokensAreRenewed(t *testing.T) {
 		t.Errorf("counts %+v: want a second token and 2 executions", c)
 	}
 }
+
+// Each task is an execution of one Cloud Run task: a job whose parallelism
+// is above 1 refuses that override, and the task fails saying why.
+func TestJobWithParallelismIsRefusedClearly(t *testing.T) {
+	s := fake(t)
+	s.AddJob(project, region, "export", cloudruntest.Job{Parallelism: 5})
+	e, _ := executor(t, cloudrun.Config{})
+	_, err := e.Execute(context.Background(), task(workflow("export"), "t", 0, 1))
+	var ae *cloudrun.APIError
+	if !errors.As(err, &ae) || ae.HTTPStatus != http.StatusBadRequest || !strings.Contains(err.Error(), "parallelism") {
+		t.Fatalf("Execute on a job of parallelism 5: %v, want a 400 that names the parallelism", err)
+	}
+	if c := s.Counts(); c.Runs != 0 {
+		t.Errorf("%d executions", c.Runs)
+	}
+}

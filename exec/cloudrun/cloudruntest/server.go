@@ -48,6 +48,9 @@ type Job struct {
 	// variables: "" succeeds, anything else fails with that message (as
 	// the container exiting non-zero).
 	Fail func(env map[string]string) string
+	// Parallelism is the job's parallelism: like the real service, :run
+	// refuses a taskCount override below it (0: unset, no limit).
+	Parallelism int
 	// Deny lists IAM permissions the caller lacks on this job:
 	// run.jobs.runWithOverrides, run.executions.get, run.executions.cancel,
 	// run.executions.list.
@@ -382,6 +385,10 @@ func (s *Server) serveRun(w http.ResponseWriter, r *http.Request, job string) {
 			x.Timeout = o.Timeout
 		}
 		if o.TaskCount > 0 {
+			if o.TaskCount < j.Parallelism {
+				writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("overrides.taskCount (%d) must be greater than or equal to the job's parallelism (%d).", o.TaskCount, j.Parallelism))
+				return
+			}
 			x.TaskCount = o.TaskCount
 		}
 		for _, c := range o.ContainerOverrides {
