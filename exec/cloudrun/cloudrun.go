@@ -98,10 +98,14 @@ const (
 	DefaultRequestTimeout            = 60 * time.Second
 )
 
-// MaxUpstreamEnv is the largest ORK_UPSTREAM a Cloud Run task gets: a
-// Cloud Run environment variable holds at most 32 KiB. A task whose
-// upstream outputs are larger does not start.
-const MaxUpstreamEnv = 32 << 10
+// MaxEnvValue is the largest value of a variable a Cloud Run container
+// gets (the API's limit, 32768 bytes), and MaxEnvVars the most variables
+// it may have. A task whose variables (its parameters, ORK_PARAMS,
+// ORK_UPSTREAM) do not fit does not start, and its error says why.
+const (
+	MaxEnvValue = 32 << 10
+	MaxEnvVars  = 1000
+)
 
 // errNoExecution is returned when the :run answer names no execution.
 var errNoExecution = errors.New("the answer of :run names no execution")
@@ -303,28 +307,44 @@ func JobPath(t model.TaskWithWorkflow) (string, error) {
 func request(t model.TaskWithWorkflow) (*runJobRequest, error) {
 	upstream := "{}"
 	if len(t.Upstream) > 0 {
-		if len(t.Upstream) > MaxUpstreamEnv {
-			return nil, fmt.Errorf("cloudrun: the upstream outputs of task %s are %d bytes, more than the %d a Cloud Run variable holds: make the upstream tasks' outputs smaller (a path to a bucket, not the data)",
-				t.Task.Label(), len(t.Upstream), MaxUpstreamEnv)
-		}
 		upstream = string(t.Upstream)
 	}
-	vars, err := exec.TaskEnv(t, upstream)
+	vars, _, err := exec.TaskEnv(t) // a parameter without a variable is still in ORK_PARAMS
 	if err != nil {
 		return nil, err
 	}
+	params, err := exec.ParamsJSON(t)
+	if err != nil {
+		return nil, err
+	}
+	vars = append(vars, "ORK_PARAMS="+params, "ORK_UPSTREAM="+upstream)
 	// A later variable of the same name wins, as in a process's
 	// environment; Cloud Run wants each name once.
 	env := make([]envVar, 0, len(vars))
 	index := make(map[string]int, len(vars))
 	for _, kv := range vars {
 		k, v, _ := strings.Cut(kv, "=")
+		if len(v) > MaxEnvValue {
+			what := "parameter " + k
+			switch k {
+			case "ORK_UPSTREAM":
+				what = "ORK_UPSTREAM (the upstream outputs)"
+			case "ORK_PARAMS":
+				what = "ORK_PARAMS (all the parameters)"
+			}
+			return nil, fmt.Errorf("cloudrun: task %s: %s is %d bytes, more than the %d bytes a Cloud Run variable holds: pass large data by reference (a bucket path), not in the variables",
+				t.Task.Label(), what, len(v), MaxEnvValue)
+		}
 		if i, ok := index[k]; ok {
 			env[i].Value = v
 			continue
 		}
 		index[k] = len(env)
 		env = append(env, envVar{Name: k, Value: v})
+	}
+	if len(env) > MaxEnvVars {
+		return nil, fmt.Errorf("cloudrun: task %s has %d variables, more than the %d a Cloud Run container may have: use fewer top-level parameters (nest them in one object)",
+			t.Task.Label(), len(env), MaxEnvVars)
 	}
 	o := &overrides{ContainerOverrides: []containerOverride{{Env: env}}, TaskCount: 1}
 	if d := t.Node().Timeout; d > 0 {

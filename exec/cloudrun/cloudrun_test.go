@@ -542,17 +542,43 @@ func TestExecuteTwiceIsRefused(t *testing.T) {
 	}
 }
 
-func TestUpstreamTooLargeForCloudRun(t *testing.T) {
+func TestVariablesTooLargeForCloudRun(t *testing.T) {
 	s := fake(t)
 	s.AddJob(project, region, "export", cloudruntest.Job{})
 	e, _ := executor(t, cloudrun.Config{})
-	tw := task(workflow("export"), "t", 0, 1)
-	tw.Upstream = json.RawMessage(`{"a":"` + strings.Repeat("x", cloudrun.MaxUpstreamEnv) + `"}`)
-	if _, err := e.Execute(context.Background(), tw); err == nil || !strings.Contains(err.Error(), "upstream outputs") {
-		t.Fatalf("Execute with %d bytes of upstream outputs: %v", len(tw.Upstream), err)
+	big := strings.Repeat("x", cloudrun.MaxEnvValue)
+	many := map[string]any{}
+	for i := range cloudrun.MaxEnvVars {
+		many["p"+strconv.Itoa(i)] = i
 	}
-	if c := s.Counts(); c.Runs != 0 {
-		t.Errorf("%d :run calls", c.Runs)
+	for _, tc := range []struct {
+		desc     string
+		params   map[string]any
+		upstream string
+		want     string
+	}{
+		{"upstream", nil, `{"a":"` + big + `"}`, "ORK_UPSTREAM (the upstream outputs) is"},
+		{"one parameter", map[string]any{"blob": big + "x"}, "", "parameter blob is 32769 bytes"},
+		{"all parameters", map[string]any{"a": big[:20000], "b": big[:20000]}, "", "ORK_PARAMS (all the parameters) is"},
+		{"too many", many, "", "variables, more than the 1000"},
+	} {
+		tw := task(workflow("export"), "t", 0, 1)
+		tw.Task.Params = tc.params
+		if tc.upstream != "" {
+			tw.Upstream = json.RawMessage(tc.upstream)
+		}
+		if _, err := e.Execute(context.Background(), tw); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Execute = %v, want an error about %s", tc.desc, err, tc.want)
+		}
+	}
+	// Just under the limit goes.
+	tw := task(workflow("export"), "t", 0, 1)
+	tw.Task.Params = map[string]any{"blob": big[:cloudrun.MaxEnvValue-20]}
+	if _, err := e.Execute(context.Background(), tw); err != nil {
+		t.Errorf("a parameter of %d bytes: %v", cloudrun.MaxEnvValue-20, err)
+	}
+	if c := s.Counts(); c.Runs != 1 {
+		t.Errorf("%d :run calls, want 1", c.Runs)
 	}
 }
 

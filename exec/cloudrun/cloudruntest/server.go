@@ -392,7 +392,15 @@ func (s *Server) serveRun(w http.ResponseWriter, r *http.Request, job string) {
 			x.TaskCount = o.TaskCount
 		}
 		for _, c := range o.ContainerOverrides {
+			if len(c.Env) > 1000 {
+				writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("overrides.containerOverrides[0].env: %d variables, more than the maximum of 1000.", len(c.Env)))
+				return
+			}
 			for _, v := range c.Env {
+				if len(v.Value) > 32768 {
+					writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("overrides.containerOverrides[0].env[%s].value: the maximum length is 32768 bytes.", v.Name))
+					return
+				}
 				if _, dup := x.Env[v.Name]; dup {
 					writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("spec.template.spec.containers[0].env: duplicate variable name %q", v.Name))
 					return
