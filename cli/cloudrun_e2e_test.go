@@ -47,7 +47,7 @@ func TestE2ECloudRunWorkflow(t *testing.T) {
 		"--project", "acme-prod", "--region", "europe-west1", "--task-count", "3", "--param", "day=ok")
 	mustRun(t, dir, "validate", filepath.Join(dir, ".ork", "workflows", "export.json"))
 	// The README's example.
-	readme := filepath.Join(t.TempDir(), "readme-export.json")
+	readme := filepath.Join(t.TempDir(), "export.json")
 	writeFile(t, readme, `{
   "name": "export",
   "job_name": "nightly-export",
