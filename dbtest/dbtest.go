@@ -116,6 +116,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 	})
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("LargeBatch", s.testLargeBatch)
+	t.Run("Schedules", s.testSchedules) // schedule.go: only for a model.ScheduleStore
 }
 
 type suite struct {
@@ -1904,6 +1905,7 @@ func runJSON(r *model.Run) string {
 	c.CreatedAt = c.CreatedAt.UTC()
 	c.StartedAt = utc(c.StartedAt)
 	c.FinishedAt = utc(c.FinishedAt)
+	c.ScheduledAt = utc(c.ScheduledAt)
 	c.Params = normParams(c.Params)
 	if c.Workflow != nil {
 		c.Workflow = normWorkflow(c.Workflow)
