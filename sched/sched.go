@@ -127,6 +127,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.launch.stopped()
 		}
 	}()
+	// Workflows' schedules fire in a goroutine of their own (schedule.go).
+	var ticks *schedules
+	if !s.cfg.NoSchedules {
+		ticks = newSchedules(s.db, s.cfg.Clock, s.log)
+	}
+	defer ticks.start(ctx)()
 	var changes <-chan struct{}
 	if n, ok := s.db.(model.Notifier); ok {
 		changes = n.Changes()
@@ -199,6 +205,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.add(u)
 		case <-changes:
 			lookCancels = true
+			ticks.poke() // a workflow may have been edited
 		case <-timer.C:
 			lookCancels = true
 		case <-grace:
