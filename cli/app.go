@@ -8,6 +8,7 @@
 //	runs.go       trigger, status, tasks (and --wait)
 //	scheduler.go  run, doctor
 //	lifecycle.go  cancel, retry, logs, prune
+//	schedules.go  schedules, pause, unpause
 //	args.go       flags after arguments
 //
 // The end-to-end tests beside it build the real binary and run it.
@@ -92,7 +93,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Value: ".ork", EnvVars: []string{"ORK_DIR"}, Usage: "the ork `DIRECTORY` (made by `ork init`)"},
 		},
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			{
 				Name:   "init",
 				Usage:  "create the ork directory (.ork) here",
@@ -214,7 +215,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				ArgsUsage: "FILE...",
 				Action:    cmdValidate,
 			},
-		},
+		}, scheduleCommands()...), // schedules.go
 	}
 }
 

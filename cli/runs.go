@@ -98,7 +98,8 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 			ScriptDir: scriptDir(c), LogDir: db.LogDir(), Updates: updates,
 		}))
 		log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelError}))
-		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1})
+		// It serves this run: the workflows' schedules are `ork run`'s.
+		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1, NoSchedules: true})
 		localErr = make(chan error, 1)
 		var sctx context.Context
 		sctx, stopLocal = context.WithCancel(context.WithoutCancel(ctx))
