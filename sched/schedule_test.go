@@ -166,7 +166,9 @@ func fmtTimes(ts []time.Time) string {
 
 var day = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 
-func hm(h, m, s int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second) }
+func hm(h, m, s int) time.Time {
+	return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second)
+}
 
 func TestScheduleFiresOncePerTick(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *tickBench) {
