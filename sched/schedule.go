@@ -82,8 +82,9 @@ type schedules struct {
 
 // scheduleEntry is one scheduled workflow, as last read.
 type scheduleEntry struct {
-	sched model.Schedule
-	ticks *model.Ticks
+	sched   model.Schedule
+	ticks   *model.Ticks
+	created time.Time // the workflow's created_at
 	// due is when to look at the schedule next; zero: at once.
 	due time.Time
 }
@@ -190,7 +191,7 @@ func (s *schedules) load(ctx context.Context, now time.Time) {
 		e := s.entries[w.Name]
 		switch {
 		case e == nil:
-			e = &scheduleEntry{sched: *w.Schedule, ticks: ticks}
+			e = &scheduleEntry{sched: *w.Schedule, ticks: ticks, created: w.CreatedAt}
 			s.entries[w.Name] = e
 			if !first {
 				// A schedule added while the scheduler runs starts now.
@@ -203,6 +204,7 @@ func (s *schedules) load(ctx context.Context, now time.Time) {
 			s.log.Info("schedule changed", "workflow", w.Name, "cron", w.Schedule.Cron, "timezone", w.Schedule.Location(), "next", e.ticks.Next(now).Format(time.RFC3339))
 		default:
 			e.sched = *w.Schedule // catchup and overlap take effect at the next tick
+			e.created = w.CreatedAt
 		}
 	}
 	for name := range maps.Keys(s.entries) {
@@ -250,8 +252,9 @@ func (s *schedules) fire(ctx context.Context, name string, e *scheduleEntry, now
 		log.Error("schedules: cannot read the schedule's state; it does not fire until it can", "err", err.Error())
 		return now.Add(retryAfter)
 	}
-	if st.Through.IsZero() {
-		// Never started: it starts now.
+	if st.Through.IsZero() || e.created.After(st.Through) && !e.created.After(now) {
+		// Never started, or the state is of a workflow of the same name
+		// that was deleted: it starts now.
 		anchor := now.Truncate(time.Second)
 		if err := s.store.AdvanceSchedule(ctx, name, anchor); err != nil {
 			log.Error("schedules: cannot record the start of a schedule", "err", err.Error())

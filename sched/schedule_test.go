@@ -364,6 +364,18 @@ func TestScheduleEditTakesEffect(t *testing.T) {
 		b.at(hm(24, 0, 0), false)
 		b.wantTicks("report", hm(11, 0, 0), hm(11, 30, 0))
 		b.wantTicks("other", hm(24, 0, 0))
+		// Created again under the same name a day later, and found by a
+		// restarted scheduler: the old schedule's state is not its own,
+		// so it starts afresh rather than catch up.
+		w := &model.Workflow{Name: "report", JobName: "job.sh", Schedule: &model.Schedule{Cron: "@hourly", Catchup: true}, CreatedAt: hm(34, 10, 0)}
+		if err := b.db.CreateWorkflow(b.ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		b.restart()
+		b.at(hm(34, 20, 0), true)
+		b.wantTicks("report", hm(11, 0, 0), hm(11, 30, 0))
+		b.at(hm(35, 0, 0), false)
+		b.wantTicks("report", hm(11, 0, 0), hm(11, 30, 0), hm(35, 0, 0))
 	})
 }
 
