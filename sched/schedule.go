@@ -252,7 +252,7 @@ func (s *schedules) fire(ctx context.Context, name string, e *scheduleEntry, now
 		log.Error("schedules: cannot read the schedule's state; it does not fire until it can", "err", err.Error())
 		return now.Add(retryAfter)
 	}
-	if st.Through.IsZero() || e.created.After(st.Through) && !e.created.After(now) {
+	if st.Through.IsZero() || e.created.Truncate(time.Second).After(st.Through) && !e.created.After(now) {
 		// Never started, or the state is of a workflow of the same name
 		// that was deleted: it starts now.
 		anchor := now.Truncate(time.Second)

@@ -203,6 +203,25 @@ func TestScheduleFiresOncePerTick(t *testing.T) {
 	})
 }
 
+// A workflow created a fraction of a second before the scheduler first
+// sees it fires at its first tick.
+func TestScheduleFirstTickOfNewWorkflow(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *tickBench) {
+		for _, cron := range []string{"@hourly", "@every 1s"} {
+			name := strings.NewReplacer("@", "", " ", "").Replace(cron)
+			created := hm(10, 0, 30).Add(500 * time.Millisecond)
+			w := &model.Workflow{Name: name, JobName: "job.sh", Schedule: &model.Schedule{Cron: cron}, CreatedAt: created}
+			if err := b.db.CreateWorkflow(b.ctx, w); err != nil {
+				t.Fatal(err)
+			}
+			b.restart()
+			first := b.at(created.Add(200*time.Millisecond), true)
+			b.at(first, false)
+			b.wantTicks(name, first)
+		}
+	})
+}
+
 func TestScheduleAfterDowntimeCatchupFalse(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *tickBench) {
 		b.workflow("hourly", model.Schedule{Cron: "0 * * * *"})
