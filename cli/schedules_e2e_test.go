@@ -201,3 +201,39 @@ func TestE2EScheduleKill9(t *testing.T) {
 	}
 	t.Logf("%d ticks across %d kills (%d lock refusals after a kill)", len(sr), len(offsets), refusals)
 }
+
+// A bad schedule is refused naming the file, line, column and field — the
+// example of the README.
+func TestE2EScheduleValidation(t *testing.T) {
+	t.Parallel()
+	dir := newProject(t)
+	p := filepath.Join(dir, ".ork", "workflows", "report.json")
+	writeFile(t, p, `{
+  "job_name": "report.sh",
+  "schedule": {"cron": "*/5 * * *", "timezone": "Europe/Berlin"}
+}
+`, 0o644)
+	_, stderr, _ := mustFail(t, dir, "validate", p)
+	if want := `report.json: line 3, column 16: schedule.cron "*/5 * * *": expected exactly 5 fields, found 4`; !strings.Contains(stderr, want) {
+		t.Errorf("ork validate: %s\nwant %s", stderr, want)
+	}
+	writeFile(t, p, `{"job_name": "report.sh", "schedule": {"cron": "@daily", "timezone": "Europe/Berlinn"}}`, 0o644)
+	_, stderr, _ = mustFail(t, dir, "trigger", "report")
+	if want := `report.json: line 1, column 58: schedule.timezone "Europe/Berlinn": unknown time zone`; !strings.Contains(stderr, want) {
+		t.Errorf("ork trigger of a workflow with a bad time zone: %s\nwant %s", stderr, want)
+	}
+}
+
+// `ork trigger --wait` without `ork run` runs a scheduler in-process for
+// its own run only: the workflows' schedules do not fire under it.
+func TestE2ETriggerWaitFiresNoSchedules(t *testing.T) {
+	t.Parallel()
+	dir := newProject(t)
+	writeScript(t, dir, "tick.sh", "#!/bin/sh\nsleep 2.5\n")
+	writeScheduled(t, dir, "tick", `{"cron": "@every 1s", "overlap": "allow"}`)
+	mustRun(t, dir, "trigger", "tick", "--wait")
+	sr, other := listRuns(t, dir, "tick")
+	if len(sr) != 0 || len(other) != 1 {
+		t.Fatalf("after a 2.5s trigger --wait: %d scheduled runs (want none), %d others (want 1)", len(sr), len(other))
+	}
+}
