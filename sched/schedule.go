@@ -87,6 +87,9 @@ type scheduleEntry struct {
 	created time.Time // the workflow's created_at
 	// due is when to look at the schedule next; zero: at once.
 	due time.Time
+	// quiet: a paused tick was logged; the next ones are not, until the
+	// schedule fires again.
+	quiet bool
 }
 
 // newSchedules returns the schedules of db, or nil when db keeps no
@@ -169,7 +172,10 @@ func (s *schedules) run(ctx context.Context) {
 // load reads the workflows and brings the entries up to date.
 func (s *schedules) load(ctx context.Context, now time.Time) {
 	ws, err := s.db.ListWorkflows(ctx)
-	if err != nil && ws == nil {
+	var fe *model.FileError
+	if err != nil && ws == nil && !errors.As(err, &fe) {
+		// Not a damaged file (the database reports those, and the others
+		// are listed): keep the schedules as they are and try again.
 		s.log.Error("schedules: cannot list the workflows", "err", err.Error())
 		return
 	}
@@ -285,8 +291,17 @@ func (s *schedules) fire(ctx context.Context, name string, e *scheduleEntry, now
 		return after
 	}
 	if st.Paused {
-		return pass("the schedule is paused")
+		if e.quiet {
+			if err := s.store.AdvanceSchedule(ctx, name, latest); err != nil {
+				log.Error("schedules: cannot record a tick", "tick", latest.Format(time.RFC3339), "err", err.Error())
+				return now.Add(retryAfter)
+			}
+			return after
+		}
+		e.quiet = true
+		return pass("the schedule is paused (logged once until it fires again)")
 	}
+	e.quiet = false
 	if e.sched.OverlapPolicy() == model.OverlapSkip && st.LastRunID != "" {
 		r, err := s.db.GetRun(ctx, st.LastRunID)
 		switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -326,8 +327,8 @@ func TestSchedulePause(t *testing.T) {
 		b.at(hm(10, 2, 0), false)
 		b.at(hm(10, 3, 0), false)
 		b.wantTicks("nightly", hm(10, 1, 0))
-		if !strings.Contains(b.logs.String(), "the schedule is paused") {
-			t.Errorf("a paused tick was not logged:\n%s", b.logs)
+		if n := strings.Count(b.logs.String(), "the schedule is paused"); n != 1 {
+			t.Errorf("two paused ticks were logged %d times, want once:\n%s", n, b.logs)
 		}
 		// Unpaused (by another process), the next tick fires; those that
 		// passed while paused do not, not even with catchup.
@@ -396,6 +397,50 @@ func TestScheduleEditTakesEffect(t *testing.T) {
 		b.at(hm(35, 0, 0), false)
 		b.wantTicks("report", hm(11, 0, 0), hm(11, 30, 0), hm(35, 0, 0))
 	})
+}
+
+// A workflow file damaged by hand stops its schedule (the database reports
+// the file) and the others go on; fixed, it starts afresh.
+func TestScheduleDamagedWorkflowFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".ork")
+	if err := filedb.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	open := func() model.Database {
+		db, err := filedb.Open(dir, filedb.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	b := &tickBench{t: t, open: open, ctx: context.Background(), logs: &lockedBuffer{}}
+	b.restart()
+	b.workflow("a", model.Schedule{Cron: "@every 1m", Overlap: model.OverlapAllow})
+	b.at(hm(10, 0, 0), true)
+	p := filepath.Join(dir, filedb.WorkflowsDir, "a.json")
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(`{"job_name": "job.sh", "schedule": {"cron": "@every 1m"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.at(hm(10, 0, 30), true)
+	b.at(hm(10, 1, 0), false)
+	b.at(hm(10, 2, 0), false)
+	b.wantTicks("a")
+	if strings.Contains(b.logs.String(), "cannot list the workflows") {
+		t.Errorf("one damaged file stopped the listing:\n%s", b.logs)
+	}
+	if err := os.WriteFile(p, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.at(hm(10, 2, 30), true)
+	b.at(hm(10, 3, 0), false)
+	b.wantTicks("a")
+	b.at(hm(10, 3, 30), false)
+	b.wantTicks("a", hm(10, 3, 30))
 }
 
 func TestScheduleTimeZone(t *testing.T) {
