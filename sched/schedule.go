@@ -90,6 +90,9 @@ type scheduleEntry struct {
 	// quiet: a paused tick was logged; the next ones are not, until the
 	// schedule fires again.
 	quiet bool
+	// stateErr: the error reading the schedule's state last logged, so
+	// that a damaged state file is reported once, not every second.
+	stateErr string
 }
 
 // newSchedules returns the schedules of db, or nil when db keeps no
@@ -255,9 +258,13 @@ func (s *schedules) fire(ctx context.Context, name string, e *scheduleEntry, now
 	log := s.log.With("workflow", name)
 	st, err := s.store.ScheduleState(ctx, name)
 	if err != nil {
-		log.Error("schedules: cannot read the schedule's state; it does not fire until it can", "err", err.Error())
+		if err.Error() != e.stateErr {
+			e.stateErr = err.Error()
+			log.Error("schedules: cannot read the schedule's state; it does not fire until it can", "err", err.Error())
+		}
 		return now.Add(retryAfter)
 	}
+	e.stateErr = ""
 	if st.Through.IsZero() || e.created.Truncate(time.Second).After(st.Through) && !e.created.After(now) {
 		// Never started, or the state is of a workflow of the same name
 		// that was deleted: it starts now.

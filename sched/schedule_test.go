@@ -400,8 +400,9 @@ func TestScheduleEditTakesEffect(t *testing.T) {
 }
 
 // A workflow file damaged by hand stops its schedule (the database reports
-// the file) and the others go on; fixed, it starts afresh.
-func TestScheduleDamagedWorkflowFile(t *testing.T) {
+// the file) and the others go on; fixed, it starts afresh. A damaged state
+// file stops it too, reported once; deleted, the schedule starts afresh.
+func TestScheduleDamagedFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), ".ork")
 	if err := filedb.Init(dir); err != nil {
 		t.Fatal(err)
@@ -441,6 +442,36 @@ func TestScheduleDamagedWorkflowFile(t *testing.T) {
 	b.wantTicks("a")
 	b.at(hm(10, 3, 30), false)
 	b.wantTicks("a", hm(10, 3, 30))
+	// A damaged state file: reported once, and the schedule waits.
+	sp := filepath.Join(dir, filedb.SchedulesDir, "a.json")
+	state, err := os.ReadFile(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sp, []byte("{\"through\": 12}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.at(hm(10, 4, 0), true)
+	for s := 1; s < 40; s++ {
+		b.at(hm(10, 4, s), false)
+	}
+	b.wantTicks("a", hm(10, 3, 30))
+	if n := strings.Count(b.logs.String(), "cannot read the schedule's state"); n != 1 {
+		t.Errorf("a damaged state file was reported %d times, want once:\n%s", n, b.logs)
+	}
+	if err := os.WriteFile(sp, state, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Fixed, it fires the latest tick it missed (catchup false).
+	b.at(hm(10, 4, 40), false)
+	b.wantTicks("a", hm(10, 3, 30), hm(10, 4, 30))
+	if err := os.Remove(sp); err != nil {
+		t.Fatal(err)
+	}
+	b.at(hm(10, 5, 30), false)
+	b.wantTicks("a", hm(10, 3, 30), hm(10, 4, 30))
+	b.at(hm(10, 6, 30), false)
+	b.wantTicks("a", hm(10, 3, 30), hm(10, 4, 30), hm(10, 6, 30))
 }
 
 func TestScheduleTimeZone(t *testing.T) {
