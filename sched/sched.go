@@ -20,6 +20,10 @@
 //     database (model.Notifier: another process triggered a run), or the
 //     poll interval.
 //
+// Beside the loop, a goroutine fires the workflows' schedules: it creates
+// the run of each tick, exactly once, and the loop starts it like any
+// other (schedule.go).
+//
 // A write that fails (a full disk) loses nothing: the updates stay queued
 // in memory and are written when the disk accepts them again.
 //
