@@ -39,13 +39,13 @@ type Workflow struct {
 	MaxParallel  int      `json:"max_parallel,omitempty"`
 	// MaxActiveRuns bounds the runs of this workflow running at once; more
 	// wait, pending. 0: no bound.
-	MaxActiveRuns int `json:"max_active_runs,omitempty"`
+	MaxActiveRuns int       `json:"max_active_runs,omitempty"`
+	Project       string    `json:"project,omitempty"`
+	Region        string    `json:"region,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 	// Schedule makes the workflow run by itself on a cron schedule.
-	Schedule  *Schedule `json:"schedule,omitempty"`
-	Project   string    `json:"project,omitempty"`
-	Region    string    `json:"region,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Schedule *Schedule `json:"schedule,omitempty"`
 }
 
 // workflowNamespace seeds the stable IDs of workflows whose file has no id.
@@ -83,23 +83,23 @@ func (w *Workflow) Normalize() {
 // workflow as it was when the run was triggered: editing or deleting the
 // workflow file later does not change what a run executes.
 type Run struct {
-	ID           string    `json:"id"`
-	WorkflowID   string    `json:"workflow_id"`
-	WorkflowName string    `json:"workflow_name"`
-	Status       RunStatus `json:"status"`
-	TriggeredBy  string    `json:"triggered_by,omitempty"`
-	// ScheduledAt is the tick a scheduled run is for (triggered_by
-	// "schedule").
-	ScheduledAt *time.Time     `json:"scheduled_at,omitempty"`
-	Params      map[string]any `json:"params,omitempty"`
-	StartedAt   *time.Time     `json:"started_at,omitempty"`
-	FinishedAt  *time.Time     `json:"finished_at,omitempty"`
-	Error       string         `json:"error,omitempty"`
-	CreatedAt   time.Time      `json:"created_at"`
-	Workflow    *Workflow      `json:"workflow,omitempty"`
+	ID           string         `json:"id"`
+	WorkflowID   string         `json:"workflow_id"`
+	WorkflowName string         `json:"workflow_name"`
+	Status       RunStatus      `json:"status"`
+	TriggeredBy  string         `json:"triggered_by,omitempty"`
+	Params       map[string]any `json:"params,omitempty"`
+	StartedAt    *time.Time     `json:"started_at,omitempty"`
+	FinishedAt   *time.Time     `json:"finished_at,omitempty"`
+	Error        string         `json:"error,omitempty"`
+	CreatedAt    time.Time      `json:"created_at"`
+	Workflow     *Workflow      `json:"workflow,omitempty"`
 	// TaskCounts counts the run's tasks by status as they were when it
 	// ended, so that a finished run's summary reads one file.
 	TaskCounts map[TaskStatus]int `json:"task_counts,omitempty"`
+	// ScheduledAt is the tick a scheduled run is for (triggered_by
+	// "schedule").
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 }
 
 // Task is one unit of work of a run: one index of one job.
