@@ -174,15 +174,16 @@ func (s *schedules) run(ctx context.Context) {
 
 // load reads the workflows and brings the entries up to date.
 func (s *schedules) load(ctx context.Context, now time.Time) {
+	s.lastLoad = now
 	ws, err := s.db.ListWorkflows(ctx)
 	var fe *model.FileError
 	if err != nil && ws == nil && !errors.As(err, &fe) {
 		// Not a damaged file (the database reports those, and the others
-		// are listed): keep the schedules as they are and try again.
+		// are listed): keep the schedules as they are and try again at
+		// the next reload.
 		s.log.Error("schedules: cannot list the workflows", "err", err.Error())
 		return
 	}
-	s.lastLoad = now
 	first := !s.loaded
 	s.loaded = true
 	seen := make(map[string]bool, len(ws))

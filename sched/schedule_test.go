@@ -3,12 +3,14 @@ package sched
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -631,4 +633,47 @@ func TestScheduleLoopWakesAtTicks(t *testing.T) {
 			t.Errorf("the edit was not logged:\n%s", b.logs)
 		}
 	})
+}
+
+// listFails is a database whose workflows cannot be listed.
+type listFails struct {
+	*filedb.DB
+	calls atomic.Int32
+}
+
+func (l *listFails) ListWorkflows(context.Context) ([]*model.Workflow, error) {
+	l.calls.Add(1)
+	return nil, errors.New("permission denied")
+}
+
+// When the workflows cannot be listed the loop says so and tries again at
+// its next reload; it does not spin.
+func TestScheduleLoopListFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".ork")
+	if err := filedb.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	fdb, err := filedb.Open(dir, filedb.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fdb.Close()
+	db := &listFails{DB: fdb}
+	logs := &lockedBuffer{}
+	clock := newFakeClock(hm(10, 0, 0))
+	s := newSchedules(db, clock, slog.New(slog.NewTextHandler(logs, nil)))
+	stop := s.start(context.Background())
+	defer stop()
+	clock.idle(t)
+	if n := db.calls.Load(); n != 1 {
+		t.Fatalf("the workflows were listed %d times before the loop slept, want 1", n)
+	}
+	clock.Advance(reloadMax)
+	clock.idle(t)
+	if n := db.calls.Load(); n != 2 {
+		t.Fatalf("after %s the workflows were listed %d times, want 2", reloadMax, n)
+	}
+	if !strings.Contains(logs.String(), "cannot list the workflows") || !strings.Contains(logs.String(), "permission denied") {
+		t.Errorf("the failure was not logged:\n%s", logs)
+	}
 }
