@@ -221,3 +221,13 @@ func (d *DB) SetPaused(ctx context.Context, workflow string, paused bool) error 
 	// Durability: temporary file, sync, rename, directory sync (commit).
 	return d.commit([]fileWrite{{path: p, data: data}}, newDirs)
 }
+
+// checkScheduleFile reports whether the state file at p loads (for Doctor).
+func checkScheduleFile(p string) error {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	var sf scheduleFile
+	return model.DecodeJSON(p, data, &sf, false)
+}

@@ -180,4 +180,18 @@ func TestDamagedScheduleStateIsLeftAlone(t *testing.T) {
 	if rs, _ := d.ListRuns(ctx, model.RunFilter{WorkflowName: "nightly"}); len(rs) != 0 {
 		t.Fatalf("runs made with a damaged state: %v", rs)
 	}
+	// ork doctor names it, with what to do.
+	ps, err := Doctor(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, pr := range ps {
+		if pr.Kind == "damaged" && pr.Path == p && strings.Contains(pr.What, "line 2, column") && strings.Contains(pr.Fix, "starts afresh") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("Doctor = %+v, want the damaged schedule state", ps)
+	}
 }
