@@ -222,6 +222,15 @@ func TestE2EScheduleValidation(t *testing.T) {
 	if want := `report.json: line 1, column 58: schedule.timezone "Europe/Berlinn": unknown time zone`; !strings.Contains(stderr, want) {
 		t.Errorf("ork trigger of a workflow with a bad time zone: %s\nwant %s", stderr, want)
 	}
+	// ork schedules lists the good ones and names the bad one.
+	writeFile(t, filepath.Join(dir, ".ork", "workflows", "ok.json"), `{"job_name": "ok.sh", "schedule": {"cron": "30 6 * * *", "timezone": "Asia/Tokyo"}}`, 0o644)
+	stdout, stderr, _ := mustFail(t, dir, "schedules")
+	if !regexpLine(stdout, `^ok\s+30 6 \* \* \*\s+Asia/Tokyo\s+active\s+-\s+\d{4}-`) || strings.Contains(stdout, "report") {
+		t.Errorf("ork schedules with one bad workflow:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, `report.json: line 1, column 58: schedule.timezone`) {
+		t.Errorf("ork schedules does not name the bad workflow: %s", stderr)
+	}
 }
 
 // `ork trigger --wait` without `ork run` runs a scheduler in-process for
