@@ -38,14 +38,17 @@ func (d *memDB) ClaimTick(_ context.Context, r *model.Run) (bool, error) {
 	return true, nil
 }
 
-func (d *memDB) AdvanceSchedule(_ context.Context, workflow string, through time.Time) error {
+func (d *memDB) AdvanceSchedule(_ context.Context, workflow string, through time.Time, spec string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.schedules[workflow]
 	if through.After(st.Through) {
 		st.Through = through.UTC()
-		d.schedules[workflow] = st
 	}
+	if spec != "" {
+		st.Spec = spec
+	}
+	d.schedules[workflow] = st
 	return nil
 }
 

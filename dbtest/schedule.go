@@ -149,7 +149,7 @@ func (s *suite) testClaimRefusesOldTicks(t *testing.T) {
 	// A tick before one that fired was dealt with: it passed.
 	mustClaim(ctx, t, ss, model.NewScheduledRun(w, at(3600), at(7202)), false)
 	// Ticks that passed without runs (AdvanceSchedule) are dealt with too.
-	if err := ss.AdvanceSchedule(ctx, "nightly", at(3*3600)); err != nil {
+	if err := ss.AdvanceSchedule(ctx, "nightly", at(3*3600), ""); err != nil {
 		t.Fatal(err)
 	}
 	mustClaim(ctx, t, ss, model.NewScheduledRun(w, at(3*3600), at(3*3600+1)), false)
@@ -164,17 +164,22 @@ func (s *suite) testAdvanceSchedule(t *testing.T) {
 	ctx, db, ss := s.scheduleStore(t)
 	mustCreateWorkflow(ctx, t, db, scheduledWorkflow("nightly"))
 	for _, step := range []struct {
-		to, want time.Time
+		to, want   time.Time
+		spec, then string
 	}{
-		{at(100), at(100)},
-		{at(50), at(100)}, // never back
-		{at(100), at(100)},
-		{at(200), at(200)},
+		{at(100), at(100), "@hourly in UTC", "@hourly in UTC"},
+		{at(50), at(100), "", "@hourly in UTC"}, // never back
+		{at(100), at(100), "*/5 * * * * in Europe/Berlin", "*/5 * * * * in Europe/Berlin"}, // the spec changes alone
+		{at(200), at(200), "", "*/5 * * * * in Europe/Berlin"},
 	} {
-		if err := ss.AdvanceSchedule(ctx, "nightly", step.to); err != nil {
-			t.Fatalf("AdvanceSchedule(%s): %v", step.to, err)
+		if err := ss.AdvanceSchedule(ctx, "nightly", step.to, step.spec); err != nil {
+			t.Fatalf("AdvanceSchedule(%s, %q): %v", step.to, step.spec, err)
 		}
-		checkLast(t, fmt.Sprint("advanced to ", step.to), mustState(ctx, t, ss, "nightly"), step.want, nil)
+		st := mustState(ctx, t, ss, "nightly")
+		checkLast(t, fmt.Sprint("advanced to ", step.to), st, step.want, nil)
+		if st.Spec != step.then {
+			t.Errorf("after AdvanceSchedule(%s, %q): Spec = %q, want %q", step.to, step.spec, st.Spec, step.then)
+		}
 	}
 	if rs := scheduledRuns(ctx, t, db, "nightly"); len(rs) != 0 {
 		t.Fatalf("AdvanceSchedule made runs: %v", rs)
@@ -208,7 +213,7 @@ func (s *suite) testPauseSchedule(t *testing.T) {
 		t.Fatal("pausing one schedule paused another")
 	}
 	// The state of the ticks goes on while paused.
-	if err := ss.AdvanceSchedule(ctx, "nightly", at(7200)); err != nil {
+	if err := ss.AdvanceSchedule(ctx, "nightly", at(7200), ""); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {

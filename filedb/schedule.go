@@ -38,6 +38,7 @@ type scheduleFile struct {
 	Through   time.Time  `json:"through"`
 	LastTick  *time.Time `json:"last_tick,omitempty"`
 	LastRunID string     `json:"last_run_id,omitempty"`
+	Spec      string     `json:"spec,omitempty"`
 }
 
 // pauseFile is the contents of schedules/<name>.paused.
@@ -143,7 +144,7 @@ func (d *DB) ClaimTick(ctx context.Context, r *model.Run) (bool, error) {
 }
 
 // AdvanceSchedule records that the ticks up to through passed without runs.
-func (d *DB) AdvanceSchedule(ctx context.Context, workflow string, through time.Time) error {
+func (d *DB) AdvanceSchedule(ctx context.Context, workflow string, through time.Time, spec string) error {
 	if err := model.ValidateName(workflow); err != nil {
 		return err
 	}
@@ -154,10 +155,16 @@ func (d *DB) AdvanceSchedule(ctx context.Context, workflow string, through time.
 		return err
 	}
 	through = through.UTC()
-	if !through.After(sf.Through) {
+	moved, respec := through.After(sf.Through), spec != "" && spec != sf.Spec
+	if !moved && !respec {
 		return nil
 	}
-	sf.Through = through
+	if moved {
+		sf.Through = through
+	}
+	if respec {
+		sf.Spec = spec
+	}
 	return d.writeSchedule(workflow, sf)
 }
 
@@ -171,7 +178,7 @@ func (d *DB) ScheduleState(ctx context.Context, workflow string) (model.Schedule
 	if err != nil {
 		return st, err
 	}
-	st.Through, st.LastTick, st.LastRunID = sf.Through, sf.LastTick, sf.LastRunID
+	st.Through, st.LastTick, st.LastRunID, st.Spec = sf.Through, sf.LastTick, sf.LastRunID, sf.Spec
 	p := d.pausePath(workflow)
 	data, err := os.ReadFile(p)
 	switch {

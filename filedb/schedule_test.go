@@ -45,7 +45,7 @@ func TestScheduleStateSurvivesReopen(t *testing.T) {
 	if ok, err := d.ClaimTick(ctx, r); !ok || err != nil {
 		t.Fatalf("ClaimTick = %v, %v", ok, err)
 	}
-	if err := d.AdvanceSchedule(ctx, "nightly", tick0.Add(2*time.Hour)); err != nil {
+	if err := d.AdvanceSchedule(ctx, "nightly", tick0.Add(2*time.Hour), "@hourly in UTC"); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.SetPaused(ctx, "nightly", true); err != nil {
@@ -61,7 +61,7 @@ func TestScheduleStateSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Paused || st.PausedAt == nil || !st.Through.Equal(tick0.Add(2*time.Hour)) || st.LastRunID != r.ID || !st.LastTick.Equal(tick0) {
+	if !st.Paused || st.PausedAt == nil || !st.Through.Equal(tick0.Add(2*time.Hour)) || st.LastRunID != r.ID || !st.LastTick.Equal(tick0) || st.Spec != "@hourly in UTC" {
 		t.Fatalf("state after reopening = %+v", st)
 	}
 	// The tick stays claimed for the new process.
@@ -156,7 +156,7 @@ func TestDamagedScheduleStateIsLeftAlone(t *testing.T) {
 	dir := initDir(t)
 	d := openQuiet(t, dir)
 	w := scheduledWF(t, d, "nightly")
-	if err := d.AdvanceSchedule(ctx, "nightly", tick0); err != nil {
+	if err := d.AdvanceSchedule(ctx, "nightly", tick0, ""); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, SchedulesDir, "nightly.json")
@@ -171,7 +171,7 @@ func TestDamagedScheduleStateIsLeftAlone(t *testing.T) {
 	if ok, err := d.ClaimTick(ctx, model.NewScheduledRun(w, tick0.Add(time.Hour), tick0)); ok || err == nil {
 		t.Fatalf("ClaimTick with a damaged state = %v, %v; want an error", ok, err)
 	}
-	if err := d.AdvanceSchedule(ctx, "nightly", tick0.Add(time.Hour)); err == nil {
+	if err := d.AdvanceSchedule(ctx, "nightly", tick0.Add(time.Hour), ""); err == nil {
 		t.Fatal("AdvanceSchedule wrote over a damaged state file")
 	}
 	if got, _ := os.ReadFile(p); string(got) != string(bad) {

@@ -55,6 +55,13 @@ func (s *Schedule) OverlapPolicy() string {
 	return s.Overlap
 }
 
+// Spec returns what decides the schedule's ticks: its expression and time
+// zone ("@hourly in UTC"). A state recorded for another spec is that of an
+// expression since edited.
+func (s *Schedule) Spec() string {
+	return strings.TrimSpace(s.Cron) + " in " + s.Location()
+}
+
 // Location returns the name of the schedule's time zone, the default filled in.
 func (s *Schedule) Location() string {
 	if s.Timezone == "" {
@@ -255,6 +262,9 @@ type ScheduleState struct {
 	// LastTick and LastRunID: the latest tick that made a run, and its run.
 	LastTick  *time.Time `json:"last_tick,omitempty"`
 	LastRunID string     `json:"last_run_id,omitempty"`
+	// Spec is the Schedule.Spec the state is for, as last recorded by
+	// AdvanceSchedule.
+	Spec string `json:"spec,omitempty"`
 }
 
 // ScheduleStore is implemented by databases that keep the state of
@@ -293,7 +303,8 @@ type ScheduleStore interface {
 	ClaimTick(ctx context.Context, r *Run) (claimed bool, err error)
 	// AdvanceSchedule records that the ticks of workflow's schedule up to
 	// and including through passed without runs. Through never moves back.
-	AdvanceSchedule(ctx context.Context, workflow string, through time.Time) error
+	// A spec that is not empty replaces the recorded Spec.
+	AdvanceSchedule(ctx context.Context, workflow string, through time.Time, spec string) error
 	// ScheduleState returns the state of workflow's schedule; the zero
 	// ScheduleState for one that never ran and was never paused.
 	ScheduleState(ctx context.Context, workflow string) (ScheduleState, error)

@@ -20,9 +20,10 @@ package sched
 //
 // A schedule seen for the first time starts at that moment: its first run
 // is at its first tick after it. So does one whose cron expression or time
-// zone is edited while the scheduler runs: the ticks of the old expression
-// are not caught up under the new one. A workflow that no longer loads
-// stops firing until it does again.
+// zone is edited — seen by a running scheduler, or by one that starts and
+// finds the state recorded for another expression (ScheduleState.Spec):
+// the ticks of the old expression are not caught up under the new one. A
+// workflow that no longer loads stops firing until it does again.
 
 import (
 	"context"
@@ -226,7 +227,11 @@ func (s *schedules) load(ctx context.Context, now time.Time) {
 
 // restart makes a schedule start afresh at now: the ticks before now pass.
 func (s *schedules) restart(ctx context.Context, name string, now time.Time) {
-	if err := s.store.AdvanceSchedule(ctx, name, now.Truncate(time.Second)); err != nil {
+	spec := ""
+	if e := s.entries[name]; e != nil {
+		spec = e.sched.Spec()
+	}
+	if err := s.store.AdvanceSchedule(ctx, name, now.Truncate(time.Second), spec); err != nil {
 		s.log.Error("schedules: cannot record the start of a schedule", "workflow", name, "err", err.Error())
 	}
 	if e := s.entries[name]; e != nil {
@@ -266,15 +271,34 @@ func (s *schedules) fire(ctx context.Context, name string, e *scheduleEntry, now
 		return now.Add(retryAfter)
 	}
 	e.stateErr = ""
-	if st.Through.IsZero() || e.created.Truncate(time.Second).After(st.Through) && !e.created.After(now) {
-		// Never started, or the state is of a workflow of the same name
-		// that was deleted: it starts now.
+	spec := e.sched.Spec()
+	edited := st.Spec != "" && st.Spec != spec
+	if edited {
+		// The state is of another expression. Either this entry is behind
+		// the file (load again), or the expression was edited while no
+		// scheduler ran: then it starts afresh, as after an edit seen live.
+		w, err := s.db.GetWorkflow(ctx, name)
+		if err != nil || w.Schedule == nil || w.Schedule.Spec() != spec {
+			s.poke()
+			return now.Add(reloadMin)
+		}
+		log.Info("schedule changed since its last tick", "was", st.Spec, "now", spec)
+	}
+	if st.Through.IsZero() || edited || e.created.Truncate(time.Second).After(st.Through) && !e.created.After(now) {
+		// Never started, edited, or the state is of a workflow of the same
+		// name that was deleted: it starts now.
 		anchor := now.Truncate(time.Second)
-		if err := s.store.AdvanceSchedule(ctx, name, anchor); err != nil {
+		if err := s.store.AdvanceSchedule(ctx, name, anchor, spec); err != nil {
 			log.Error("schedules: cannot record the start of a schedule", "err", err.Error())
 			return now.Add(retryAfter)
 		}
 		return e.ticks.Next(anchor)
+	}
+	if st.Spec == "" {
+		// Recorded without its spec: record it, moving nothing.
+		if err := s.store.AdvanceSchedule(ctx, name, st.Through, spec); err != nil {
+			log.Error("schedules: cannot record a schedule's spec", "err", err.Error())
+		}
 	}
 	limit := 1
 	if e.sched.Catchup {
@@ -291,7 +315,7 @@ func (s *schedules) fire(ctx context.Context, name string, e *scheduleEntry, now
 			"firing", len(due), "from", due[0].Format(time.RFC3339))
 	}
 	pass := func(why string) time.Time {
-		if err := s.store.AdvanceSchedule(ctx, name, latest); err != nil {
+		if err := s.store.AdvanceSchedule(ctx, name, latest, ""); err != nil {
 			log.Error("schedules: cannot record a tick", "tick", latest.Format(time.RFC3339), "err", err.Error())
 			return now.Add(retryAfter)
 		}
@@ -300,7 +324,7 @@ func (s *schedules) fire(ctx context.Context, name string, e *scheduleEntry, now
 	}
 	if st.Paused {
 		if e.quiet {
-			if err := s.store.AdvanceSchedule(ctx, name, latest); err != nil {
+			if err := s.store.AdvanceSchedule(ctx, name, latest, ""); err != nil {
 				log.Error("schedules: cannot record a tick", "tick", latest.Format(time.RFC3339), "err", err.Error())
 				return now.Add(retryAfter)
 			}

@@ -476,6 +476,33 @@ func TestScheduleDamagedFiles(t *testing.T) {
 	b.wantTicks("a", hm(10, 3, 30), hm(10, 4, 30), hm(10, 6, 30))
 }
 
+// An expression edited while no scheduler runs starts afresh too: the
+// state records what expression it is for, and the ticks of the new one
+// since the old state are not caught up.
+func TestScheduleEditedWhileDown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *tickBench) {
+		b.workflow("report", model.Schedule{Cron: "@hourly", Catchup: true})
+		b.at(hm(10, 0, 30), true)
+		b.restart()
+		b.edit("report", model.Schedule{Cron: "@every 1m", Catchup: true})
+		if next := b.at(hm(11, 30, 0), true); !next.Equal(hm(11, 31, 0)) {
+			t.Fatalf("next wake-up = %s, want 11:31", next)
+		}
+		b.wantTicks("report")
+		b.at(hm(11, 31, 0), false)
+		b.wantTicks("report", hm(11, 31, 0))
+		st, err := b.store().ScheduleState(b.ctx, "report")
+		if err != nil || st.Spec != "@every 1m in UTC" {
+			t.Fatalf("state = %+v, %v; want the new spec", st, err)
+		}
+		// Not edited across a restart: it catches up as before.
+		b.finish("report", hm(11, 31, 0), model.RunSuccess)
+		b.restart()
+		b.at(hm(11, 33, 30), true)
+		b.wantTicks("report", hm(11, 31, 0), hm(11, 32, 0), hm(11, 33, 0))
+	})
+}
+
 func TestScheduleTimeZone(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *tickBench) {
 		b.workflow("berlin", model.Schedule{Cron: "0 9 * * *", Timezone: "Europe/Berlin"})
