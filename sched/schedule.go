@@ -209,7 +209,7 @@ func (s *schedules) load(ctx context.Context, now time.Time) {
 				s.restart(ctx, w.Name, now)
 			}
 			s.log.Info("schedule", "workflow", w.Name, "cron", w.Schedule.Cron, "timezone", w.Schedule.Location(), "next", e.ticks.Next(now).Format(time.RFC3339))
-		case e.sched.Cron != w.Schedule.Cron || e.sched.Location() != w.Schedule.Location():
+		case e.sched.Spec() != w.Schedule.Spec():
 			e.sched, e.ticks, e.due = *w.Schedule, ticks, time.Time{}
 			s.restart(ctx, w.Name, now)
 			s.log.Info("schedule changed", "workflow", w.Name, "cron", w.Schedule.Cron, "timezone", w.Schedule.Location(), "next", e.ticks.Next(now).Format(time.RFC3339))
@@ -351,7 +351,7 @@ func (s *schedules) fire(ctx context.Context, name string, e *scheduleEntry, now
 		s.poke()
 		return now.Add(retryAfter)
 	}
-	if w.Schedule == nil || w.Schedule.Cron != e.sched.Cron || w.Schedule.Location() != e.sched.Location() {
+	if w.Schedule == nil || w.Schedule.Spec() != spec {
 		// Edited since the last load: load again before firing.
 		s.poke()
 		return now.Add(reloadMin)

@@ -306,6 +306,23 @@ func TestScheduleOverlapSkip(t *testing.T) {
 	})
 }
 
+// overlap skip holds for a catch-up too: while the previous run is
+// unfinished, the missed ticks pass; the runs of one catch-up do not block
+// each other (TestScheduleAfterDowntimeCatchupTrue).
+func TestScheduleOverlapSkipCatchup(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *tickBench) {
+		b.workflow("slow", model.Schedule{Cron: "@every 1m", Catchup: true})
+		b.at(hm(10, 0, 0), true)
+		b.at(hm(10, 1, 0), false)
+		b.restart()
+		b.at(hm(10, 5, 30), true)
+		b.wantTicks("slow", hm(10, 1, 0))
+		b.finish("slow", hm(10, 1, 0), model.RunSuccess)
+		b.at(hm(10, 6, 0), false)
+		b.wantTicks("slow", hm(10, 1, 0), hm(10, 6, 0))
+	})
+}
+
 func TestScheduleOverlapAllow(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *tickBench) {
 		b.workflow("slow", model.Schedule{Cron: "@every 1m", Overlap: model.OverlapAllow})
