@@ -168,7 +168,7 @@ func (s *suite) testAdvanceSchedule(t *testing.T) {
 		spec, then string
 	}{
 		{at(100), at(100), "@hourly in UTC", "@hourly in UTC"},
-		{at(50), at(100), "", "@hourly in UTC"}, // never back
+		{at(50), at(100), "", "@hourly in UTC"},                                            // never back
 		{at(100), at(100), "*/5 * * * * in Europe/Berlin", "*/5 * * * * in Europe/Berlin"}, // the spec changes alone
 		{at(200), at(200), "", "*/5 * * * * in Europe/Berlin"},
 	} {
