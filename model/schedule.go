@@ -300,6 +300,8 @@ type ScheduleStore interface {
 	// call stored r. Either way, when it returns without error the
 	// schedule's Through is at or after the tick; when it claimed, its
 	// LastTick and LastRunID are the tick and r (unless a later tick's).
+	// claimed with an error: r was stored but the state was not moved on;
+	// claiming the tick again (refused) brings it up to date.
 	ClaimTick(ctx context.Context, r *Run) (claimed bool, err error)
 	// AdvanceSchedule records that the ticks of workflow's schedule up to
 	// and including through passed without runs. Through never moves back.
