@@ -106,7 +106,8 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 		if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
 			fmt.Fprintln(errw, "ork:", err)
 		}
-		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1})
+		// It serves this run: the workflows' schedules are `ork run`'s.
+		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1, NoSchedules: true})
 		localErr = make(chan error, 1)
 		var sctx context.Context
 		sctx, stopLocal = context.WithCancel(context.WithoutCancel(ctx))
