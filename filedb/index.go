@@ -88,7 +88,15 @@ func (e *runEntry) put(t *model.Task) {
 
 // sortQueue puts the pending queue in task order (after loading from disk).
 func (e *runEntry) sortQueue() {
-	q := e.queue[e.head:]
+	// Tasks taken out of the entry (quarantined) leave the queue too.
+	q := slices.DeleteFunc(e.queue[e.head:], func(id string) bool {
+		if e.tasks[id] == nil {
+			delete(e.queued, id)
+			return true
+		}
+		return false
+	})
+	e.queue = e.queue[:e.head+len(q)]
 	slices.SortFunc(q, func(a, b string) int {
 		ta, tb := e.tasks[a], e.tasks[b]
 		if c := strings.Compare(ta.Name, tb.Name); c != 0 {
