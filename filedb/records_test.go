@@ -3,7 +3,9 @@ package filedb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -351,5 +353,88 @@ func TestPruneMarkerOfUnfinishedRunIsPutBack(t *testing.T) {
 	}
 	if ts, _, _ := d.readTasks(r.ID); len(ts) != 1 {
 		t.Fatalf("the unfinished run lost its tasks: %d left", len(ts))
+	}
+}
+
+// deadPid returns the pid of a process that has exited.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	cmd := osexec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// holdLock takes the scheduler lock of dir as another process would, its
+// file naming pid as the holder; the returned function releases it.
+func holdLock(t *testing.T, dir string, pid int) func() {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if _, err := f.WriteString(fmt.Sprintf("pid %d on %s since 2026-01-01T00:00:00Z\n", pid, host)); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { f.Close() }) }
+	t.Cleanup(release)
+	return release
+}
+
+// A lock whose holder (named in the file) is dead is held for an instant
+// by what it left behind — the child of a fork that has not exec'd yet:
+// LockScheduler waits for it rather than refusing a restart.
+func TestLockWaitsForADeadHolder(t *testing.T) {
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	release := holdLock(t, dir, deadPid(t))
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the orphaned child execs or dies
+		release()
+	}()
+	start := time.Now()
+	unlock, err := d.LockScheduler(context.Background())
+	if err != nil {
+		t.Fatalf("LockScheduler with a dead holder's lock about to be freed: %v", err)
+	}
+	defer unlock()
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Fatalf("LockScheduler took the lock after %v, before it was freed", waited)
+	}
+	if h := LockHolder(dir); !strings.Contains(h, fmt.Sprintf("pid %d ", os.Getpid())) {
+		t.Fatalf("lock file names %q, want this process", h)
+	}
+}
+
+// A dead holder's lock that stays held is refused after the wait, naming
+// the holder; a live holder's at once.
+func TestLockOfHolderThatStaysIsRefused(t *testing.T) {
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	dead := deadPid(t)
+	release := holdLock(t, dir, dead)
+	start := time.Now()
+	_, err := d.LockScheduler(context.Background())
+	var le *model.LockedError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d ", dead)) {
+		t.Fatalf("LockScheduler = %v, want a LockedError naming pid %d", err, dead)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("refused after %v: the dead holder's lock was not waited for", waited)
+	}
+	release()
+	holdLock(t, dir, os.Getpid())
+	start = time.Now()
+	if _, err := d.LockScheduler(context.Background()); !errors.As(err, &le) {
+		t.Fatalf("LockScheduler with a live holder = %v, want LockedError", err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("a live holder's lock was waited for (%v)", waited)
 	}
 }
