@@ -215,6 +215,13 @@ func (d *DB) commit(ws []fileWrite, newDirs []string) ([]error, error) {
 		live = append(live, t)
 	}
 	if len(live) == 0 {
+		// Durability: directories made for the batch survive a crash even
+		// when none of its records could be written.
+		for _, nd := range newDirs {
+			if err := d.ops.syncFile(filepath.Dir(nd)); err != nil {
+				return nil, fmt.Errorf("sync directory %s: %w", filepath.Dir(nd), err)
+			}
+		}
 		return failed, nil
 	}
 	// Durability: the contents of every new file reach the disk before any
