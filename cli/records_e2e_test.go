@@ -240,3 +240,54 @@ func pruneRetryRound(t *testing.T, delay time.Duration) (pruned, reopened int) {
 	}
 	return pruned, reopened
 }
+
+// The tasks directory of a running run removed while `ork run` runs (the
+// repair once recommended for a damaged run, done without stopping the
+// scheduler): other runs still start and end, `ork status RUN` and
+// `ork doctor` say what happened and that the scheduler must be stopped.
+func TestE2ERemovedTasksDirDoesNotStallTheScheduler(t *testing.T) {
+	t.Parallel()
+	dir := newHelloProject(t)
+	gate := filepath.Join(dir, "gate")
+	writeScript(t, dir, "held.sh", "#!/bin/sh\nwhile [ ! -e '"+gate+"' ]; do sleep 0.01; done\n")
+	mustRun(t, dir, "create-workflow", "--name", "held", "--job-name", "held.sh", "--task-count", "2")
+	s := startScheduler(t, dir)
+	s.waitLocked(t)
+	id := runID(t, mustRunOut(t, dir, "trigger", "held"))
+	waitFor(t, 20*time.Second, "both held tasks to run", func() bool {
+		ts := runTasks(t, dir, id)
+		return len(ts) == 2 && ts[0].Status == "running" && ts[1].Status == "running"
+	})
+	if err := os.RemoveAll(filepath.Join(dir, ".ork", "tasks", id)); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, gate, "", 0o644) // the held tasks end; their records cannot be written
+
+	// Everything else goes on: a new run starts, runs and succeeds.
+	stdout, stderr, code := runWithin(t, 30*time.Second, dir, "trigger", "hello", "--wait")
+	if code != 0 {
+		t.Fatalf("ork trigger hello --wait after a removed tasks directory: exit %d\n%s\n%s\nscheduler:\n%s", code, stdout, stderr, s.output())
+	}
+	if !strings.Contains(s.output(), "record left as it is") {
+		t.Errorf("ork run does not report the records it could not write:\n%s", s.output())
+	}
+	if st := runStatus(t, dir, id); st.Status != "running" {
+		t.Errorf("the run whose tasks were removed is %s, want it left running (waiting)", st.Status)
+	}
+	if out := mustRunOut(t, dir, "status", id); !strings.Contains(out, "Waiting:") || !strings.Contains(out, "were removed") {
+		t.Errorf("ork status of the run does not say why it waits:\n%s", out)
+	}
+	stdout, _, code = run(t, dir, "doctor", "--json")
+	var ps []filedb.Problem
+	decodeJSON(t, "doctor --json", stdout, &ps)
+	found := false
+	for _, p := range ps {
+		if strings.HasSuffix(p.Path, filepath.Join("tasks", id)) && strings.Contains(p.What, "removed") && strings.HasPrefix(p.Fix, "stop the scheduler") {
+			found = true
+		}
+	}
+	if code != 1 || !found {
+		t.Errorf("ork doctor (exit %d) does not report the removed tasks directory: %+v", code, ps)
+	}
+	s.stop(t)
+}
