@@ -405,12 +405,23 @@ func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
 	changed := make(map[string]*model.Run, len(us))
 	sizes := make(map[string]int64, len(us))
 	var order []string
+	var perr model.PartialError
+	refused := map[string]bool{}
 	for _, u := range us {
 		r := changed[u.RunID]
 		if r == nil {
+			if refused[u.RunID] {
+				continue
+			}
 			e, _, err := d.entryFor(u.RunID)
 			if err != nil {
-				return err
+				if !recordError(err) {
+					return err
+				}
+				// Removed, or damaged: this run's update fails alone.
+				refused[u.RunID] = true
+				perr.Records = append(perr.Records, &model.RecordError{RunID: u.RunID, Err: err})
+				continue
 			}
 			cp := *e.run
 			r = &cp
@@ -446,7 +457,6 @@ func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
 	if err != nil {
 		return err
 	}
-	var perr model.PartialError
 	for i, id := range order {
 		r := changed[id]
 		e := d.idx.runs[id]
@@ -512,7 +522,7 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 		if e == nil {
 			var err error
 			if e, _, err = d.entryFor(t.RunID); err != nil {
-				if errors.Is(err, model.ErrNotFound) || errors.As(err, new(*model.FileError)) {
+				if recordError(err) {
 					refuse(t, err)
 					continue
 				}
@@ -687,6 +697,7 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 	changed := make(map[string]*work, len(us))
 	var order []string
 	detached := make(map[string]*runEntry)
+	var perr model.PartialError
 	for _, u := range us {
 		w := changed[u.TaskID]
 		if w == nil {
@@ -696,6 +707,10 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 					var err error
 					e, _, err = d.entryFor(u.RunID)
 					if errors.Is(err, model.ErrNotFound) {
+						continue
+					} else if recordError(err) {
+						// The run's file is damaged: its task fails alone.
+						perr.Records = append(perr.Records, &model.RecordError{RunID: u.RunID, TaskID: u.TaskID, Err: err})
 						continue
 					} else if err != nil {
 						return nil, err
@@ -728,7 +743,6 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 		return nil, err
 	}
 	out := make([]*model.Task, 0, len(order))
-	var perr model.PartialError
 	for i, id := range order {
 		w := changed[id]
 		if failed != nil && failed[i] != nil {
@@ -749,6 +763,13 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 		return out, &perr
 	}
 	return out, nil
+}
+
+// recordError reports whether err is the failure of one record's file —
+// removed, or damaged — rather than of the disk.
+func recordError(err error) bool {
+	var fe *model.FileError
+	return errors.Is(err, model.ErrNotFound) || errors.As(err, &fe)
 }
 
 // gone reports whether a record's write failed because the record, or its

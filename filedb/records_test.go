@@ -438,3 +438,41 @@ func TestLockOfHolderThatStaysIsRefused(t *testing.T) {
 		t.Errorf("a live holder's lock was waited for (%v)", waited)
 	}
 }
+
+// A run whose record was removed or damaged by hand fails alone in a batch
+// of run updates, and an update of one of its tasks fails alone too.
+func TestUpdatesOfARemovedOrDamagedRunFailAlone(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTest(t, initDir(t))
+	gone, _ := startedRun(t, d, "gone", 1)
+	damaged, dts := finishedRun(t, d)
+	ok, _ := startedRun(t, d, "ok", 1)
+	if err := os.Remove(d.runPath(gone.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.runPath(damaged.ID), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := d.UpdateRuns(ctx, []model.RunUpdate{
+		{RunID: gone.ID, Status: model.RunSuccess},
+		{RunID: ok.ID, Status: model.RunSuccess},
+	})
+	var pe *model.PartialError
+	if !errors.As(err, &pe) || len(pe.Records) != 1 || pe.Records[0].RunID != gone.ID {
+		t.Fatalf("UpdateRuns with a removed run = %v; want it alone refused", err)
+	}
+	if got, err := d.GetRun(ctx, ok.ID); err != nil || got.Status != model.RunSuccess {
+		t.Fatalf("the other run = %+v, %v; want success", got, err)
+	}
+	if _, err := os.Stat(d.runPath(gone.ID)); !os.IsNotExist(err) {
+		t.Fatalf("the removed run file was written again: %v", err)
+	}
+	// A late update of a task of the finished run whose file is damaged.
+	_, err = d.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: dts[0].ID, RunID: damaged.ID, Attempt: 1, Status: model.TaskSuccess}})
+	if !errors.As(err, &pe) || len(pe.Records) != 1 {
+		t.Fatalf("UpdateTasks of a task whose run file is damaged = %v; want it alone refused", err)
+	}
+	if got := string(mustRead(t, d.runPath(damaged.ID))); got != "{" {
+		t.Fatalf("the damaged run file was written over: %q", got)
+	}
+}
