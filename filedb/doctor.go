@@ -97,10 +97,11 @@ func Doctor(dir string) ([]Problem, error) {
 				_, err = model.DecodeTask(p, data)
 			}
 			if err != nil {
-				what := err.Error()
-				if r := runs[parts[1]]; r != nil && !r.Status.Terminal() {
-					what += fmt.Sprintf("; run %s cannot end until this file is repaired or removed: the scheduler leaves it alone and never runs its task", r.ID)
+				if r := runs[parts[1]]; r != nil && r.Status.Terminal() {
+					add("damaged", p, err.Error(), "fix the file by hand, or delete it (its run has ended)")
+					return nil
 				}
+				what := err.Error() + fmt.Sprintf("; run %s cannot end until this file is repaired or removed: the scheduler leaves it alone and never runs its task", parts[1])
 				add("damaged", p, what, stopFirst("fix the file by hand, or delete it: a deleted task of an unfinished run is created again as pending when the scheduler starts, and runs"))
 			}
 		}
