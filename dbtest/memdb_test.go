@@ -1,6 +1,7 @@
 package dbtest_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -34,6 +35,7 @@ type memDB struct {
 	runs      map[string]*model.Run
 	tasks     map[string]*model.Task
 	cancels   map[string]bool
+	schedules map[string]model.ScheduleState // memdb_schedule_test.go
 }
 
 func newMemDB() *memDB {
@@ -42,6 +44,7 @@ func newMemDB() *memDB {
 		runs:      make(map[string]*model.Run),
 		tasks:     make(map[string]*model.Task),
 		cancels:   make(map[string]bool),
+		schedules: make(map[string]model.ScheduleState),
 	}
 }
 
@@ -52,7 +55,9 @@ func clone[T any](v *T) *T {
 		panic(err)
 	}
 	var c T
-	if err := json.Unmarshal(b, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // numbers keep their digits, as the contract says
+	if err := dec.Decode(&c); err != nil {
 		panic(err)
 	}
 	return &c

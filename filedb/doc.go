@@ -8,7 +8,9 @@
 //	  runs/<run_id>.json             one record per run
 //	  tasks/<run_id>/<name>.<i>.json one record per task, grouped by run
 //	  logs/<run_id>/...              task output, written by the executor
+//	  schedules/<name>.json          how far a schedule has got; <name>.paused while paused (schedule.go)
 //	  scheduler.lock                 flock'ed by the one running scheduler
+//	  runs.lock                      flock'ed by a retry or a prune of finished runs
 //	  .spare/                        spare inodes reused by later writes (not records)
 //
 // # Writes
@@ -59,7 +61,7 @@
 // # Retry and prune
 //
 // ReopenRun and Prune change finished runs, which have no other writer.
-// They take an flock on runs/ and read the run again under it, so they
+// They take an flock on runs.lock and read the run again under it, so they
 // exclude each other across processes.
 //
 // # Durability tests

@@ -71,7 +71,7 @@ func Doctor(dir string) ([]Problem, error) {
 		case parts[0] == WorkflowsDir && len(parts) == 2:
 			data, err := os.ReadFile(p)
 			if err == nil {
-				_, err = model.DecodeWorkflow(p, data)
+				_, err = model.DecodeWorkflowFile(p, data)
 			}
 			if err != nil {
 				add("damaged", p, err.Error(), "fix the file by hand (`ork validate "+p+"` checks it), or delete it")
@@ -90,6 +90,10 @@ func Doctor(dir string) ([]Problem, error) {
 			if !live && !r.Status.Terminal() {
 				add("unfinished", p, fmt.Sprintf("run %s of %s is %s and no scheduler is running", r.ID, r.WorkflowName, r.Status),
 					"start `ork run`: it resumes the run (tasks left running are retried)")
+			}
+		case parts[0] == SchedulesDir && len(parts) == 2:
+			if err := checkScheduleFile(p); err != nil {
+				add("damaged", p, err.Error(), "fix the file by hand, or delete it: the schedule then starts afresh at its next tick (schedule.go)")
 			}
 		case parts[0] == TasksDir && len(parts) == 3:
 			data, err := os.ReadFile(p)

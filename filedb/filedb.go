@@ -68,6 +68,8 @@ type DB struct {
 
 	reportMu sync.Mutex
 	reported map[string]time.Time // damaged file -> mtime when reported
+
+	schedMu sync.Mutex // serialises this process's schedule state writes (schedule.go)
 }
 
 var _ model.Database = (*DB)(nil)
@@ -236,7 +238,7 @@ func (d *DB) readWorkflow(path string) (*model.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return model.DecodeWorkflow(path, data)
+	return model.DecodeWorkflowFile(path, data)
 }
 
 // GetWorkflow reads workflows/<name>.json.
@@ -250,9 +252,6 @@ func (d *DB) GetWorkflow(ctx context.Context, name string) (*model.Workflow, err
 	}
 	if err != nil {
 		return nil, err
-	}
-	if w.Name != name {
-		return nil, &model.FileError{Path: d.workflowPath(name), Err: fmt.Errorf("file is named %q but its name field says %q", name, w.Name)}
 	}
 	return w, nil
 }

@@ -23,21 +23,25 @@ type testHooks struct {
 	lockWait       func() // lockFinished found the lock held
 }
 
+// RunsLockFile is locked by `ork retry` and `ork prune` while they change
+// finished runs (see lockFinished). It holds nothing.
+const RunsLockFile = "runs.lock"
+
 // lockFinished takes the lock under which finished runs are changed —
 // reopened by `ork retry`, deleted by `ork prune` — so that two of these,
-// in any processes, never act on the same run at once: an flock(2) on the
-// runs/ directory, which the kernel releases if the holder dies. It waits
-// for the lock until ctx is done. The scheduler never takes it: it writes
+// in any processes, never act on the same run at once: an flock(2) on
+// runs.lock, which the kernel releases if the holder dies. It waits for
+// the lock until ctx is done. The scheduler never takes it: it writes
 // unfinished runs only, and these operations change finished runs only,
 // each re-checking the status under the lock.
 func (d *DB) lockFinished(ctx context.Context) (func(), error) {
-	f, err := os.Open(filepath.Join(d.root, RunsDir))
+	f, err := os.OpenFile(filepath.Join(d.root, RunsLockFile), os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	waited := false
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := lockExclusive(f)
 		if err == nil {
 			break
 		}
@@ -57,7 +61,7 @@ func (d *DB) lockFinished(ctx context.Context) (func(), error) {
 		}
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		unlockFile(f)
 		f.Close()
 	}, nil
 }
@@ -135,7 +139,7 @@ func (d *DB) ReopenRun(ctx context.Context, runID string, reset, remove []string
 		}
 		ws = append(ws, fileWrite{path: d.taskPath(t), data: data, replace: true, size: sizes[id], check: checkTask})
 	}
-	if err := d.commitAll(ws); err != nil {
+	if err := d.commitAll(ws, nil); err != nil {
 		return fmt.Errorf("retry run %s: %w", runID, err)
 	}
 	r.Status, r.Error, r.StartedAt, r.FinishedAt, r.TaskCounts = model.RunPending, "", nil, nil, nil
@@ -144,7 +148,7 @@ func (d *DB) ReopenRun(ctx context.Context, runID string, reset, remove []string
 		return err
 	}
 	// Last: see above.
-	if err := d.commitAll([]fileWrite{{path: d.runPath(runID), data: data, replace: true, size: runSize, check: checkRun}}); err != nil {
+	if err := d.commitAll([]fileWrite{{path: d.runPath(runID), data: data, replace: true, size: runSize, check: checkRun}}, nil); err != nil {
 		return fmt.Errorf("retry run %s: %w", runID, err)
 	}
 	if d.idx != nil {
@@ -156,8 +160,8 @@ func (d *DB) ReopenRun(ctx context.Context, runID string, reset, remove []string
 
 // commitAll is commit for callers that need every record written: a
 // record that fails alone is an error too.
-func (d *DB) commitAll(ws []fileWrite) error {
-	failed, err := d.commit(ws, nil)
+func (d *DB) commitAll(ws []fileWrite, newDirs []string) error {
+	failed, err := d.commit(ws, newDirs)
 	if err != nil {
 		return err
 	}

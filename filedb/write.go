@@ -306,14 +306,13 @@ func (d *DB) writeSpare(data []byte) (string, error) {
 		p := d.spare[n-1]
 		d.spare = d.spare[:n-1]
 		d.spareMu.Unlock()
+		if linkCount(p) != 1 {
+			os.Remove(p)
+			continue
+		}
 		f, err := os.OpenFile(p, os.O_WRONLY, 0)
 		if err != nil {
 			return "", err
-		}
-		if nlink(f) != 1 {
-			f.Close()
-			os.Remove(p)
-			continue
 		}
 		_, err = f.WriteAt(data, 0)
 		if err == nil {
@@ -328,18 +327,6 @@ func (d *DB) writeSpare(data []byte) (string, error) {
 		}
 		return p, nil
 	}
-}
-
-// nlink returns the number of hard links of an open file, or 0.
-func nlink(f *os.File) uint64 {
-	st, err := f.Stat()
-	if err != nil {
-		return 0
-	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		return uint64(sys.Nlink)
-	}
-	return 0
 }
 
 // recycle keeps replaced versions for writeSpare, up to maxSpare.
@@ -450,16 +437,4 @@ func (d *DB) createExclusive(path string, data []byte) error {
 	}
 	// Durability: the new name survives a crash.
 	return d.ops.syncFile(dir)
-}
-
-// linkCount returns the number of hard links of a regular file, or 0.
-func linkCount(p string) uint64 {
-	st, err := os.Lstat(p)
-	if err != nil || !st.Mode().IsRegular() {
-		return 0
-	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		return uint64(sys.Nlink)
-	}
-	return 0
 }

@@ -68,6 +68,11 @@ func (w *Workflow) Validate() error {
 	if w.MaxActiveRuns < 0 {
 		errs = append(errs, fmt.Errorf("max_active_runs %d is negative", w.MaxActiveRuns))
 	}
+	if w.Schedule != nil {
+		if err := w.Schedule.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if w.Tasks != nil {
 		if err := ValidateName(w.Name); err != nil {
 			errs = append(errs, err)

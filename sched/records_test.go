@@ -108,7 +108,7 @@ func TestDamagedTaskIsNeverExecuted(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := filepath.Join(e.dir, "tasks", r.ID, "side.sh.0.json")
-	data := mustReadFile(t, p)
+	data := readBytes(t, p)
 	damaged := data[:len(data)/2] // cut short, as by a crash of the disk
 	if err := os.WriteFile(p, damaged, 0o644); err != nil {
 		t.Fatal(err)
@@ -126,10 +126,10 @@ func TestDamagedTaskIsNeverExecuted(t *testing.T) {
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		if got := string(mustReadFile(t, side)); got != "1\n" {
+		if got := string(readBytes(t, side)); got != "1\n" {
 			t.Fatalf("after scheduler start %d the scripts ran for tasks %q, want only task 1 once", start, got)
 		}
-		if got := mustReadFile(t, p); string(got) != string(damaged) {
+		if got := readBytes(t, p); string(got) != string(damaged) {
 			t.Fatalf("the damaged task file was written over: %q", got)
 		}
 		if got, err := db.GetRun(ctx, r.ID); err != nil || got.Status != model.RunRunning {
@@ -165,4 +165,13 @@ func TestEmptiedRunFileIsNeverWrittenOver(t *testing.T) {
 	if err != nil || len(damaged) != 1 || !strings.Contains(damaged[0].Error(), r.ID) {
 		t.Fatalf("ListRunsDamaged = %v, %v; want the emptied run", damaged, err)
 	}
+}
+
+func readBytes(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -20,6 +20,10 @@
 //     database (model.Notifier: another process triggered a run), or the
 //     poll interval.
 //
+// Beside the loop, a goroutine fires the workflows' schedules: it creates
+// the run of each tick, exactly once, and the loop starts it like any
+// other (schedule.go).
+//
 // A write that fails (a full disk) loses nothing: the updates stay queued
 // in memory and are written when the disk accepts them again.
 //
@@ -66,12 +70,18 @@ type Scheduler struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // run id -> closed when the run ends
 	running bool
+
+	cfgErr error // from Config.Validate: Run returns it
 }
 
 // New returns a scheduler over db that runs tasks with the executors of mgr.
+// A Config that does not validate (see Config.Validate) makes Run return
+// the validation error at once.
 func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
+	cfgErr := cfg.Validate()
 	cfg = cfg.WithDefaults()
 	return &Scheduler{
+		cfgErr:   cfgErr,
 		db:       db,
 		mgr:      mgr,
 		cfg:      cfg,
@@ -91,6 +101,9 @@ func (s *Scheduler) Config() Config { return s.cfg }
 // and puts it back in the queue, and returns nil. It returns an error at
 // once if another scheduler holds the database (a *model.LockedError).
 func (s *Scheduler) Run(ctx context.Context) error {
+	if s.cfgErr != nil {
+		return s.cfgErr
+	}
 	s.mu.Lock()
 	if s.running {
 		s.mu.Unlock()
@@ -127,6 +140,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.launch.stopped()
 		}
 	}()
+	// Workflows' schedules fire in a goroutine of their own (schedule.go).
+	var ticks *schedules
+	if !s.cfg.NoSchedules {
+		ticks = newSchedules(s.db, s.cfg.Clock, s.log)
+	}
+	defer ticks.start(ctx)()
 	var changes <-chan struct{}
 	if n, ok := s.db.(model.Notifier); ok {
 		changes = n.Changes()
@@ -199,6 +218,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.add(u)
 		case <-changes:
 			lookCancels = true
+			ticks.poke() // a workflow may have been edited
 		case <-timer.C:
 			lookCancels = true
 		case <-grace:
