@@ -110,7 +110,8 @@ func checkDurableOrder(t *testing.T, what string, ops []op, wantDirs ...string) 
 // Every durable write path syncs the data before it makes it visible, and
 // the directory after: the commit of a batch (one file, many files, many
 // directories, a new directory), the exclusive creates (workflow, run,
-// cancel request), the reopen of a run, a prune, a removal, Init.
+// cancel request), the reopen of a run, a prune, a removal, the state of a
+// schedule, Init.
 func TestEveryWriteIsSyncedInOrder(t *testing.T) {
 	ctx := context.Background()
 	rec := &opRecorder{}
@@ -193,6 +194,11 @@ func TestEveryWriteIsSyncedInOrder(t *testing.T) {
 	if !(lastRename < runsSynced && runsSynced < tasksSynced) {
 		t.Errorf("Prune: want renames, then runs/ synced, then deletions synced; calls: %v", ops)
 	}
+	step("AdvanceSchedule (makes the schedules directory)", func() error {
+		return d.AdvanceSchedule(ctx, "hello", time.Now(), "@every 1h")
+	}, root)
+	step("SetPaused", func() error { return d.SetPaused(ctx, "hello", true) })
+	step("SetPaused (unpause: a removal)", func() error { return d.SetPaused(ctx, "hello", false) }, d.scheduleDir())
 	step("DeleteWorkflow", func() error { return d.DeleteWorkflow(ctx, "hello") }, filepath.Join(root, WorkflowsDir))
 	if records < 12 {
 		t.Fatalf("only %d records were checked", records)
