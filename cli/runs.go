@@ -281,9 +281,14 @@ func cmdStatus(c *cli.Context) error {
 		if r.Error != "" {
 			fmt.Fprintf(w, "Error:     %s\n", r.Error)
 		}
+		if !r.Status.Terminal() {
+			for _, why := range waitsFor(c, db, r) {
+				fmt.Fprintf(w, "Waiting:   %s\n", why)
+			}
+		}
 		return nil
 	}
-	runs, err := db.ListRuns(c.Context, model.RunFilter{WorkflowName: c.String("workflow"), Limit: c.Int("limit")})
+	runs, damaged, err := db.ListRunsDamaged(c.Context, model.RunFilter{WorkflowName: c.String("workflow"), Limit: c.Int("limit")})
 	if err != nil {
 		return err
 	}
@@ -294,6 +299,12 @@ func cmdStatus(c *cli.Context) error {
 			return fmt.Errorf("no such workflow %q (`ork list-workflows` shows the workflows)", name)
 		}
 	}
+	// A run file that does not parse is listed as damaged, not left out
+	// (unless the listing is of one workflow's runs: its workflow is not
+	// known).
+	if c.String("workflow") == "" {
+		runs = append(damagedRuns(damaged), runs...)
+	}
 	if c.Bool("json") {
 		if runs == nil {
 			runs = []*model.Run{}
@@ -303,6 +314,10 @@ func cmdStatus(c *cli.Context) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
 	for _, r := range runs {
+		if r.Status == RunDamaged {
+			fmt.Fprintf(tw, "%s\t?\t%s\t-\t-\t%s\n", r.ID, r.Status, r.Error)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.WorkflowName, r.Status, fmtTime(&r.CreatedAt), fmtDur(r.StartedAt, r.FinishedAt), truncate(r.Error, 60))
 	}
 	return tw.Flush()

@@ -99,7 +99,7 @@ func (d *DB) writeSchedule(name string, sf scheduleFile) error {
 	}
 	// Durability: commit writes a temporary file, syncs it, renames it over
 	// the state file and syncs the directory.
-	return d.commit([]fileWrite{{path: d.schedulePath(name), data: data}}, newDirs)
+	return d.commitAll([]fileWrite{{path: d.schedulePath(name), data: data}}, newDirs)
 }
 
 // ClaimTick stores r, the run of a schedule's tick, unless the tick is
@@ -212,7 +212,7 @@ func (d *DB) SetPaused(ctx context.Context, workflow string, paused bool) error 
 			return err
 		}
 		// Durability: the removal survives a crash.
-		return fsyncPath(d.scheduleDir())
+		return d.ops.syncFile(d.scheduleDir())
 	}
 	if _, err := os.Stat(p); err == nil {
 		return nil // paused already: keep the time of the first pause
@@ -226,7 +226,7 @@ func (d *DB) SetPaused(ctx context.Context, workflow string, paused bool) error 
 		return err
 	}
 	// Durability: temporary file, sync, rename, directory sync (commit).
-	return d.commit([]fileWrite{{path: p, data: data}}, newDirs)
+	return d.commitAll([]fileWrite{{path: p, data: data}}, newDirs)
 }
 
 // checkScheduleFile reports whether the state file at p loads (for Doctor).

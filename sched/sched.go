@@ -299,6 +299,7 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			ups = append(ups, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1, Status: model.TaskDispatched, At: now})
 		}
 		changed, err := s.db.UpdateTasks(ctx, ups)
+		_, err = s.written("record task status", err)
 		if err != nil {
 			s.buf = ups[:nbuf]
 			s.writeFailed("record task status", err)
@@ -430,7 +431,7 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.TaskCount())
 	}
 	if len(bad) > 0 {
-		if err := s.db.UpdateRuns(ctx, bad); err != nil {
+		if _, err := s.written("fail runs without a workflow", s.db.UpdateRuns(ctx, bad)); err != nil {
 			s.log.Error("fail runs without a workflow", "err", err)
 		}
 		for _, u := range bad {
@@ -454,7 +455,7 @@ func (s *Scheduler) markRunning(ctx context.Context, ids []string, at time.Time)
 		us[i] = model.RunUpdate{RunID: id, Status: model.RunRunning, At: now}
 		s.touched[id] = true
 	}
-	if err := s.db.UpdateRuns(ctx, us); err != nil {
+	if _, err := s.written("mark runs running", s.db.UpdateRuns(ctx, us)); err != nil {
 		s.log.Error("mark runs running", "err", err)
 	}
 }
@@ -511,11 +512,15 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 		us = append(us, u)
 	}
 	if len(us) > 0 {
-		if err := s.db.UpdateRuns(ctx, us); err != nil {
+		failed, err := s.written("finish runs", s.db.UpdateRuns(ctx, us))
+		if err != nil {
 			s.log.Error("finish runs; will retry", "err", err)
 			return
 		}
 		for _, u := range us {
+			if failed[u.RunID] {
+				continue
+			}
 			lvl := slog.LevelInfo
 			if u.Status != model.RunSuccess {
 				lvl = slog.LevelWarn
@@ -664,7 +669,9 @@ func (s *Scheduler) recover(ctx context.Context) error {
 	}
 	if len(us) > 0 {
 		if _, err := s.db.UpdateTasks(ctx, us); err != nil {
-			return err
+			if _, err := s.written("recover tasks", err); err != nil {
+				return err
+			}
 		}
 	}
 	running, err := s.db.ListRuns(ctx, model.RunFilter{Status: model.RunRunning})
