@@ -8,6 +8,7 @@
 //	runs.go       trigger, status, tasks (and --wait)
 //	scheduler.go  run, doctor
 //	lifecycle.go  cancel, retry, logs, prune
+//	schedules.go  schedules, pause, unpause
 //	args.go       flags after arguments
 //	project.go    finding the project's .ork upward, as git finds .git
 //	runid.go      run ids given by a unique prefix
@@ -100,7 +101,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Value: ".ork", EnvVars: []string{"ORK_DIR"}, Usage: "the ork `DIRECTORY` (made by `ork init`; default: the nearest .ork here or above)"},
 		},
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			{
 				Name:   "init",
 				Usage:  "create the ork directory (.ork) here",
@@ -222,7 +223,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				ArgsUsage: "FILE...",
 				Action:    cmdValidate,
 			},
-		},
+		}, scheduleCommands()...), // schedules.go
 	}
 	app.Commands = append(app.Commands, versionCommand(), completionCommand())
 	// A bad flag is one line, not the whole help.

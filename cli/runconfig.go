@@ -72,7 +72,7 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "poll-interval", Value: d.PollInterval, EnvVars: []string{"ORK_POLL_INTERVAL"}, Usage: "safety-net poll interval (events wake the scheduler at once)"},
 		&cli.IntFlag{Name: "max-tasks-per-batch", Value: d.MaxTasksPerBatch, EnvVars: []string{"ORK_MAX_TASKS_PER_BATCH"}, Usage: "pending tasks taken per loop"},
 		&cli.IntFlag{Name: "max-concurrent-dispatches", Value: d.MaxConcurrentDispatches, EnvVars: []string{"ORK_MAX_CONCURRENT_DISPATCHES"}, Usage: "executor calls in flight while dispatching"},
-		&cli.IntFlag{Name: "max-concurrent-status-checks", Value: d.MaxConcurrentStatusChecks, EnvVars: []string{"ORK_MAX_CONCURRENT_STATUS_CHECKS"}, Usage: "executor status checks in flight (at start-up recovery)"},
+		&cli.IntFlag{Name: "max-concurrent-status-checks", Value: d.MaxConcurrentStatusChecks, EnvVars: []string{"ORK_MAX_CONCURRENT_STATUS_CHECKS"}, Usage: "executor status checks in flight (at start-up recovery; Cloud Run polling)"},
 		&cli.IntFlag{Name: "max-running-tasks", Value: d.MaxRunningTasks, EnvVars: []string{"ORK_MAX_RUNNING_TASKS"}, Usage: "tasks running at once (as many more may wait dispatched)"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: d.ShutdownGrace, EnvVars: []string{"ORK_SHUTDOWN_GRACE"}, Usage: "on SIGINT/SIGTERM, how long to wait for running tasks before stopping them (0: do not wait)"},
 		&cli.IntFlag{Name: "max-interruptions", Value: d.MaxInterruptions, EnvVars: []string{"ORK_MAX_INTERRUPTIONS"}, Usage: "times a task's attempts may be cut short by a dying scheduler and run again; one more fails it (0: the first fails it)"},
