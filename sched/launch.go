@@ -113,11 +113,20 @@ func (l *launcher) work(ctx context.Context) {
 			continue
 		}
 		l.holding[k] = true
-		if limit := p.Node().Timeout; limit > 0 {
-			l.deadlines[k] = deadline{p: p, at: time.Now().Add(limit)}
-		}
 		l.mu.Unlock()
-		if err := l.s.execute(ctx, p); err != nil {
+		err := l.s.execute(ctx, p)
+		if limit := p.Node().Timeout; limit > 0 && err == nil {
+			// The timeout counts from the start, once Execute has
+			// returned: a slow fork on a loaded host does not eat into
+			// the task's time. A task that already ended (released) has
+			// no deadline to keep.
+			l.mu.Lock()
+			if l.holding[k] {
+				l.deadlines[k] = deadline{p: p, at: time.Now().Add(limit)}
+			}
+			l.mu.Unlock()
+		}
+		if err != nil {
 			l.release(k)
 			t := p.Task
 			if diskTrouble(err) {
