@@ -1,0 +1,36 @@
+//go:build postgres
+
+package pgdb_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+
+	"github.com/ork-run/ork/dbtest"
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/pgdb"
+	"github.com/ork-run/ork/pgdb/pgdbtest"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// open opens the database at url, migrating it, and closes it when the
+// test ends.
+func open(t testing.TB, url string) *pgdb.DB {
+	t.Helper()
+	d, err := pgdb.Open(context.Background(), url, pgdb.Options{Migrate: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// The postgres backend passes the conformance suite every backend passes,
+// each test on a schema of its own.
+func TestConformance(t *testing.T) {
+	dbtest.Run(t, func(t *testing.T) model.Database {
+		return open(t, pgdbtest.URL(t))
+	})
+}
