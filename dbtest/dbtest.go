@@ -44,13 +44,14 @@
 // TaskCounts of a run that does not exist, a limit of zero, whether the
 // tasks of a run that is still pending or already finished are pending
 // tasks (the suite marks a run running once its tasks exist, as the
-// scheduler does), and whether CreateWorkflow validates. Reopening a
-// database after Close and reading files damaged by hand are
-// backend-specific and belong in the backend's own tests.
+// scheduler does), and whether CreateWorkflow validates. Reading files
+// damaged by hand is backend-specific and belongs in the backend's own
+// tests. Reopening after Close is tested by RunStores, for backends that
+// can open a second handle on one store.
 //
 // The tests live by concern: workflows.go, runs.go, tasks.go, lifecycle.go
 // (cancel requests, reopening), concurrency.go (parallel callers, large
-// batches); helpers.go builds records and keeps the suite's own copy of
+// batches), stores.go (several handles on one store: RunStores); helpers.go builds records and keeps the suite's own copy of
 // them, compare.go compares records as JSON.
 //
 // dbtest must never import a backend.

@@ -28,9 +28,11 @@ func open(t testing.TB, url string) *pgdb.DB {
 }
 
 // The postgres backend passes the conformance suite every backend passes,
-// each test on a schema of its own.
+// each test on a schema of its own, with several handles (as several
+// processes) on one schema.
 func TestConformance(t *testing.T) {
-	dbtest.Run(t, func(t *testing.T) model.Database {
-		return open(t, pgdbtest.URL(t))
+	dbtest.RunStores(t, func(t *testing.T) dbtest.Store {
+		url := pgdbtest.URL(t)
+		return func(t *testing.T) model.Database { return open(t, url) }
 	})
 }

@@ -181,9 +181,9 @@ func (d *DB) connError(err error) error {
 // Changes returns a channel that receives when another process (or this
 // one) creates a run, requests a cancel, reopens a run or changes a
 // workflow: the triggers of the schema notify its channel, and a listener
-// connection turns each notification into a receive. After the listener
-// lost its connection and got it back it signals once, since changes may
-// have been missed meanwhile.
+// connection turns each notification into a receive. Each time the
+// listener (re)connects it signals once, since changes made before its
+// LISTEN took effect were not notified to it.
 func (d *DB) Changes() <-chan struct{} {
 	d.listenOnce.Do(func() {
 		d.wg.Add(1)
@@ -217,8 +217,10 @@ func (d *DB) listen() {
 			if lost {
 				d.log.Info("listening for changes again", "db", d.where)
 				lost = false
-				d.signal()
 			}
+			// Changes made before LISTEN took effect were not notified:
+			// look again.
+			d.signal()
 			backoff = 100 * time.Millisecond
 		})
 		if ctx.Err() != nil {
