@@ -11,6 +11,7 @@ import (
 	"github.com/ork-run/ork/model"
 	"github.com/ork-run/ork/pgdb"
 	"github.com/ork-run/ork/pgdb/pgdbtest"
+	"github.com/ork-run/ork/schedtest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -32,6 +33,15 @@ func open(t testing.TB, url string) *pgdb.DB {
 // processes) on one schema.
 func TestConformance(t *testing.T) {
 	dbtest.RunStores(t, func(t *testing.T) dbtest.Store {
+		url := pgdbtest.URL(t)
+		return func(t *testing.T) model.Database { return open(t, url) }
+	})
+}
+
+// The real scheduler on PostgreSQL passes the scheduler suite every backend
+// passes.
+func TestSchedulerConformance(t *testing.T) {
+	schedtest.Run(t, func(t *testing.T) dbtest.Store {
 		url := pgdbtest.URL(t)
 		return func(t *testing.T) model.Database { return open(t, url) }
 	})
