@@ -3,7 +3,7 @@
 // End-to-end tests of the ork CLI: the real binary, built once, spawned in
 // a fresh project directory per test, the way a person uses it.
 
-package main
+package cli
 
 import (
 	"bytes"
@@ -41,7 +41,7 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	orkBin = filepath.Join(dir, "ork")
-	build := osexec.Command("go", "build", "-o", orkBin, ".")
+	build := osexec.Command("go", "build", "-o", orkBin, "..")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: go build:", err)

@@ -7,7 +7,7 @@
 // Scripts run in the script directory (scripts/ of the project), so they
 // reach files of the project, such as pid files and spies, as ../NAME.
 
-package main
+package cli
 
 import (
 	"encoding/json"

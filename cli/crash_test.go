@@ -6,7 +6,7 @@
 // editing the same file. They use the real binary built by TestMain (see
 // e2e_test.go) and Linux's /proc.
 
-package main
+package cli
 
 import (
 	"bufio"

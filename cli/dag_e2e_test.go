@@ -4,7 +4,7 @@
 // testdata/dag, the order and failure rules of the scheduler, parameters,
 // outputs, conditions and validation, through the real binary.
 
-package main
+package cli
 
 import (
 	"bytes"
@@ -118,13 +118,13 @@ func newDAGProject(t *testing.T, workflows, scripts map[string]string) string {
 // the project, and every script of testdata/dag/scripts.
 func copyReference(t *testing.T, dir, name string) {
 	t.Helper()
-	writeFile(t, filepath.Join(dir, ".ork", "workflows", name+".json"), string(readFile(t, filepath.Join("testdata", "dag", name+".json"))), 0o644)
-	ents, err := os.ReadDir(filepath.Join("testdata", "dag", "scripts"))
+	writeFile(t, filepath.Join(dir, ".ork", "workflows", name+".json"), string(readFile(t, filepath.Join("..", "testdata", "dag", name+".json"))), 0o644)
+	ents, err := os.ReadDir(filepath.Join("..", "testdata", "dag", "scripts"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range ents {
-		writeScript(t, dir, e.Name(), string(readFile(t, filepath.Join("testdata", "dag", "scripts", e.Name()))))
+		writeScript(t, dir, e.Name(), string(readFile(t, filepath.Join("..", "testdata", "dag", "scripts", e.Name()))))
 	}
 }
 
@@ -155,9 +155,9 @@ func TestDAGReferenceWorkloads(t *testing.T) {
 	t.Run("validate", func(t *testing.T) {
 		t.Parallel()
 		files := []string{
-			filepath.Join("testdata", "dag", "parallel_tasks.json"),
-			filepath.Join("testdata", "dag", "data_pipeline.json"),
-			filepath.Join("testdata", "dag", "conditional_branching.json"),
+			filepath.Join("..", "testdata", "dag", "parallel_tasks.json"),
+			filepath.Join("..", "testdata", "dag", "data_pipeline.json"),
+			filepath.Join("..", "testdata", "dag", "conditional_branching.json"),
 		}
 		out, _ := mustRun(t, ".", append([]string{"validate"}, files...)...)
 		for _, f := range files {

@@ -1,0 +1,334 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ork-run/ork/exec"
+	"github.com/ork-run/ork/filedb"
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/sched"
+)
+
+func cmdTrigger(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErr(c, "give the name of the workflow to trigger")
+	}
+	params, err := parseParams(c.StringSlice("param"))
+	if err != nil {
+		return err
+	}
+	if f := c.String("params-file"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("--params-file: %w", err)
+		}
+		var fromFile map[string]any
+		if err := model.DecodeJSON(f, data, &fromFile, false); err != nil {
+			return fmt.Errorf("--params-file must hold a JSON object: %w", err)
+		}
+		params = model.MergeParams(fromFile, params)
+	}
+	db, err := openDB(c, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	name := c.Args().First()
+	w, err := db.GetWorkflow(c.Context, name)
+	if err != nil {
+		return notFoundHint(err, "`ork list-workflows` shows the workflows, `ork create-workflow` makes one")
+	}
+	who := "cli"
+	if u := os.Getenv("USER"); u != "" {
+		who = "cli:" + u
+	}
+	r := model.NewRun(w, params, who, time.Now())
+	if !c.Bool("wait") {
+		if err := db.CreateRun(c.Context, r); err != nil {
+			return err
+		}
+		if filedb.LockHolder(orkDir(c)) == "" {
+			fmt.Fprintln(c.App.ErrWriter, "note: no scheduler is running on "+orkDir(c)+"; start one with `ork run`, or use --wait")
+		}
+		fmt.Fprintln(c.App.Writer, r.ID)
+		return nil
+	}
+	return triggerWait(c, db, r)
+}
+
+// triggerWait creates the run and waits for it: on the running scheduler
+// if there is one, else on a scheduler started in this process — also when
+// the scheduler it was waiting on goes away.
+func triggerWait(c *cli.Context, db *filedb.DB, r *model.Run) error {
+	return waitRun(c, db, r, func(ctx context.Context) error { return db.CreateRun(ctx, r) })
+}
+
+// waitRun makes the run to wait for with start (create it, or reopen it),
+// then waits for it as triggerWait says.
+func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Context) error) error {
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errw := c.App.ErrWriter
+
+	// local is the in-process scheduler, when this process runs one.
+	var local *sched.Scheduler
+	var localErr chan error
+	var stopLocal context.CancelFunc
+	startLocal := func() {
+		if filedb.LockHolder(orkDir(c)) != "" {
+			return
+		}
+		updates := make(chan exec.StatusUpdate, 4096)
+		mgr := exec.NewManager(updates)
+		mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
+			ScriptDir: scriptDir(c), LogDir: db.LogDir(), Updates: updates,
+		}))
+		log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelError}))
+		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1})
+		localErr = make(chan error, 1)
+		var sctx context.Context
+		sctx, stopLocal = context.WithCancel(context.WithoutCancel(ctx))
+		go func(s *sched.Scheduler, done chan error) { done <- s.Run(sctx) }(local, localErr)
+	}
+	endLocal := func() {
+		if local != nil {
+			stopLocal()
+			<-localErr
+			local = nil
+		}
+	}
+	defer endLocal()
+	startLocal()
+	if err := start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, r.ID)
+
+	tty := isTerminal(errw)
+	total := 0
+	if r.Workflow != nil {
+		total = r.TaskCount()
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	lastShown := ""
+	var final *model.Run
+	for final == nil {
+		select {
+		case <-ctx.Done():
+			if tty && lastShown != "" {
+				fmt.Fprint(errw, "\r\033[K")
+			}
+			if local != nil {
+				endLocal() // stops the tasks and puts them back in the queue
+				return &exitError{code: 130, msg: "interrupted: run " + r.ID + " is stopped, its unfinished tasks back in the queue; `ork run` resumes it"}
+			}
+			return &exitError{code: 130, msg: "interrupted; run " + r.ID + " goes on under the running scheduler (`ork status " + r.ID + "`)"}
+		case err := <-localErr:
+			local = nil
+			var le *model.LockedError
+			if err != nil && !errors.As(err, &le) {
+				return fmt.Errorf("scheduler: %w", err)
+			}
+			// Another process took the directory first: wait on it.
+		case <-tick.C:
+			if local == nil {
+				startLocal() // the scheduler we waited on is gone: take over
+			}
+		}
+		cur, err := db.GetRun(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status.Terminal() {
+			final = cur
+			break
+		}
+		if tty {
+			counts, _ := db.TaskCounts(ctx, r.ID)
+			done := counts[model.TaskSuccess] + counts[model.TaskFailed] + counts[model.TaskCancelled]
+			line := fmt.Sprintf("\r%s: %d/%d tasks done (%d running, %d failed)", cur.Status, done, total, counts[model.TaskRunning]+counts[model.TaskDispatched], counts[model.TaskFailed])
+			if line != lastShown {
+				fmt.Fprint(errw, line)
+				lastShown = line
+			}
+		}
+	}
+	if tty && lastShown != "" {
+		fmt.Fprint(errw, "\r\033[K")
+	}
+	endLocal()
+	summary := fmt.Sprintf("%d tasks", total)
+	if final.Status != model.RunSuccess || (r.Workflow != nil && r.Workflow.IsDAG()) {
+		// Say how the tasks ended (skipped ones too); a big flat run that
+		// succeeded is spared reading every task record.
+		counts, _ := db.TaskCounts(context.Background(), r.ID)
+		var parts []string
+		for _, st := range model.TaskStatuses {
+			if n := counts[st]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, st))
+			}
+		}
+		summary = strings.Join(parts, ", ")
+	}
+	fmt.Fprintf(errw, "run %s %s in %s: %s\n", final.ID, final.Status, fmtDur(final.StartedAt, final.FinishedAt), summary)
+	if final.Status != model.RunSuccess {
+		msg := fmt.Sprintf("run %s %s", final.ID, final.Status)
+		if final.Error != "" {
+			msg += ": " + final.Error
+		}
+		return &exitError{code: 1, msg: msg + " (logs in " + filepath.Join(orkDir(c), filedb.LogsDir, final.ID) + ")"}
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func cmdStatus(c *cli.Context) error {
+	db, err := openDB(c, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if c.NArg() > 1 {
+		return usageErr(c, "give at most one run id")
+	}
+	if id := c.Args().First(); id != "" {
+		r, err := db.GetRun(c.Context, id)
+		if err != nil {
+			return notFoundHint(err, "`ork status` lists the runs")
+		}
+		if c.Bool("json") {
+			return printJSON(c.App.Writer, r)
+		}
+		counts, err := db.TaskCounts(c.Context, id)
+		if err != nil {
+			return err
+		}
+		recorded := 0
+		for _, n := range counts {
+			recorded += n
+		}
+		if n := r.TaskCount() - recorded; n > 0 {
+			if r.Status.Terminal() {
+				counts[model.TaskCancelled] += n // never started: the run ended
+			} else {
+				counts[model.TaskPending] += n // not created yet
+			}
+		}
+		w := c.App.Writer
+		fmt.Fprintf(w, "Run:       %s\nWorkflow:  %s\nStatus:    %s\nCreated:   %s\nStarted:   %s\nFinished:  %s\nDuration:  %s\n",
+			r.ID, r.WorkflowName, r.Status, fmtTime(&r.CreatedAt), fmtTime(r.StartedAt), fmtTime(r.FinishedAt), fmtDur(r.StartedAt, r.FinishedAt))
+		if len(r.Params) > 0 {
+			b, _ := json.Marshal(r.Params)
+			fmt.Fprintf(w, "Params:    %s\n", b)
+		}
+		var parts []string
+		for _, st := range model.TaskStatuses {
+			if n := counts[st]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, st))
+			}
+		}
+		fmt.Fprintf(w, "Tasks:     %s\n", strings.Join(parts, ", "))
+		if r.Error != "" {
+			fmt.Fprintf(w, "Error:     %s\n", r.Error)
+		}
+		return nil
+	}
+	runs, err := db.ListRuns(c.Context, model.RunFilter{WorkflowName: c.String("workflow"), Limit: c.Int("limit")})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if runs == nil {
+			runs = []*model.Run{}
+		}
+		return printJSON(c.App.Writer, runs)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.WorkflowName, r.Status, fmtTime(&r.CreatedAt), fmtDur(r.StartedAt, r.FinishedAt), truncate(r.Error, 60))
+	}
+	return tw.Flush()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func cmdTasks(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErr(c, "give a run id (`ork status` lists the runs)")
+	}
+	db, err := openDB(c, slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	id := c.Args().First()
+	r, err := db.GetRun(c.Context, id)
+	if err != nil {
+		return notFoundHint(err, "`ork status` lists the runs")
+	}
+	ts, err := db.ListTasks(c.Context, id)
+	if err != nil {
+		return err
+	}
+	// The scheduler creates task records as it dispatches them: show the
+	// ones still to come as pending.
+	ts = model.CompleteTasks(r, ts)
+	if c.Bool("json") {
+		if ts == nil {
+			ts = []*model.Task{}
+		}
+		return printJSON(c.App.Writer, ts)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tINDEX\tSTATUS\tATTEMPT\tEXIT\tDURATION\tERROR")
+	for _, t := range ts {
+		exit := "-"
+		if t.ExitCode != nil {
+			exit = fmt.Sprint(*t.ExitCode)
+		}
+		dur := "-"
+		if t.Status == model.TaskRunning || t.Status.Terminal() {
+			dur = fmtDur(t.StartedAt, t.FinishedAt)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.TaskIndex, t.Status, t.Attempt, exit, dur, truncate(t.Error, 60))
+		if len(t.Attempts) > 1 || (len(t.Attempts) == 1 && t.Attempt > 1) {
+			for _, a := range t.Attempts {
+				exit := "-"
+				if a.ExitCode != nil {
+					exit = fmt.Sprint(*a.ExitCode)
+				}
+				fmt.Fprintf(tw, "  └\t\t%s\t%d\t%s\t%s\t%s\n", a.Status, a.Attempt, exit, fmtDur(a.StartedAt, a.FinishedAt), truncate(a.Error, 60))
+			}
+		}
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ork-run/ork/exec"
+	"github.com/ork-run/ork/filedb"
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/sched"
+)
+
+func cmdRun(c *cli.Context) error {
+	level := slog.LevelInfo
+	if c.Bool("verbose") {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	db, err := openDB(c, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	cfg := sched.Config{
+		PollInterval:              c.Duration("poll-interval"),
+		MaxTasksPerBatch:          c.Int("max-tasks-per-batch"),
+		MaxConcurrentDispatches:   c.Int("max-concurrent-dispatches"),
+		MaxConcurrentStatusChecks: c.Int("max-concurrent-status-checks"),
+		MaxRunningTasks:           c.Int("max-running-tasks"),
+		ShutdownGrace:             c.Duration("shutdown-grace"),
+		CrashRetries:              c.Int("crash-retries"),
+		Logger:                    log,
+	}
+	sd := scriptDir(c)
+	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
+		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)
+	}
+	maxLog, err := parseSize(c.String("max-log-size"))
+	if err != nil {
+		return fmt.Errorf("--max-log-size: %w", err)
+	}
+	if maxLog == 0 {
+		maxLog = -1 // no bound
+	}
+	updates := make(chan exec.StatusUpdate, 4096)
+	mgr := exec.NewManager(updates)
+	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
+		ScriptDir: sd, LogDir: db.LogDir(), Updates: updates, MaxLogBytes: maxLog,
+	}))
+	s := sched.New(db, mgr, cfg)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := s.Run(ctx); err != nil {
+		var le *model.LockedError
+		if errors.As(err, &le) {
+			return fmt.Errorf("%w: stop it first, or use a different --dir", err)
+		}
+		return err
+	}
+	return nil
+}
+
+func cmdDoctor(c *cli.Context) error {
+	ps, err := filedb.Doctor(orkDir(c))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if ps == nil {
+			ps = []filedb.Problem{}
+		}
+		if err := printJSON(c.App.Writer, ps); err != nil {
+			return err
+		}
+	} else {
+		if h := filedb.LockHolder(orkDir(c)); h != "" {
+			fmt.Fprintf(c.App.Writer, "scheduler: running (%s)\n", h)
+		} else {
+			fmt.Fprintln(c.App.Writer, "scheduler: not running")
+		}
+		for _, p := range ps {
+			fmt.Fprintf(c.App.Writer, "%s: %s\n  %s\n  fix: %s\n", p.Kind, p.Path, p.What, p.Fix)
+		}
+		if len(ps) == 0 {
+			fmt.Fprintln(c.App.Writer, "no problems found")
+		}
+	}
+	if len(ps) > 0 {
+		return &exitError{code: 1, msg: fmt.Sprintf("%d problem(s) found", len(ps))}
+	}
+	return nil
+}
