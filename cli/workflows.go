@@ -17,6 +17,9 @@ import (
 
 func cmdInit(c *cli.Context) error {
 	dir := orkDir(c)
+	if databaseURL(c) != "" {
+		return initDatabase(c)
+	}
 	if err := filedb.Init(dir); err != nil {
 		return fmt.Errorf("init %s: %w", dir, err)
 	}
@@ -62,6 +65,9 @@ func cmdCreateWorkflow(c *cli.Context) error {
 	defer db.Close()
 	if err := db.CreateWorkflow(c.Context, w); err != nil {
 		if errors.Is(err, model.ErrExists) {
+			if databaseURL(c) != "" {
+				return fmt.Errorf("%w: delete it first with `ork delete-workflow %s`, or replace it with `ork apply FILE`", err, w.Name)
+			}
 			return fmt.Errorf("%w: delete it first with `ork delete-workflow %s`, or edit %s", err, w.Name, filepath.Join(orkDir(c), filedb.WorkflowsDir, w.Name+".json"))
 		}
 		return err

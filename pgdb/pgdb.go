@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,8 @@ type DB struct {
 	schema  string
 	channel string // LISTEN/NOTIFY channel of the schema
 	where   string // "PostgreSQL host:port/db (schema s)", for messages
+
+	applied []string // migrations Open applied
 
 	listenOnce sync.Once
 	changes    chan struct{}
@@ -116,7 +119,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		d.where += " (schema " + d.schema + ")"
 	}
 	if opts.Migrate {
-		if _, err := d.Migrate(ctx); err != nil {
+		if d.applied, err = d.Migrate(ctx); err != nil {
 			d.pool.Close()
 			return nil, err
 		}
@@ -126,6 +129,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	return d, nil
 }
+
+// Applied returns the names of the migrations Open applied (with
+// Options.Migrate), oldest first; none when the schema was up to date.
+func (d *DB) Applied() []string { return d.applied }
 
 // String names the database for people: host, port, database, schema.
 func (d *DB) String() string { return d.where }
@@ -164,14 +171,23 @@ func (d *DB) connError(err error) error {
 	var ne net.Error
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		cause := err
+		var cause string
 		var op *net.OpError
-		if errors.As(err, &op) {
-			cause = op
-		} else if errors.Is(err, context.DeadlineExceeded) || (ne != nil && ne.Timeout()) {
-			cause = fmt.Errorf("no answer within %s", cc.ConnectTimeout)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || (ne != nil && ne.Timeout()):
+			cause = fmt.Sprintf("no answer within %s", cc.ConnectTimeout)
+		case errors.As(err, &op):
+			cause = op.Error()
+		default:
+			// pgconn lists one line per attempt (TLS, then plain): say
+			// how the last one failed.
+			lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+			cause = strings.TrimSpace(lines[len(lines)-1])
+			if _, after, ok := strings.Cut(cause, "): "); ok {
+				cause = after
+			}
 		}
-		return fmt.Errorf("cannot reach PostgreSQL at %s: %v", at, cause)
+		return fmt.Errorf("cannot reach PostgreSQL at %s: %s", at, cause)
 	}
 	return err
 }

@@ -343,3 +343,24 @@ func splitRounds[T any](us []T, key func(T) string) [][]T {
 	}
 	return rounds
 }
+
+// Prune deletes finished runs, with their tasks, that finished before
+// cutoff, keeping the keepLast newest finished runs of each workflow
+// whatever their age; one statement. It returns the ids it deleted. The
+// logs of the runs are not the database's: the caller removes them.
+func (d *DB) Prune(ctx context.Context, cutoff time.Time, keepLast int) ([]string, error) {
+	rows, err := d.pool.Query(ctx, `WITH finished AS (
+			SELECT id, coalesce(finished_at, created_at) AS ended,
+				row_number() OVER (PARTITION BY workflow_name ORDER BY created_at DESC, id DESC) AS n
+			FROM runs WHERE status IN ('success', 'failed', 'cancelled'))
+		DELETE FROM runs WHERE id IN (SELECT id FROM finished WHERE n > $2 AND ended < $1)
+		RETURNING id`, cutoff, keepLast)
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	return ids, nil
+}
