@@ -11,14 +11,16 @@ build:
 demo: build
 	./scripts/demo.sh $(BIN)/ork
 
-# The packages with tests on PostgreSQL (build tag postgres); they run on
-# the server ORK_TEST_DATABASE_URL names, and skip without it (fail in CI).
+# The packages with tests on PostgreSQL (build tag postgres), and the CLI's
+# TestPostgres* tests; they run on the server ORK_TEST_DATABASE_URL names,
+# and skip without it (fail in CI).
 PG_PKGS ?= ./pgdb/...
 
 # Everything CI checks.
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -race -count=1 -timeout 15m -tags postgres $(PG_PKGS)
+	$(GO) test -race -count=1 -timeout 15m -tags postgres -run Postgres ./cli
 
 vet:
 	$(GO) vet ./...
