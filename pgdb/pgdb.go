@@ -163,9 +163,9 @@ func (d *DB) connError(err error) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "28P01", "28000":
-			return fmt.Errorf("PostgreSQL at %s refused the login of user %q: %s", at, cc.User, pe.Message)
+			return &connErr{fmt.Sprintf("PostgreSQL at %s refused the login of user %q: %s", at, cc.User, pe.Message), err}
 		case "3D000":
-			return fmt.Errorf("PostgreSQL at %s: %s", at, pe.Message)
+			return &connErr{fmt.Sprintf("PostgreSQL at %s: %s", at, pe.Message), err}
 		}
 	}
 	var ne net.Error
@@ -187,10 +187,20 @@ func (d *DB) connError(err error) error {
 				cause = after
 			}
 		}
-		return fmt.Errorf("cannot reach PostgreSQL at %s: %s", at, cause)
+		return &connErr{fmt.Sprintf("cannot reach PostgreSQL at %s: %s", at, cause), err}
 	}
 	return err
 }
+
+// connErr is a connection failure said in one line; it keeps the error it
+// says, for errors.As.
+type connErr struct {
+	msg string
+	err error
+}
+
+func (e *connErr) Error() string { return e.msg }
+func (e *connErr) Unwrap() error { return e.err }
 
 // ---- change notifications ----
 

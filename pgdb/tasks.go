@@ -289,34 +289,136 @@ RETURNING ` + taskColsT
 // UpdateTasks applies task status changes in one statement (see
 // updateTasksSQL) and returns the tasks that changed. A task changed more
 // than once in a batch takes a round per change, all in one transaction.
+//
+// A batch whose outcome is unknown — the connection broke after the
+// statement was sent, so it may have been applied or not — is sent again
+// until the database answers (for up to ambiguousRetryFor), and the tasks
+// it finds already in the state the batch describes are returned as
+// changed. Without that, a scheduler would never start a task whose
+// dispatch was recorded but not acknowledged.
 func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.Task, error) {
 	var valid []model.TaskUpdate
+	now := time.Now().UTC()
 	for _, u := range us {
 		if u.Status.Valid() {
+			if u.At.IsZero() {
+				u.At = now // the same time in every retry
+			}
 			valid = append(valid, u)
 		}
 	}
 	rounds := splitRounds(valid, func(u model.TaskUpdate) string { return u.TaskID })
+	out, err := d.updateTasks(ctx, rounds, false)
+	if err == nil || !ambiguous(err) {
+		return out, err
+	}
+	d.log.Warn("the database did not acknowledge a batch of status changes; sending it again until it answers", "db", d.where, "err", err)
+	backoff := 50 * time.Millisecond
+	deadline := time.Now().Add(ambiguousRetryFor)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, 2*time.Second)
+		if out, err = d.updateTasks(ctx, rounds, true); err == nil {
+			d.log.Info("the batch of status changes is recorded", "db", d.where, "tasks", len(out))
+			return out, nil
+		}
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			break
+		}
+	}
+	return nil, err
+}
+
+// ambiguousRetryFor bounds how long UpdateTasks keeps sending a batch
+// whose outcome is unknown.
+var ambiguousRetryFor = time.Minute
+
+// ambiguous reports whether a failed call may have been applied: the
+// server did not answer with an error, and the failure was not one that
+// happens before anything is sent.
+func ambiguous(err error) bool {
+	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
+	switch {
+	case err == nil, errors.As(err, &pe), errors.As(err, &ce), pgconn.SafeToRetry(err),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	}
+	return true
+}
+
+func (d *DB) updateTasks(ctx context.Context, rounds [][]model.TaskUpdate, again bool) ([]*model.Task, error) {
 	changed := map[string]*model.Task{}
 	var order []string
-	err := d.inRounds(ctx, len(rounds), func(ctx context.Context, q querier, i int) error {
-		ts, err := updateTasksRound(ctx, q, rounds[i])
+	add := func(ts []*model.Task) {
 		for _, t := range ts {
 			if changed[t.ID] == nil {
 				order = append(order, t.ID)
 			}
 			changed[t.ID] = t
 		}
+	}
+	err := d.inRounds(ctx, len(rounds), func(ctx context.Context, q querier, i int) error {
+		ts, err := updateTasksRound(ctx, q, rounds[i])
+		add(ts)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update tasks: %w", err)
+	}
+	if again {
+		// The batch sent before may have been applied: the tasks in the
+		// state it describes changed.
+		var all []model.TaskUpdate
+		for _, r := range rounds {
+			all = append(all, r...)
+		}
+		ts, err := appliedTasks(ctx, d.pool, all)
+		if err != nil {
+			return nil, fmt.Errorf("update tasks: %w", d.connError(err))
+		}
+		add(ts)
 	}
 	out := make([]*model.Task, len(order))
 	for i, id := range order {
 		out[i] = changed[id]
 	}
 	return out, nil
+}
+
+// appliedTasks returns the tasks that are in the state an update of us
+// (a dispatch or an end) leaves them in, at the update's time.
+func appliedTasks(ctx context.Context, q querier, us []model.TaskUpdate) ([]*model.Task, error) {
+	n := len(us)
+	ids, sts := make([]string, n), make([]string, n)
+	tries := make([]int32, n)
+	ats := make([]time.Time, n)
+	for i, u := range us {
+		ids[i], sts[i], tries[i], ats[i] = u.TaskID, string(u.Status), int32(u.Attempt), u.At.UTC()
+	}
+	rows, err := q.Query(ctx, `SELECT `+taskColsT+` FROM tasks t
+		JOIN unnest($1::text[], $2::text[], $3::int4[], $4::timestamptz[]) AS u(id, status, attempt, at) ON t.id = u.id
+		WHERE t.status = u.status AND (
+			   (u.status = 'dispatched' AND t.dispatched_at = u.at AND (u.attempt = 0 OR t.attempt = u.attempt))
+			OR (u.status IN `+terminalSQL+` AND t.finished_at = u.at AND (u.attempt = 0 OR t.attempt = u.attempt)))`,
+		ids, sts, tries, ats)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*model.Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
 
 func updateTasksRound(ctx context.Context, q querier, us []model.TaskUpdate) ([]*model.Task, error) {
