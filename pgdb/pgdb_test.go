@@ -142,6 +142,7 @@ func TestConnectErrorsAreOneLine(t *testing.T) {
 	}{
 		{"nothing listens", "postgres://postgres@" + closedAddr + "/test?sslmode=disable", "cannot reach PostgreSQL at " + closedAddr + ": dial tcp", 3 * time.Second},
 		{"no answer", "postgres://postgres@" + silent.Addr().String() + "/test?sslmode=disable", "cannot reach PostgreSQL at " + silent.Addr().String() + ": no answer within 5s", 7 * time.Second},
+		{"no answer, connect_timeout=1", "postgres://postgres@" + silent.Addr().String() + "/test?sslmode=disable&connect_timeout=1", "no answer within 1s", 3 * time.Second},
 		{"unknown user", "postgres://nobody_at_all@" + pg + "/test?sslmode=disable", `refused the login of user "nobody_at_all"`, 3 * time.Second},
 		{"unknown database", "postgres://postgres@" + pg + "/no_such_db_here?sslmode=disable", `database "no_such_db_here" does not exist`, 3 * time.Second},
 	} {
