@@ -56,4 +56,3 @@ func BenchmarkTaskLife(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "tasks/s")
 }
-
