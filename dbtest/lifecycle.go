@@ -99,6 +99,7 @@ func (s *suite) testReopenRun(t *testing.T) {
 			t.Errorf("unexpected task %s", tk.ID)
 		}
 	}
+	checkCounts(ctx, t, db, r.ID, map[model.TaskStatus]int{model.TaskSuccess: 1, model.TaskPending: 1})
 	if runs, _ := db.PendingRuns(ctx, 0); len(runs) != 1 || runs[0].ID != r.ID {
 		t.Errorf("PendingRuns after ReopenRun = %v, want the reopened run", runs)
 	}

@@ -127,17 +127,15 @@ func (d *DB) CreateTasks(ctx context.Context, tasks []*model.Task) error {
 			created[i] = now
 		}
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO tasks (`+taskCols+`, run_created_at)
+	_, err := d.pool.Exec(ctx, `INSERT INTO tasks (`+taskCols+`)
 		SELECT u.id, u.run_id, u.name, u.task_index, u.status, u.execution_name, nullif(u.params, '')::jsonb,
 			nullif(u.output, '')::jsonb, u.error, u.attempt, u.exit_code, u.dispatched_at, u.started_at,
-			u.finished_at, u.created_at, u.retry_at, u.log, coalesce(nullif(u.attempts, '')::jsonb, '[]'::jsonb),
-			coalesce(r.created_at, u.created_at)
+			u.finished_at, u.created_at, u.retry_at, u.log, coalesce(nullif(u.attempts, '')::jsonb, '[]'::jsonb)
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[], $8::text[],
 			$9::text[], $10::int4[], $11::int4[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[],
 			$15::timestamptz[], $16::timestamptz[], $17::text[], $18::text[])
 			AS u(id, run_id, name, task_index, status, execution_name, params, output, error, attempt, exit_code,
 				dispatched_at, started_at, finished_at, created_at, retry_at, log, attempts)
-		LEFT JOIN runs r ON r.id = u.run_id
 		ON CONFLICT DO NOTHING`,
 		ids, runIDs, names, indexes, statuses, execs, params, outputs, errs, tries, exits,
 		dispatched, started, finished, created, retry, logs, attempts)
@@ -189,22 +187,30 @@ func (d *DB) withWorkflows(ctx context.Context, sql string, args ...any) ([]mode
 }
 
 // PendingTasks returns up to limit pending tasks whose retry time has come,
-// oldest run first, then by index: one scan of the tasks_pending index.
+// of unfinished runs, oldest run first, then by index. The query walks the
+// unfinished runs in order and, for each, its queue in the tasks_pending
+// index until it has enough: its cost is what it returns, and its plan
+// does not depend on statistics that a burst of new tasks made stale.
 func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkflow, error) {
 	var lim *int
 	if limit > 0 {
 		lim = &limit
 	}
-	return d.withWorkflows(ctx, `SELECT `+taskColsT+`, r.workflow FROM tasks t JOIN runs r ON r.id = t.run_id
-		WHERE t.status = 'pending' AND (t.retry_at IS NULL OR t.retry_at <= now())
-		ORDER BY t.run_created_at, t.run_id, t.task_index, t.name LIMIT $1`, lim)
+	return d.withWorkflows(ctx, `SELECT `+taskColsT+`, r.workflow
+		FROM (SELECT id, created_at, workflow FROM runs WHERE status IN ('pending', 'running')
+		      ORDER BY created_at, id) r
+		CROSS JOIN LATERAL (
+			SELECT * FROM tasks t
+			WHERE t.run_id = r.id AND t.status = 'pending' AND (t.retry_at IS NULL OR t.retry_at <= now())
+			ORDER BY t.task_index, t.name LIMIT $1) t
+		LIMIT $1`, lim)
 }
 
 // ActiveTasks returns every dispatched or running task.
 func (d *DB) ActiveTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) {
 	return d.withWorkflows(ctx, `SELECT `+taskColsT+`, r.workflow FROM tasks t JOIN runs r ON r.id = t.run_id
 		WHERE t.status IN ('dispatched', 'running')
-		ORDER BY t.run_created_at, t.run_id, t.task_index, t.name`)
+		ORDER BY r.created_at, t.run_id, t.task_index, t.name`)
 }
 
 // ListTasks returns the tasks of a run by name and index.
@@ -228,9 +234,10 @@ func (d *DB) ListTasks(ctx context.Context, runID string) ([]*model.Task, error)
 	return out, nil
 }
 
-// TaskCounts returns how many tasks of a run are in each status.
+// TaskCounts returns how many tasks of a run are in each status: a few
+// rows of task_counts, which triggers keep.
 func (d *DB) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus]int, error) {
-	rows, err := d.pool.Query(ctx, `SELECT status, count(*) FROM tasks WHERE run_id = $1 GROUP BY status`, runID)
+	rows, err := d.pool.Query(ctx, `SELECT status, n FROM task_counts WHERE run_id = $1 AND n <> 0`, runID)
 	if err != nil {
 		return nil, d.connError(err)
 	}

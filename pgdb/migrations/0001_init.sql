@@ -65,14 +65,12 @@ CREATE TABLE tasks (
     log            text NOT NULL DEFAULT '',
     -- every attempt that ended, oldest first (model.Attempt as JSON)
     attempts       jsonb NOT NULL DEFAULT '[]'::jsonb CHECK (jsonb_typeof(attempts) = 'array'),
-    -- the creation time of the run, copied so that the pending queue is
-    -- one index in PendingTasks' order
-    run_created_at timestamptz NOT NULL,
     UNIQUE (run_id, name, task_index)
 );
 
--- PendingTasks: the queue, in its order, over pending tasks only.
-CREATE INDEX tasks_pending ON tasks (run_created_at, run_id, task_index, name)
+-- PendingTasks: each unfinished run's queue, in its order, over pending
+-- tasks only (walked run by run, oldest run first).
+CREATE INDEX tasks_pending ON tasks (run_id, task_index, name)
     WHERE status = 'pending';
 -- ActiveTasks: what executors hold.
 CREATE INDEX tasks_active ON tasks (run_id) WHERE status IN ('dispatched', 'running');
@@ -92,9 +90,58 @@ END
 $$;
 
 CREATE TRIGGER tasks_keep_terminal BEFORE UPDATE ON tasks
-    FOR EACH ROW EXECUTE FUNCTION ork_keep_terminal();
+    FOR EACH ROW WHEN (OLD.status IN ('success', 'failed', 'cancelled', 'skipped'))
+    EXECUTE FUNCTION ork_keep_terminal();
 CREATE TRIGGER runs_keep_terminal BEFORE UPDATE ON runs
-    FOR EACH ROW EXECUTE FUNCTION ork_keep_terminal();
+    FOR EACH ROW WHEN (OLD.status IN ('success', 'failed', 'cancelled'))
+    EXECUTE FUNCTION ork_keep_terminal();
+
+-- task_counts: how many tasks of each run are in each status, kept by
+-- statement triggers from the rows each statement changed, so that
+-- TaskCounts (which the scheduler asks after every batch) reads a few rows
+-- whatever the size of the run. Rows are upserted in key order, so two
+-- writers never wait on each other in a cycle.
+CREATE TABLE task_counts (
+    run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    status text NOT NULL,
+    n      bigint NOT NULL,
+    PRIMARY KEY (run_id, status)
+);
+
+CREATE FUNCTION ork_count_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO task_counts (run_id, status, n)
+            SELECT run_id, status, count(*) FROM new_rows GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (run_id, status) DO UPDATE SET n = task_counts.n + excluded.n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO task_counts (run_id, status, n)
+            SELECT o.run_id, o.status, -count(*) FROM old_rows o
+            WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = o.run_id)
+            GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (run_id, status) DO UPDATE SET n = task_counts.n + excluded.n;
+    ELSE
+        INSERT INTO task_counts (run_id, status, n)
+            SELECT run_id, status, sum(d) FROM (
+                SELECT run_id, status, 1 AS d FROM new_rows
+                UNION ALL
+                SELECT run_id, status, -1 FROM old_rows) x
+            GROUP BY 1, 2 HAVING sum(d) <> 0 ORDER BY 1, 2
+        ON CONFLICT (run_id, status) DO UPDATE SET n = task_counts.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ork_count_tasks();
+CREATE TRIGGER tasks_count_update AFTER UPDATE ON tasks
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ork_count_tasks();
+CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ork_count_tasks();
 
 -- Wakeups: a new run, a cancel request, a reopened run or a changed
 -- workflow notifies the channel of this schema, so that a scheduler on
