@@ -167,12 +167,33 @@ func TestPostgresE2ESession(t *testing.T) {
 		t.Errorf("retried run: %+v, want success", r)
 	}
 
+	// A run triggered with no scheduler running, then cancelled: the
+	// cancel is applied at once, under the scheduler lock.
+	out, stderr = p.mustRun("trigger", "hello")
+	cid := runID(t, out)
+	if !strings.Contains(stderr, "no scheduler is running on PostgreSQL") {
+		t.Errorf("trigger without a scheduler: stderr %q, want a note naming the database", stderr)
+	}
+	out, _, code = p.run("doctor")
+	if code != 1 || !strings.Contains(out, "unfinished") || !strings.Contains(out, cid) {
+		t.Errorf("doctor with a pending run and no scheduler: exit %d\n%s", code, out)
+	}
+	out, _ = p.mustRun("cancel", cid)
+	if !strings.Contains(out, "run "+cid+" cancelled") {
+		t.Errorf("cancel: %s", out)
+	}
+	out, _ = p.mustRun("status", cid, "--json")
+	decodeJSON(t, "status --json", out, &r)
+	if r.Status != "cancelled" {
+		t.Errorf("cancelled run: %+v", r)
+	}
+
 	out, _ = p.mustRun("doctor")
 	if !strings.Contains(out, "no problems found") || !strings.Contains(out, "schema version 1") {
 		t.Errorf("doctor:\n%s", out)
 	}
 	out, _ = p.mustRun("prune", "--older-than", "0s")
-	if !strings.Contains(out, "pruned 2 finished run(s)") {
+	if !strings.Contains(out, "pruned 3 finished run(s)") {
 		t.Errorf("prune:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(p.dir, ".ork", "logs", id)); err == nil {
