@@ -37,6 +37,9 @@ func cmdRun(c *cli.Context) error {
 		CrashRetries:              c.Int("crash-retries"),
 		Logger:                    log,
 	}
+	if err := checkSchedConfig(cfg); err != nil {
+		return err
+	}
 	sd := scriptDir(c)
 	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
 		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)

@@ -32,6 +32,9 @@
 //   - Empty batches (no updates, no tasks) are no-ops without error.
 //   - ListTasks of a run that has no tasks yet is empty, not an error.
 //   - TaskCounts may leave out a status that no task has.
+//   - Numbers in params come back with the digits they were given
+//     (12345678901234567890 and 1.10 as written): a backend that stores
+//     JSON decodes them as json.Number, never through float64.
 //   - ListRuns and PendingRuns return whole runs, the workflow snapshot
 //     included.
 //   - A database holds copies: changing a value after passing it to a
@@ -98,6 +101,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("Copies", s.testRunCopies)
 		t.Run("CancelRequests", s.testCancelRequests)
 		t.Run("ReopenRun", s.testReopenRun)
+		t.Run("ParamsKeepDigits", s.testParamsKeepDigits)
 	})
 	t.Run("Tasks", func(t *testing.T) {
 		t.Run("CreateList", s.testCreateListTasks)

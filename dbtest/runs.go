@@ -3,6 +3,7 @@ package dbtest
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -326,4 +327,51 @@ func (s *suite) testRunCopies(t *testing.T) {
 			checkListRuns(ctx, t, db, []*model.Run{want})
 		})
 	}
+}
+
+// testParamsKeepDigits: numbers in the params of a workflow, a run (and
+// its workflow snapshot) and a task come back with every digit.
+func (s *suite) testParamsKeepDigits(t *testing.T) {
+	ctx, db := s.setup(t)
+	digits := func() map[string]any {
+		return map[string]any{"big": json.Number("12345678901234567890"), "dec": json.Number("1.10"),
+			"nested": map[string]any{"list": []any{json.Number("0.10")}}}
+	}
+	const want = `{"big":12345678901234567890,"dec":1.10,"nested":{"list":[0.10]}}`
+	check := func(what string, p map[string]any) {
+		t.Helper()
+		b, err := json.Marshal(p)
+		if err != nil || string(b) != want {
+			t.Errorf("%s params = %s (%v), want %s", what, b, err, want)
+		}
+	}
+	w := newWorkflow("digits", 1)
+	w.Params = digits()
+	mustCreateWorkflow(ctx, t, db, w)
+	r := model.NewRun(w, digits(), "dbtest", at(1))
+	mustCreateRun(ctx, t, db, r)
+	mustCreateTasks(ctx, t, db, []*model.Task{{
+		ID: model.TaskID(r.ID, w.JobName, 0), RunID: r.ID, Name: w.JobName,
+		Status: model.TaskPending, Params: digits(), CreatedAt: at(2),
+	}})
+
+	gw, err := db.GetWorkflow(ctx, "digits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("GetWorkflow", gw.Params)
+	gr, err := db.GetRun(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("GetRun", gr.Params)
+	if gr.Workflow == nil {
+		t.Fatal("GetRun: no workflow snapshot")
+	}
+	check("GetRun's workflow snapshot", gr.Workflow.Params)
+	ts, err := db.ListTasks(ctx, r.ID)
+	if err != nil || len(ts) != 1 {
+		t.Fatalf("ListTasks: %d tasks, %v", len(ts), err)
+	}
+	check("ListTasks", ts[0].Params)
 }

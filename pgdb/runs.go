@@ -3,6 +3,7 @@
 package pgdb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,11 +48,19 @@ func scanRun(row pgx.Row) (*model.Run, error) {
 	return &r, nil
 }
 
+// unmarshalIf decodes data into v unless it is empty or null. Numbers
+// keep every digit (json.Number), as the contract says of params.
 func unmarshalIf(data []byte, v any) error {
 	if len(data) == 0 || string(data) == "null" {
 		return nil
 	}
-	return json.Unmarshal(data, v)
+	return unmarshal(data, v)
+}
+
+func unmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
 
 func utc(p *time.Time) *time.Time {

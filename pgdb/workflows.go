@@ -72,7 +72,7 @@ func prepareWorkflow(w *model.Workflow) ([]byte, error) {
 
 func decodeWorkflow(data []byte) (*model.Workflow, error) {
 	var w model.Workflow
-	if err := json.Unmarshal(data, &w); err != nil {
+	if err := unmarshal(data, &w); err != nil {
 		return nil, err
 	}
 	w.Normalize()
