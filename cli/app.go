@@ -266,7 +266,6 @@ func runFlags() []cli.Flag {
 
 // ---- helpers ----
 
-
 func scriptDir(c *cli.Context) string {
 	if s := c.String("script-dir"); s != "" {
 		return s
