@@ -35,7 +35,18 @@
 // unnest(…) with an array per column; UpdateTasks and UpdateRuns are one
 // UPDATE … FROM unnest(…) … RETURNING. A task changed twice in one batch
 // takes a second statement in the same transaction (statements of one
-// batch are all or nothing).
+// batch are all or nothing). PendingTasks walks the unfinished runs, oldest
+// first, and each run's queue in the partial index of pending tasks, so its
+// plan does not depend on statistics a burst of new tasks made stale.
+// TaskCounts reads task_counts, which statement triggers keep from the
+// rows each statement changed (transition tables), so it costs a few rows
+// whatever the size of the run.
+//
+// A batch of status changes whose acknowledgement was lost (the connection
+// broke after the statement was sent) may or may not have been applied:
+// UpdateTasks sends it again until the database answers, and reports the
+// tasks it finds already in the state the batch describes as changed — so
+// a scheduler starts every task whose dispatch was recorded.
 //
 // # Wakeups
 //
@@ -54,7 +65,8 @@
 // whose connection is lost takes the lock again when the database is back.
 // The session's application_name ("ork pid N on host") names the holder.
 // Several schedulers sharing a database (claims, leases) are not this
-// package's business yet.
+// package's business yet; the schema leaves room for them (a scheduler id
+// and lease times are columns a later migration adds).
 //
 // # Connections
 //
