@@ -4,6 +4,7 @@ package cli
 
 import (
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,5 +68,21 @@ func TestE2EApplyFileDatabase(t *testing.T) {
 	out, _ = mustRun(t, dir, "trigger", "hello", "--wait")
 	if r := runStatus(t, dir, runID(t, out)); r.Status != "success" {
 		t.Fatalf("run of the applied workflow: %+v", r)
+	}
+}
+
+// The default build contains no pgx: PostgreSQL comes only with the build
+// tag.
+func TestE2EDefaultBuildHasNoPgx(t *testing.T) {
+	t.Parallel()
+	out, err := osexec.Command("go", "version", "-m", orkBin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "github.com/urfave/cli") {
+		t.Fatalf("go version -m lists no modules:\n%s", out)
+	}
+	if strings.Contains(string(out), "jackc/pgx") {
+		t.Errorf("the default ork contains pgx:\n%s", out)
 	}
 }
