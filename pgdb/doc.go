@@ -73,7 +73,9 @@
 // Open connects once, within the connect timeout (5s by default), and
 // turns failures into one line: cannot reach the server, or the server
 // refused the login. The pool then replaces lost connections on demand,
-// and every method returns the error of a call that failed, so that the
-// scheduler keeps its updates and writes them again when the database is
-// back.
+// and a call whose connection was lost (the server terminated it, or the
+// network dropped it) is tried once more on a new one when repeating it is
+// safe: reads, and writes that change nothing when applied twice. Otherwise
+// a method returns the error of the call, so that the scheduler keeps its
+// updates and writes them again when the database is back.
 package pgdb

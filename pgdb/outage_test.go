@@ -293,3 +293,57 @@ func TestSchedulerSurvivesDatabaseOutage(t *testing.T) {
 	}
 	t.Logf("database log:\n%s\nscheduler log:\n%s", pglogs, e.Logs)
 }
+
+// A running scheduler whose every connection the server terminates
+// (pg_terminate_backend, as an administrator or a failover does) keeps
+// going: the run ends with every task run once, and the lock is held again.
+// Only this test's own sessions are terminated (by application_name).
+func TestSchedulerSurvivesTerminatedConnections(t *testing.T) {
+	direct := pgdbtest.URL(t)
+	app := "ork-terminate-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	pu, _ := url.Parse(direct)
+	q := pu.Query()
+	q.Set("application_name", app)
+	pu.RawQuery = q.Encode()
+	named := pu.String()
+	var store dbtest.Store = func(t *testing.T) model.Database { return open(t, named) }
+	e := schedtest.NewEnv(t, store)
+	marks := t.TempDir()
+	e.Script("work.sh", fmt.Sprintf(`echo $ORK_ATTEMPT >> %s/$ORK_TASK_INDEX; sleep 0.2`, marks))
+	const n = 12
+	w := e.Workflow(&model.Workflow{Name: "work", JobName: "work.sh", TaskCount: n})
+	s, _ := e.Start(e.DB, sched.Config{MaxRunningTasks: 3, PollInterval: time.Hour})
+	r := e.Trigger(e.DB, w)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ents, _ := os.ReadDir(marks); len(ents) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no task started:\n%s", e.Logs)
+		}
+	}
+	killed := queryInt(t, direct, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) k`, app)
+	if killed < 2 {
+		t.Fatalf("terminated %d sessions, want the scheduler's (pool, lock, listener)", killed)
+	}
+	got := e.Wait(s, r, 60*time.Second)
+	if got.Status != model.RunSuccess {
+		t.Fatalf("run = %s %q, want success\n%s", got.Status, got.Error, e.Logs)
+	}
+	for i := range n {
+		b, err := os.ReadFile(filepath.Join(marks, strconv.Itoa(i)))
+		if err != nil || string(b) != "1\n" {
+			t.Errorf("task %d ran %q (%v), want once, in attempt 1", i, b, err)
+		}
+	}
+	d := open(t, direct)
+	var holder string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if holder, _ = d.SchedulerHolder(context.Background()); holder != "" {
+			break
+		}
+	}
+	if !strings.Contains(holder, app) {
+		t.Errorf("scheduler lock holder after the terminations = %q, want the scheduler (%s)", holder, app)
+	}
+}

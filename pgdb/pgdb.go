@@ -387,6 +387,11 @@ func (d *DB) keepLock(conn *pgx.Conn, stop, done chan struct{}) {
 // SchedulerHolder describes the session that holds the scheduler lock of
 // the schema ("ork pid 123 on host since ..."), or "" when none does.
 func (d *DB) SchedulerHolder(ctx context.Context) (string, error) {
+	return again(ctx, func() (string, error) { return d.schedulerHolder(ctx) })
+}
+
+// schedulerHolder is SchedulerHolder, tried once.
+func (d *DB) schedulerHolder(ctx context.Context) (string, error) {
 	var app, addr string
 	var since time.Time
 	err := d.pool.QueryRow(ctx, `SELECT a.application_name, coalesce(host(a.client_addr), 'local socket'), a.backend_start

@@ -140,6 +140,11 @@ func (d *DB) CreateRun(ctx context.Context, r *model.Run) error {
 
 // GetRun returns a run by id, or ErrNotFound.
 func (d *DB) GetRun(ctx context.Context, id string) (*model.Run, error) {
+	return again(ctx, func() (*model.Run, error) { return d.getRun(ctx, id) })
+}
+
+// getRun is GetRun, tried once.
+func (d *DB) getRun(ctx context.Context, id string) (*model.Run, error) {
 	r, err := scanRun(d.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("run %q: %w", id, model.ErrNotFound)
@@ -152,6 +157,11 @@ func (d *DB) GetRun(ctx context.Context, id string) (*model.Run, error) {
 
 // ListRuns returns runs newest first.
 func (d *DB) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, error) {
+	return again(ctx, func() ([]*model.Run, error) { return d.listRuns(ctx, f) })
+}
+
+// listRuns is ListRuns, tried once.
+func (d *DB) listRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, error) {
 	var where []string
 	var args []any
 	if f.WorkflowName != "" {
@@ -176,6 +186,11 @@ func (d *DB) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, err
 
 // PendingRuns returns up to limit pending runs, oldest first.
 func (d *DB) PendingRuns(ctx context.Context, limit int) ([]*model.Run, error) {
+	return again(ctx, func() ([]*model.Run, error) { return d.pendingRuns(ctx, limit) })
+}
+
+// pendingRuns is PendingRuns, tried once.
+func (d *DB) pendingRuns(ctx context.Context, limit int) ([]*model.Run, error) {
 	var lim *int
 	if limit > 0 {
 		lim = &limit
@@ -190,6 +205,12 @@ func (d *DB) PendingRuns(ctx context.Context, limit int) ([]*model.Run, error) {
 // run never changes (and the runs_keep_terminal trigger drops any update
 // that would), a run never goes back to pending.
 func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
+	_, err := again(ctx, func() (struct{}, error) { return struct{}{}, d.updateRuns(ctx, us) })
+	return err
+}
+
+// updateRuns is UpdateRuns, tried once.
+func (d *DB) updateRuns(ctx context.Context, us []model.RunUpdate) error {
 	var valid []model.RunUpdate
 	for _, u := range us {
 		if u.Status.Valid() && u.Status != model.RunPending {
@@ -242,6 +263,12 @@ func (d *DB) updateRunsRound(ctx context.Context, q querier, us []model.RunUpdat
 // RequestCancel marks an unfinished run for cancelling; the update
 // notifies the scheduler. ErrNotFound if the run does not exist.
 func (d *DB) RequestCancel(ctx context.Context, runID string) error {
+	_, err := again(ctx, func() (struct{}, error) { return struct{}{}, d.requestCancel(ctx, runID) })
+	return err
+}
+
+// requestCancel is RequestCancel, tried once.
+func (d *DB) requestCancel(ctx context.Context, runID string) error {
 	var exists bool
 	err := d.pool.QueryRow(ctx, `WITH u AS (
 			UPDATE runs SET cancel_requested_at = now()
@@ -259,6 +286,11 @@ func (d *DB) RequestCancel(ctx context.Context, runID string) error {
 
 // CancelRequests returns the unfinished runs whose cancel was requested.
 func (d *DB) CancelRequests(ctx context.Context) ([]string, error) {
+	return again(ctx, func() ([]string, error) { return d.cancelRequests(ctx) })
+}
+
+// cancelRequests is CancelRequests, tried once.
+func (d *DB) cancelRequests(ctx context.Context) ([]string, error) {
 	rows, err := d.pool.Query(ctx, `SELECT id FROM runs
 		WHERE cancel_requested_at IS NOT NULL AND status IN ('pending', 'running') ORDER BY id`)
 	if err != nil {

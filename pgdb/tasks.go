@@ -78,6 +78,12 @@ func int4(p *int) pgtype.Int4 {
 // unnest(…), one array per column. A task whose id (or run, name and
 // index) exists is left as it is.
 func (d *DB) CreateTasks(ctx context.Context, tasks []*model.Task) error {
+	_, err := again(ctx, func() (struct{}, error) { return struct{}{}, d.createTasks(ctx, tasks) })
+	return err
+}
+
+// createTasks is CreateTasks, tried once.
+func (d *DB) createTasks(ctx context.Context, tasks []*model.Task) error {
 	if len(tasks) == 0 {
 		return nil
 	}
@@ -192,6 +198,11 @@ func (d *DB) withWorkflows(ctx context.Context, sql string, args ...any) ([]mode
 // index until it has enough: its cost is what it returns, and its plan
 // does not depend on statistics that a burst of new tasks made stale.
 func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkflow, error) {
+	return again(ctx, func() ([]model.TaskWithWorkflow, error) { return d.pendingTasks(ctx, limit) })
+}
+
+// pendingTasks is PendingTasks, tried once.
+func (d *DB) pendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkflow, error) {
 	var lim *int
 	if limit > 0 {
 		lim = &limit
@@ -208,6 +219,11 @@ func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkf
 
 // ActiveTasks returns every dispatched or running task.
 func (d *DB) ActiveTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) {
+	return again(ctx, func() ([]model.TaskWithWorkflow, error) { return d.activeTasks(ctx) })
+}
+
+// activeTasks is ActiveTasks, tried once.
+func (d *DB) activeTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) {
 	return d.withWorkflows(ctx, `SELECT `+taskColsT+`, r.workflow FROM tasks t JOIN runs r ON r.id = t.run_id
 		WHERE t.status IN ('dispatched', 'running')
 		ORDER BY r.created_at, t.run_id, t.task_index, t.name`)
@@ -215,6 +231,11 @@ func (d *DB) ActiveTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) 
 
 // ListTasks returns the tasks of a run by name and index.
 func (d *DB) ListTasks(ctx context.Context, runID string) ([]*model.Task, error) {
+	return again(ctx, func() ([]*model.Task, error) { return d.listTasks(ctx, runID) })
+}
+
+// listTasks is ListTasks, tried once.
+func (d *DB) listTasks(ctx context.Context, runID string) ([]*model.Task, error) {
 	rows, err := d.pool.Query(ctx, `SELECT `+taskCols+` FROM tasks WHERE run_id = $1 ORDER BY name COLLATE "C", task_index`, runID)
 	if err != nil {
 		return nil, d.connError(err)
@@ -237,6 +258,11 @@ func (d *DB) ListTasks(ctx context.Context, runID string) ([]*model.Task, error)
 // TaskCounts returns how many tasks of a run are in each status: a few
 // rows of task_counts, which triggers keep.
 func (d *DB) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus]int, error) {
+	return again(ctx, func() (map[model.TaskStatus]int, error) { return d.taskCounts(ctx, runID) })
+}
+
+// taskCounts is TaskCounts, tried once.
+func (d *DB) taskCounts(ctx context.Context, runID string) (map[model.TaskStatus]int, error) {
 	rows, err := d.pool.Query(ctx, `SELECT status, n FROM task_counts WHERE run_id = $1 AND n <> 0`, runID)
 	if err != nil {
 		return nil, d.connError(err)
@@ -351,7 +377,13 @@ func ambiguous(err error) bool {
 	var pe *pgconn.PgError
 	var ce *pgconn.ConnectError
 	switch {
-	case err == nil, errors.As(err, &pe), errors.As(err, &ce), pgconn.SafeToRetry(err),
+	case err == nil:
+		return false
+	case errors.As(err, &pe):
+		// The server ended the session (restart, failover): the statement
+		// may have been applied before it did.
+		return lostConn(err)
+	case errors.As(err, &ce), pgconn.SafeToRetry(err),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	}

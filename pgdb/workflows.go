@@ -83,6 +83,11 @@ func decodeWorkflow(data []byte) (*model.Workflow, error) {
 
 // GetWorkflow returns the workflow with that name, or ErrNotFound.
 func (d *DB) GetWorkflow(ctx context.Context, name string) (*model.Workflow, error) {
+	return again(ctx, func() (*model.Workflow, error) { return d.getWorkflow(ctx, name) })
+}
+
+// getWorkflow is GetWorkflow, tried once.
+func (d *DB) getWorkflow(ctx context.Context, name string) (*model.Workflow, error) {
 	var data []byte
 	err := d.pool.QueryRow(ctx, `SELECT definition FROM workflows WHERE name = $1`, name).Scan(&data)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -100,6 +105,11 @@ func (d *DB) GetWorkflow(ctx context.Context, name string) (*model.Workflow, err
 
 // ListWorkflows returns every workflow, by name.
 func (d *DB) ListWorkflows(ctx context.Context) ([]*model.Workflow, error) {
+	return again(ctx, func() ([]*model.Workflow, error) { return d.listWorkflows(ctx) })
+}
+
+// listWorkflows is ListWorkflows, tried once.
+func (d *DB) listWorkflows(ctx context.Context) ([]*model.Workflow, error) {
 	rows, err := d.pool.Query(ctx, `SELECT name, definition FROM workflows ORDER BY name COLLATE "C"`)
 	if err != nil {
 		return nil, d.connError(err)
