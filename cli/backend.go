@@ -111,3 +111,27 @@ func putWorkflow(c *cli.Context, db model.Database, w *model.Workflow) error {
 	}
 	return p.PutWorkflow(c.Context, w)
 }
+
+// scheduleStore returns db's schedule state; every backend of ork keeps
+// one (model.ScheduleStore).
+func scheduleStore(db model.Database) model.ScheduleStore {
+	if s, ok := db.(model.ScheduleStore); ok {
+		return s
+	}
+	return noSchedules{}
+}
+
+// noSchedules is the schedule state of a database without one: every
+// call says so.
+type noSchedules struct{}
+
+var errNoSchedules = errors.New("this database keeps no schedules")
+
+func (noSchedules) ClaimTick(context.Context, *model.Run) (bool, error) { return false, errNoSchedules }
+func (noSchedules) AdvanceSchedule(context.Context, string, time.Time, string) error {
+	return errNoSchedules
+}
+func (noSchedules) ScheduleState(context.Context, string) (model.ScheduleState, error) {
+	return model.ScheduleState{}, errNoSchedules
+}
+func (noSchedules) SetPaused(context.Context, string, bool) error { return errNoSchedules }

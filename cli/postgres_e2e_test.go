@@ -100,7 +100,7 @@ func TestPostgresE2ESession(t *testing.T) {
 	t.Parallel()
 	p := newPGProject(t)
 	out, _ := p.mustRun("init")
-	if !strings.Contains(out, "schema version 1") || !strings.Contains(out, "applied 0001_init.sql") {
+	if !strings.Contains(out, "schema version 2") || !strings.Contains(out, "applied 0001_init.sql, 0002_schedules.sql") {
 		t.Errorf("init output:\n%s", out)
 	}
 	out, _ = p.mustRun("migrate")
@@ -189,7 +189,7 @@ func TestPostgresE2ESession(t *testing.T) {
 	}
 
 	out, _ = p.mustRun("doctor")
-	if !strings.Contains(out, "no problems found") || !strings.Contains(out, "schema version 1") {
+	if !strings.Contains(out, "no problems found") || !strings.Contains(out, "schema version 2") {
 		t.Errorf("doctor:\n%s", out)
 	}
 	out, _ = p.mustRun("prune", "--older-than", "0s")

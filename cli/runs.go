@@ -51,6 +51,9 @@ func cmdTrigger(c *cli.Context) error {
 	if err != nil {
 		return notFoundHint(err, "`ork list-workflows` shows the workflows, `ork create-workflow` makes one")
 	}
+	if err := executorsBuilt(w); err != nil {
+		return err
+	}
 	who := "cli"
 	if u := os.Getenv("USER"); u != "" {
 		who = "cli:" + u
@@ -97,7 +100,13 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 			ScriptDir: scriptDir(c), LogDir: logDir(c), Updates: updates,
 		}))
 		log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelError}))
-		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1})
+		// A bad setting of a tagged executor (ORK_CLOUDRUN_POLL_INTERVAL)
+		// is reported; that executor's tasks then fail, the others run.
+		if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
+			fmt.Fprintln(errw, "ork:", err)
+		}
+		// It serves this run: the workflows' schedules are `ork run`'s.
+		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1, NoSchedules: true})
 		localErr = make(chan error, 1)
 		var sctx context.Context
 		sctx, stopLocal = context.WithCancel(context.WithoutCancel(ctx))

@@ -56,6 +56,9 @@ func cmdRun(c *cli.Context) error {
 	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
 		ScriptDir: sd, LogDir: logDir(c), Updates: updates, MaxLogBytes: maxLog,
 	}))
+	if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
+		return err
+	}
 	s := sched.New(db, mgr, cfg)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -32,6 +32,7 @@ func runJSON(r *model.Run) string {
 	c.CreatedAt = c.CreatedAt.UTC()
 	c.StartedAt = utc(c.StartedAt)
 	c.FinishedAt = utc(c.FinishedAt)
+	c.ScheduledAt = utc(c.ScheduledAt)
 	c.Params = normParams(c.Params)
 	if c.Workflow != nil {
 		c.Workflow = normWorkflow(c.Workflow)

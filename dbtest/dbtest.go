@@ -42,6 +42,11 @@
 //     stored or what later calls return. This covers the workflow snapshot
 //     of a run and of a TaskWithWorkflow, not the inside of params maps.
 //
+// A backend that implements model.ScheduleStore also runs the schedule
+// tests (schedule.go): a tick claimed once, even by claimers racing for it;
+// ticks at or before Through refused; AdvanceSchedule never moving back;
+// pause and unpause.
+//
 // Left untested, because the contract does not say and a backend may
 // reasonably choose: updates of ids that do not exist, ListTasks and
 // TaskCounts of a run that does not exist, a limit of zero, whether the
@@ -118,6 +123,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 	})
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("LargeBatch", s.testLargeBatch)
+	t.Run("Schedules", s.testSchedules) // schedule.go: only for a model.ScheduleStore
 }
 
 type suite struct {

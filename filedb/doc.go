@@ -8,6 +8,7 @@
 //	  runs/<run_id>.json             one record per run
 //	  tasks/<run_id>/<name>.<i>.json one record per task, grouped by run
 //	  logs/<run_id>/...              task output, written by the executor
+//	  schedules/<name>.json          how far a schedule has got; <name>.paused while paused (schedule.go)
 //	  scheduler.lock                 flock'ed by the one running scheduler
 //	  .spare/                        spare inodes reused by later writes (not records)
 //

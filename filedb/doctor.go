@@ -80,6 +80,10 @@ func Doctor(dir string) ([]Problem, error) {
 				add("unfinished", p, fmt.Sprintf("run %s of %s is %s and no scheduler is running", r.ID, r.WorkflowName, r.Status),
 					"start `ork run`: it resumes the run (tasks left running are retried)")
 			}
+		case parts[0] == SchedulesDir && len(parts) == 2:
+			if err := checkScheduleFile(p); err != nil {
+				add("damaged", p, err.Error(), "fix the file by hand, or delete it: the schedule then starts afresh at its next tick (schedule.go)")
+			}
 		case parts[0] == TasksDir && len(parts) == 3:
 			data, err := os.ReadFile(p)
 			if err == nil {

@@ -66,6 +66,8 @@ type DB struct {
 
 	reportMu sync.Mutex
 	reported map[string]time.Time // damaged file -> mtime when reported
+
+	schedMu sync.Mutex // serialises this process's schedule state writes (schedule.go)
 }
 
 var _ model.Database = (*DB)(nil)

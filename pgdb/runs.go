@@ -17,7 +17,7 @@ import (
 	"github.com/ork-run/ork/model"
 )
 
-const runCols = `id, workflow_id, workflow_name, status, triggered_by, params, started_at, finished_at, error, created_at, workflow, task_counts`
+const runCols = `id, workflow_id, workflow_name, status, triggered_by, params, started_at, finished_at, error, created_at, workflow, task_counts, scheduled_at`
 
 // terminalSQL lists the statuses that end a task or a run.
 const terminalSQL = `('success', 'failed', 'cancelled', 'skipped')`
@@ -26,7 +26,7 @@ func scanRun(row pgx.Row) (*model.Run, error) {
 	var r model.Run
 	var params, wf, counts []byte
 	if err := row.Scan(&r.ID, &r.WorkflowID, &r.WorkflowName, &r.Status, &r.TriggeredBy, &params,
-		&r.StartedAt, &r.FinishedAt, &r.Error, &r.CreatedAt, &wf, &counts); err != nil {
+		&r.StartedAt, &r.FinishedAt, &r.Error, &r.CreatedAt, &wf, &counts, &r.ScheduledAt); err != nil {
 		return nil, err
 	}
 	if err := unmarshalIf(params, &r.Params); err != nil {
@@ -45,6 +45,7 @@ func scanRun(row pgx.Row) (*model.Run, error) {
 	r.CreatedAt = r.CreatedAt.UTC()
 	r.StartedAt = utc(r.StartedAt)
 	r.FinishedAt = utc(r.FinishedAt)
+	r.ScheduledAt = utc(r.ScheduledAt)
 	return &r, nil
 }
 
@@ -102,8 +103,20 @@ func (d *DB) queryRuns(ctx context.Context, sql string, args ...any) ([]*model.R
 // CreateRun stores a new run; ErrExists if the id is taken. The insert
 // notifies the schema's channel (a trigger), which wakes the scheduler.
 func (d *DB) CreateRun(ctx context.Context, r *model.Run) error {
+	tag, err := insertRun(ctx, d.pool, r)
+	if err != nil {
+		return fmt.Errorf("create run %s: %w", r.ID, d.connError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("run %s: %w", r.ID, model.ErrExists)
+	}
+	return nil
+}
+
+// insertRun inserts r unless its id is taken (then it affects no row).
+func insertRun(ctx context.Context, q querier, r *model.Run) (pgconn.CommandTag, error) {
 	if r.ID == "" {
-		return errors.New("create run: the run has no id")
+		return pgconn.CommandTag{}, errors.New("the run has no id")
 	}
 	if r.Status == "" {
 		r.Status = model.RunPending
@@ -113,29 +126,22 @@ func (d *DB) CreateRun(ctx context.Context, r *model.Run) error {
 	}
 	params, err := jsonOrNull(r.Params)
 	if err != nil {
-		return err
+		return pgconn.CommandTag{}, err
 	}
 	var wf []byte
 	if r.Workflow != nil {
 		if wf, err = json.Marshal(r.Workflow); err != nil {
-			return err
+			return pgconn.CommandTag{}, err
 		}
 	}
 	counts, err := jsonOrNull(r.TaskCounts)
 	if err != nil {
-		return err
+		return pgconn.CommandTag{}, err
 	}
-	tag, err := d.pool.Exec(ctx, `INSERT INTO runs (`+runCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
+	return q.Exec(ctx, `INSERT INTO runs (`+runCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.WorkflowID, r.WorkflowName, r.Status, r.TriggeredBy, params, r.StartedAt, r.FinishedAt,
-		r.Error, r.CreatedAt, wf, counts)
-	if err != nil {
-		return fmt.Errorf("create run %s: %w", r.ID, d.connError(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("run %s: %w", r.ID, model.ErrExists)
-	}
-	return nil
+		r.Error, r.CreatedAt, wf, counts, r.ScheduledAt)
 }
 
 // GetRun returns a run by id, or ErrNotFound.

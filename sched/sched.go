@@ -20,6 +20,10 @@
 //     database (model.Notifier: another process triggered a run), or the
 //     poll interval.
 //
+// Beside the loop, a goroutine fires the workflows' schedules: it creates
+// the run of each tick, exactly once, and the loop starts it like any
+// other (schedule.go).
+//
 // A write that fails (a full disk) loses nothing: the updates stay queued
 // in memory and are written when the disk accepts them again.
 //
@@ -136,6 +140,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.launch.stopped()
 		}
 	}()
+	// Workflows' schedules fire in a goroutine of their own (schedule.go).
+	var ticks *schedules
+	if !s.cfg.NoSchedules {
+		ticks = newSchedules(s.db, s.cfg.Clock, s.log)
+	}
+	defer ticks.start(ctx)()
 	var changes <-chan struct{}
 	if n, ok := s.db.(model.Notifier); ok {
 		changes = n.Changes()
@@ -208,6 +218,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.add(u)
 		case <-changes:
 			lookCancels = true
+			ticks.poke() // a workflow may have been edited
 		case <-timer.C:
 			lookCancels = true
 		case <-grace:
