@@ -18,7 +18,9 @@
 // request) and tasks (attempts, outputs, params, retry time), with foreign
 // keys, CHECK constraints on statuses, UNIQUE (run_id, name, task_index),
 // and partial indexes over unfinished work only, so the hot queries cost
-// what is pending, not what is history.
+// what is pending, not what is history. Migration 0002 adds schedules: a
+// tick's claim is its run, whose id is derived from the workflow and the
+// tick, and ClaimTick locks the schedule's row so claimers take turns.
 //
 // # The rules, in SQL
 //
