@@ -15,9 +15,16 @@ build-cloudrun:
 demo: build
 	./scripts/demo.sh $(BIN)/ork
 
+# The packages with tests on PostgreSQL (build tag postgres), and the CLI's
+# TestPostgres* tests; they run on the server ORK_TEST_DATABASE_URL names,
+# and skip without it (fail in CI).
+PG_PKGS ?= ./pgdb/...
+
 # Everything CI checks.
 test: fmt-check vet tidy-check cross-check
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m -tags postgres $(PG_PKGS)
+	$(GO) test -race -count=1 -timeout 15m -tags postgres -run Postgres ./cli
 	$(GO) test -race -count=1 -timeout 10m -tags cloudrun ./exec/cloudrun/...
 	$(GO) test -race -count=1 -timeout 10m -tags cloudrun -run CloudRun ./cli
 
@@ -32,6 +39,7 @@ cross-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags postgres ./...
 	$(GO) vet -tags cloudrun ./exec/cloudrun/... ./cli
 
 fmt-check:

@@ -5,6 +5,9 @@
 //
 //	app.go        the command table, global flags and shared helpers
 //	workflows.go  init, create-workflow, list-workflows, delete-workflow, validate
+//	apply.go      apply, migrate
+//	backend.go    the backend the flags name: files in --dir, or PostgreSQL
+//	              (db_postgres.go with the build tag postgres, db_nopostgres.go without)
 //	runs.go       trigger, status, tasks (and --wait)
 //	scheduler.go  run, doctor
 //	lifecycle.go  cancel, retry, logs, prune
@@ -25,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -35,7 +37,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ork-run/ork/filedb"
 	"github.com/ork-run/ork/model"
 )
 
@@ -100,6 +101,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Value: ".ork", EnvVars: []string{"ORK_DIR"}, Usage: "the ork `DIRECTORY` (made by `ork init`; default: the nearest .ork here or above)"},
+			&cli.StringFlag{Name: "database-url", EnvVars: []string{"ORK_DATABASE_URL"}, Usage: "keep workflows, runs and tasks in PostgreSQL at `URL` (postgres://USER@HOST:PORT/DB; an ork built with -tags postgres) instead of files in --dir, which still holds the logs"},
 		},
 		Commands: append([]*cli.Command{
 			{
@@ -126,6 +128,17 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					&cli.IntFlag{Name: "max-active-runs", Usage: "runs of the workflow running at once; more wait, pending (0: no bound)"},
 				},
 				Action: cmdCreateWorkflow,
+			},
+			{
+				Name:      "apply",
+				Usage:     "load workflow JSON files into the database, replacing workflows of the same name",
+				ArgsUsage: "FILE...",
+				Action:    cmdApply,
+			},
+			{
+				Name:   "migrate",
+				Usage:  "bring the PostgreSQL schema up to this ork's version (--database-url)",
+				Action: cmdMigrate,
 			},
 			{
 				Name:   "list-workflows",
@@ -236,10 +249,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 // ---- helpers ----
-
-func openDB(c *cli.Context, log *slog.Logger) (*filedb.DB, error) {
-	return filedb.Open(orkDir(c), filedb.Options{Logger: log})
-}
 
 func scriptDir(c *cli.Context) string {
 	if s := c.String("script-dir"); s != "" {

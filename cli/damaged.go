@@ -41,7 +41,11 @@ func damagedRuns(errs []error) []*model.Run {
 // waitsFor says why an unfinished run cannot end, if a file of it was
 // damaged or removed by hand: each damaged task file, a tasks directory
 // gone while the run was running.
-func waitsFor(c *cli.Context, db *filedb.DB, r *model.Run) []string {
+func waitsFor(c *cli.Context, mdb model.Database, r *model.Run) []string {
+	db, ok := mdb.(*filedb.DB)
+	if !ok {
+		return nil // damaged records are a file database's matter
+	}
 	var out []string
 	if r.Status == model.RunRunning {
 		dir := filepath.Join(db.Dir(), filedb.TasksDir, r.ID)
@@ -57,4 +61,14 @@ func waitsFor(c *cli.Context, db *filedb.DB, r *model.Run) []string {
 		out = append(out, fmt.Sprintf("damaged task file, never run until repaired or removed (stop the scheduler first; see `ork doctor`): %v", b))
 	}
 	return out
+}
+
+// listRunsDamaged lists runs, and on the file database also the run files that do
+// not parse (each an error naming the file).
+func listRunsDamaged(c *cli.Context, db model.Database, f model.RunFilter) ([]*model.Run, []error, error) {
+	if fdb, ok := db.(*filedb.DB); ok {
+		return fdb.ListRunsDamaged(c.Context, f)
+	}
+	runs, err := db.ListRuns(c.Context, f)
+	return runs, nil, err
 }

@@ -16,14 +16,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ork-run/ork/exec"
-	"github.com/ork-run/ork/filedb"
 	"github.com/ork-run/ork/model"
 	"github.com/ork-run/ork/sched"
 )
 
 // openRun opens the database and reads the run named by the first
 // argument; the caller closes the database.
-func openRun(c *cli.Context, what string) (*filedb.DB, *model.Run, error) {
+func openRun(c *cli.Context, what string) (model.Database, *model.Run, error) {
 	if c.NArg() < 1 {
 		return nil, nil, usageErr(c, "give the id of the run to "+what)
 	}
@@ -59,7 +58,7 @@ func cmdCancel(c *cli.Context) error {
 		return nil
 	}
 	// No scheduler: cancel here, holding the lock so none starts meanwhile.
-	if release, err := db.LockScheduler(c.Context); err == nil {
+	if release, err := lockScheduler(c, db); err == nil {
 		defer release()
 		if err := sched.CancelRun(c.Context, db, id); err != nil {
 			return err
@@ -83,7 +82,7 @@ func cmdCancel(c *cli.Context) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the scheduler (%s) will apply it\n", id, filedb.LockHolder(orkDir(c)))
+	fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the scheduler (%s) will apply it\n", id, schedulerHolder(c, db))
 	return nil
 }
 
@@ -127,8 +126,8 @@ func cmdRetry(c *cli.Context) error {
 	if err := start(c.Context); err != nil {
 		return err
 	}
-	if filedb.LockHolder(orkDir(c)) == "" {
-		fmt.Fprintln(c.App.ErrWriter, "note: no scheduler is running on "+orkDir(c)+"; start one with `ork run`, or use --wait")
+	if schedulerHolder(c, db) == "" {
+		fmt.Fprintln(c.App.ErrWriter, "note: no scheduler is running on "+storeName(c, db)+"; start one with `ork run`, or use --wait")
 	}
 	fmt.Fprintln(c.App.Writer, id)
 	return nil
@@ -173,7 +172,7 @@ func cmdLogs(c *cli.Context) error {
 		if attempt > t.Attempt {
 			return fmt.Errorf("task %s has no attempt %d: it is at attempt %d", t.Label(), attempt, t.Attempt)
 		}
-		p, err := exec.LogPath(db.LogDir(), id, t.Name, t.TaskIndex, attempt)
+		p, err := exec.LogPath(logDir(c), id, t.Name, t.TaskIndex, attempt)
 		if err != nil {
 			return err
 		}
@@ -199,7 +198,7 @@ func cmdLogs(c *cli.Context) error {
 
 // selectTasks returns the tasks of run r with that name (all if empty) and
 // --index, in the workflow's order.
-func selectTasks(c *cli.Context, db *filedb.DB, r *model.Run, name string) ([]*model.Task, error) {
+func selectTasks(c *cli.Context, db model.Database, r *model.Run, name string) ([]*model.Task, error) {
 	ts, err := db.ListTasks(c.Context, r.ID)
 	if err != nil {
 		return nil, err
@@ -223,7 +222,7 @@ func selectTasks(c *cli.Context, db *filedb.DB, r *model.Run, name string) ([]*m
 
 // followLog streams the log of task t until the task has ended, following
 // it from attempt to attempt when it is retried (or only attempt --attempt).
-func followLog(c *cli.Context, db *filedb.DB, r *model.Run, t *model.Task) error {
+func followLog(c *cli.Context, db model.Database, r *model.Run, t *model.Task) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	only := c.Int("attempt")
@@ -262,7 +261,7 @@ func followLog(c *cli.Context, db *filedb.DB, r *model.Run, t *model.Task) error
 			ended = cur.Status.Terminal() || cur.Attempt > a || (cur.Attempt == a && cur.Status == model.TaskPending)
 		}
 		if f == nil {
-			p, err := exec.LogPath(db.LogDir(), r.ID, t.Name, t.TaskIndex, a)
+			p, err := exec.LogPath(logDir(c), r.ID, t.Name, t.TaskIndex, a)
 			if err != nil {
 				return err
 			}
@@ -286,7 +285,7 @@ func followLog(c *cli.Context, db *filedb.DB, r *model.Run, t *model.Task) error
 	}
 }
 
-func currentTask(ctx context.Context, db *filedb.DB, r *model.Run, t *model.Task) (*model.Task, error) {
+func currentTask(ctx context.Context, db model.Database, r *model.Run, t *model.Task) (*model.Task, error) {
 	ts, err := db.ListTasks(ctx, r.ID)
 	if err != nil {
 		return nil, err
@@ -320,7 +319,7 @@ func cmdPrune(c *cli.Context) error {
 		return err
 	}
 	defer db.Close()
-	ids, err := db.Prune(c.Context, time.Now().Add(-age), c.Int("keep-last"))
+	ids, err := pruneRuns(c, db, time.Now().Add(-age), c.Int("keep-last"))
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ork-run/ork/exec"
-	"github.com/ork-run/ork/filedb"
 	"github.com/ork-run/ork/model"
 	"github.com/ork-run/ork/sched"
 )
@@ -64,8 +63,8 @@ func cmdTrigger(c *cli.Context) error {
 		if err := db.CreateRun(c.Context, r); err != nil {
 			return err
 		}
-		if filedb.LockHolder(orkDir(c)) == "" {
-			fmt.Fprintln(c.App.ErrWriter, "note: no scheduler is running on "+orkDir(c)+"; start one with `ork run`, or use --wait")
+		if schedulerHolder(c, db) == "" {
+			fmt.Fprintln(c.App.ErrWriter, "note: no scheduler is running on "+storeName(c, db)+"; start one with `ork run`, or use --wait")
 		}
 		fmt.Fprintln(c.App.Writer, r.ID)
 		return nil
@@ -76,13 +75,13 @@ func cmdTrigger(c *cli.Context) error {
 // triggerWait creates the run and waits for it: on the running scheduler
 // if there is one, else on a scheduler started in this process — also when
 // the scheduler it was waiting on goes away.
-func triggerWait(c *cli.Context, db *filedb.DB, r *model.Run) error {
+func triggerWait(c *cli.Context, db model.Database, r *model.Run) error {
 	return waitRun(c, db, r, func(ctx context.Context) error { return db.CreateRun(ctx, r) })
 }
 
 // waitRun makes the run to wait for with start (create it, or reopen it),
 // then waits for it as triggerWait says.
-func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Context) error) error {
+func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context.Context) error) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errw := c.App.ErrWriter
@@ -92,13 +91,13 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 	var localErr chan error
 	var stopLocal context.CancelFunc
 	startLocal := func() {
-		if filedb.LockHolder(orkDir(c)) != "" {
+		if schedulerHolder(c, db) != "" {
 			return
 		}
 		updates := make(chan exec.StatusUpdate, 4096)
 		mgr := exec.NewManager(updates)
 		mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
-			ScriptDir: scriptDir(c), LogDir: db.LogDir(), Updates: updates,
+			ScriptDir: scriptDir(c), LogDir: logDir(c), Updates: updates,
 		}))
 		log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelError}))
 		// A bad setting of a tagged executor (ORK_CLOUDRUN_POLL_INTERVAL)
@@ -225,7 +224,7 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 		if final.Error != "" {
 			msg += ": " + final.Error
 		}
-		return &exitError{code: 1, msg: msg + " (logs in " + filepath.Join(orkDir(c), filedb.LogsDir, final.ID) + ")"}
+		return &exitError{code: 1, msg: msg + " (logs in " + filepath.Join(logDir(c), final.ID) + ")"}
 	}
 	return nil
 }
@@ -314,7 +313,7 @@ func cmdStatus(c *cli.Context) error {
 		}
 		return nil
 	}
-	runs, damaged, err := db.ListRunsDamaged(c.Context, model.RunFilter{WorkflowName: c.String("workflow"), Limit: c.Int("limit")})
+	runs, damaged, err := listRunsDamaged(c, db, model.RunFilter{WorkflowName: c.String("workflow"), Limit: c.Int("limit")})
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func cmdRun(c *cli.Context) error {
 	updates := make(chan exec.StatusUpdate, 4096)
 	mgr := exec.NewManager(updates)
 	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
-		ScriptDir: sd, LogDir: db.LogDir(), Updates: updates, MaxLogBytes: maxLog,
+		ScriptDir: sd, LogDir: logDir(c), Updates: updates, MaxLogBytes: maxLog,
 	}))
 	if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
 		return err
@@ -61,6 +61,9 @@ func cmdRun(c *cli.Context) error {
 	if err := s.Run(ctx); err != nil {
 		var le *model.LockedError
 		if errors.As(err, &le) {
+			if databaseURL(c) != "" {
+				return fmt.Errorf("%w: stop it first (one scheduler per database)", err)
+			}
 			return fmt.Errorf("%w: stop it first, or use a different --dir", err)
 		}
 		return err
@@ -69,6 +72,9 @@ func cmdRun(c *cli.Context) error {
 }
 
 func cmdDoctor(c *cli.Context) error {
+	if databaseURL(c) != "" {
+		return doctorDatabase(c)
+	}
 	ps, err := filedb.Doctor(orkDir(c))
 	if err != nil {
 		return err

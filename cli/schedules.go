@@ -83,7 +83,7 @@ func cmdSchedules(c *cli.Context) error {
 			lerr = errors.Join(lerr, fmt.Errorf("workflow %s: %w", w.Name, err))
 			continue
 		}
-		st, err := db.ScheduleState(c.Context, w.Name)
+		st, err := scheduleStore(db).ScheduleState(c.Context, w.Name)
 		if err != nil {
 			lerr = errors.Join(lerr, err)
 			continue
@@ -144,7 +144,7 @@ func cmdSetPaused(c *cli.Context, paused bool) error {
 	if w.Schedule == nil {
 		return fmt.Errorf(`workflow %q has no schedule: add "schedule": {"cron": "..."} to its file`, name)
 	}
-	if err := db.SetPaused(c.Context, name, paused); err != nil {
+	if err := scheduleStore(db).SetPaused(c.Context, name, paused); err != nil {
 		return err
 	}
 	if paused {

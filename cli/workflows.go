@@ -16,6 +16,9 @@ import (
 )
 
 func cmdInit(c *cli.Context) error {
+	if databaseURL(c) != "" {
+		return initDatabase(c)
+	}
 	// init makes .ork here (or --dir), never in the project above.
 	dir := c.String("dir")
 	if outer := findProject(); outer != "" && outer != ".ork" && !c.IsSet("dir") && os.Getenv("ORK_DIR") == "" {
@@ -66,6 +69,9 @@ func cmdCreateWorkflow(c *cli.Context) error {
 	defer db.Close()
 	if err := db.CreateWorkflow(c.Context, w); err != nil {
 		if errors.Is(err, model.ErrExists) {
+			if databaseURL(c) != "" {
+				return fmt.Errorf("%w: delete it first with `ork delete-workflow %s`, or replace it with `ork apply FILE`", err, w.Name)
+			}
 			return fmt.Errorf("%w: delete it first with `ork delete-workflow %s`, or edit %s", err, w.Name, filepath.Join(orkDir(c), filedb.WorkflowsDir, w.Name+".json"))
 		}
 		return err

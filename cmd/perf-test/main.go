@@ -57,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		repeat     = fs.Int("repeat", 1, "measure `N` times and report the round of median total time (a noisy machine)")
 		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the whole measurement to `file`")
 		memProfile = fs.String("memprofile", "", "write a heap profile, taken at the end of the main phase, to `file`")
+		dbURL      = fs.String("database-url", "", "run on PostgreSQL at `URL` (a perf-test built with -tags postgres), in a schema of its own, instead of the file database")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: perf-test [flags] NAME|FILE\n       perf-test -list\n       perf-test -markdown RESULT.json...\n\nflags:\n")
@@ -134,7 +135,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var rounds []*Result
 	for i := range max(*repeat, 1) {
-		opts := Options{Dir: *dir, Keep: *keep, Timeout: *timeout, Logs: logs}
+		opts := Options{Dir: *dir, Keep: *keep, Timeout: *timeout, Logs: logs, DatabaseURL: *dbURL}
 		if i == 0 {
 			opts.MemProfile = *memProfile
 		}

@@ -36,6 +36,11 @@ type Options struct {
 	// MemProfile, when set, is where a heap profile is written when half
 	// the tasks of the main phase have ended.
 	MemProfile string
+	// DatabaseURL, when set, puts the workflows, runs and tasks in
+	// PostgreSQL (a perf-test built with -tags postgres), in a new schema
+	// of that database, dropped afterwards unless Keep; the logs stay in
+	// the .ork directory.
+	DatabaseURL string
 }
 
 // harness is one ork directory with a scheduler running in this process,
@@ -49,9 +54,11 @@ type harness struct {
 	scripts string
 	log     *slog.Logger
 
-	db      *filedb.DB
+	store   string // h.dir, or the PostgreSQL URL of the measurement's schema
+	dropPG  func() error
+	db      model.Database
 	rec     *recordingDB
-	trigDB  *filedb.DB // a second handle on dir, as another process has
+	trigDB  model.Database // a second handle on the store, as another process has
 	s       *sched.Scheduler
 	scfg    sched.Config
 	stop    context.CancelFunc
@@ -82,6 +89,14 @@ func newHarness(cfg *Config, opts Options) (*harness, error) {
 	if err := filedb.Init(h.dir); err != nil {
 		return nil, err
 	}
+	h.store = h.dir
+	if opts.DatabaseURL != "" {
+		url, drop, err := newPostgresSchema(context.Background(), opts.DatabaseURL, cfg.Name)
+		if err != nil {
+			return nil, err
+		}
+		h.store, h.dropPG = url, drop
+	}
 	if err := os.MkdirAll(h.scripts, 0o755); err != nil {
 		return nil, err
 	}
@@ -101,7 +116,7 @@ func scriptBody(d time.Duration) string {
 
 // start opens the database and starts the scheduler on it.
 func (h *harness) start(ctx context.Context, expect int) error {
-	db, err := filedb.Open(h.dir, filedb.Options{Logger: h.log})
+	db, err := openStore(ctx, h.store, h.log)
 	if err != nil {
 		return err
 	}
@@ -116,7 +131,7 @@ func (h *harness) start(ctx context.Context, expect int) error {
 		mgr.Register(model.ExecutorProcess, newNoopExecutor(updates, time.Duration(h.cfg.TaskDuration)))
 	default:
 		mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
-			ScriptDir: h.scripts, LogDir: db.LogDir(), Updates: updates,
+			ScriptDir: h.scripts, LogDir: filepath.Join(h.dir, filedb.LogsDir), Updates: updates,
 		}))
 	}
 	scfg := h.cfg.Scheduler.Sched()
@@ -152,6 +167,9 @@ func (h *harness) halt() error {
 func (h *harness) cleanup() {
 	if !h.opts.Keep {
 		os.RemoveAll(h.root)
+		if h.dropPG != nil {
+			h.dropPG()
+		}
 	}
 }
 
@@ -243,12 +261,15 @@ func Measure(ctx context.Context, cfg *Config, opts Options) (*Result, error) {
 	if opts.Keep {
 		res.Dir = h.dir
 	}
+	if opts.DatabaseURL != "" {
+		res.Notes = append(res.Notes, "backend: PostgreSQL ("+redactPassword(opts.DatabaseURL)+"), a schema of its own")
+	}
 	if err := h.start(ctx, cfg.Tasks()); err != nil {
 		return nil, err
 	}
 	defer h.halt()
 	res.Scheduler = settingsOf(h.scfg)
-	trigDB, err := filedb.Open(h.dir, filedb.Options{Logger: h.log})
+	trigDB, err := openStore(ctx, h.store, h.log)
 	if err != nil {
 		return nil, err
 	}
@@ -552,7 +573,7 @@ func (m *midStatus) watch(ctx context.Context, h *harness, runID string, tasks i
 		if n < tasks/2 {
 			continue
 		}
-		p, err := probeStatus(ctx, h.dir, runID)
+		p, err := probeStatus(ctx, h.store, runID)
 		m.mu.Lock()
 		m.done, m.err = n, err
 		if err == nil {
@@ -590,7 +611,7 @@ func runStatusProbe(ctx context.Context, dir, runID string, log *slog.Logger) (*
 	p := &statusProbe{}
 	if runID != "" {
 		t0 := time.Now()
-		db, err := filedb.Open(dir, filedb.Options{Logger: log})
+		db, err := openStore(ctx, dir, log)
 		if err != nil {
 			return nil, err
 		}
@@ -605,7 +626,7 @@ func runStatusProbe(ctx context.Context, dir, runID string, log *slog.Logger) (*
 		p.RunSeconds = round3(time.Since(t0).Seconds())
 	}
 	t0 := time.Now()
-	db, err := filedb.Open(dir, filedb.Options{Logger: log})
+	db, err := openStore(ctx, dir, log)
 	if err != nil {
 		return nil, err
 	}
@@ -642,7 +663,7 @@ func probeStatus(ctx context.Context, dir, runID string) (*statusProbe, error) {
 // statusTiming times `ork status RUN` and `ork status` after the main
 // phase.
 func (h *harness) statusTiming(ctx context.Context, runID string, tasks int) (*StatusTiming, error) {
-	p, err := probeStatus(ctx, h.dir, runID)
+	p, err := probeStatus(ctx, h.store, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -733,7 +754,7 @@ func (h *harness) baseline(res *Result, before, after time.Duration, cpuBefore, 
 // finished runs of the main phase, and measures its CPU use while nothing
 // happens.
 func (h *harness) idlePhase(ctx context.Context, res *Result) error {
-	runs, err := countRuns(h.dir)
+	runs, err := countRuns(ctx, h.store, h.log)
 	if err != nil {
 		return err
 	}
@@ -858,8 +879,19 @@ func (h *harness) backgroundWriter(res *Result) func() {
 	}
 }
 
-// countRuns counts the run files of a directory.
-func countRuns(dir string) (int, error) {
+// countRuns counts the runs of a store: the run files of a directory, or
+// the runs in PostgreSQL.
+func countRuns(ctx context.Context, store string, log *slog.Logger) (int, error) {
+	if isURL(store) {
+		db, err := openStore(ctx, store, log)
+		if err != nil {
+			return 0, err
+		}
+		defer db.Close()
+		runs, err := db.ListRuns(ctx, model.RunFilter{})
+		return len(runs), err
+	}
+	dir := store
 	ents, err := os.ReadDir(filepath.Join(dir, filedb.RunsDir))
 	if err != nil {
 		return 0, err

@@ -1,0 +1,349 @@
+//go:build postgres
+
+package pgdb_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/dbtest"
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/pgdb"
+	"github.com/ork-run/ork/pgdb/pgdbtest"
+	"github.com/ork-run/ork/sched"
+	"github.com/ork-run/ork/schedtest"
+)
+
+// proxy is a TCP proxy in front of the test server that can take the
+// database away as a restart does — every connection drops, new ones are
+// refused — without touching the server, which other tests share.
+type proxy struct {
+	l      net.Listener
+	target string
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+	down  bool
+	armed []byte // cut a connection after the client's next message once it sent this
+	cuts  int
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { l.Close(); p.cut() })
+	go p.serve()
+	return p
+}
+
+func (p *proxy) addr() string { return p.l.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close() // the server is "restarting": connection refused
+			continue
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[s] = true, true
+		p.mu.Unlock()
+		var blackhole atomic.Bool
+		go p.pipe(s, c, nil, &blackhole)
+		go p.pipe(c, s, s, &blackhole)
+	}
+}
+
+// pipe copies from to to. On the client's side (server set) it watches
+// for the armed text: once the client sent it, the client's next message
+// still reaches the server, but no answer reaches the client, and both
+// connections close a moment later.
+func (p *proxy) pipe(from, to, server net.Conn, blackhole *atomic.Bool) {
+	defer from.Close()
+	defer to.Close()
+	buf := make([]byte, 64<<10)
+	cutNext := false
+	for {
+		n, err := from.Read(buf)
+		if n > 0 {
+			if server == nil && blackhole.Load() {
+				continue // the answer is lost
+			}
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				return
+			}
+			if server != nil {
+				p.mu.Lock()
+				if cutNext && !blackhole.Load() {
+					p.cuts++
+					blackhole.Store(true)
+					time.AfterFunc(300*time.Millisecond, func() { from.Close(); to.Close() })
+				}
+				if p.armed != nil && bytes.Contains(buf[:n], p.armed) {
+					p.armed, cutNext = nil, true
+				}
+				p.mu.Unlock()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// cut drops every connection and refuses new ones until restore.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *proxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// through returns u with its host and port replaced by the proxy's.
+func (p *proxy) through(t *testing.T, u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.Host = p.addr()
+	return pu.String()
+}
+
+func targetOf(t *testing.T, u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := pu.Hostname()
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port := pu.Port()
+	if port == "" {
+		port = "5432"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// A batch of status changes whose acknowledgement is lost — the
+// connection breaks after the statement reached the server — is recorded
+// once and reported as changed, so the scheduler starts what it
+// dispatched.
+func TestUnacknowledgedBatchIsRecordedOnce(t *testing.T) {
+	direct := pgdbtest.URL(t)
+	px := newProxy(t, targetOf(t, direct))
+	d := open(t, direct)
+	ctx := context.Background()
+	w := &model.Workflow{Name: "w", JobName: "j.sh", TaskCount: 2}
+	if err := d.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	r := model.NewRun(w, nil, "test", time.Now())
+	if err := d.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ts := model.NewTasks(r, time.Now())
+	if err := d.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	viaProxy := open(t, px.through(t, direct))
+	px.mu.Lock()
+	px.armed = []byte("UPDATE tasks t SET")
+	px.mu.Unlock()
+	changed, err := viaProxy.UpdateTasks(ctx, []model.TaskUpdate{
+		{TaskID: ts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched},
+		{TaskID: ts[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched},
+	})
+	px.mu.Lock()
+	cuts := px.cuts
+	px.mu.Unlock()
+	if cuts != 1 {
+		t.Fatalf("the proxy cut %d connections, want 1: the test did not lose the acknowledgement", cuts)
+	}
+	if err != nil {
+		t.Fatalf("UpdateTasks: %v", err)
+	}
+	if len(changed) != 2 {
+		t.Fatalf("UpdateTasks returned %d tasks, want the 2 it dispatched", len(changed))
+	}
+	got, _ := d.ListTasks(ctx, r.ID)
+	for _, tk := range got {
+		if tk.Status != model.TaskDispatched || tk.Attempt != 1 {
+			t.Errorf("task %d = %s attempt %d, want dispatched in attempt 1", tk.TaskIndex, tk.Status, tk.Attempt)
+		}
+	}
+}
+
+// A running scheduler that loses the database — every connection dropped,
+// new ones refused for two seconds, as when the server restarts — keeps
+// going once it is back: it loses nothing, runs every task once, finishes
+// the run, takes its lock again and hears triggers again.
+func TestSchedulerSurvivesDatabaseOutage(t *testing.T) {
+	direct := pgdbtest.URL(t)
+	px := newProxy(t, targetOf(t, direct))
+	viaProxy := px.through(t, direct)
+	pglogs := &schedtest.SyncBuffer{}
+	var store dbtest.Store = func(t *testing.T) model.Database {
+		d, err := pgdb.Open(context.Background(), viaProxy, pgdb.Options{Migrate: true, Logger: slog.New(slog.NewTextHandler(pglogs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	e := schedtest.NewEnv(t, store)
+	marks := t.TempDir()
+	e.Script("work.sh", fmt.Sprintf(`echo $ORK_ATTEMPT >> %s/$ORK_TASK_INDEX; sleep 0.2`, marks))
+	const n = 12
+	w := e.Workflow(&model.Workflow{Name: "work", JobName: "work.sh", TaskCount: n})
+	s, _ := e.Start(e.DB, sched.Config{MaxRunningTasks: 3, PollInterval: time.Hour})
+	r := e.Trigger(e.DB, w)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ents, _ := os.ReadDir(marks)
+		if len(ents) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no task started:\n%s", e.Logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	px.cut()
+	time.Sleep(2 * time.Second)
+	px.restore()
+
+	got := e.Wait(s, r, 60*time.Second)
+	if got.Status != model.RunSuccess {
+		t.Fatalf("run = %s %q, want success\n%s", got.Status, got.Error, e.Logs)
+	}
+	for i := range n {
+		b, err := os.ReadFile(filepath.Join(marks, strconv.Itoa(i)))
+		if err != nil || string(b) != "1\n" {
+			t.Errorf("task %d ran %q (%v), want once, in attempt 1", i, b, err)
+		}
+	}
+	d := open(t, direct)
+	ctx := context.Background()
+	if ts, _ := d.ListTasks(ctx, r.ID); len(ts) != n {
+		t.Errorf("%d tasks recorded, want %d", len(ts), n)
+	} else {
+		for _, tk := range ts {
+			if tk.Status != model.TaskSuccess || tk.Attempt != 1 {
+				t.Errorf("task %d = %s attempt %d, want success in attempt 1", tk.TaskIndex, tk.Status, tk.Attempt)
+			}
+		}
+	}
+	// The lock is held again, and a trigger from elsewhere wakes the
+	// scheduler (its listener is back) though its poll is an hour.
+	var holder string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if holder, _ = d.SchedulerHolder(ctx); holder != "" {
+			break
+		}
+	}
+	if holder == "" {
+		t.Errorf("nobody holds the scheduler lock after the outage\n%s", e.Logs)
+	}
+	time.Sleep(500 * time.Millisecond) // let the listener reconnect
+	r2 := e.Trigger(d, w)
+	got2 := e.Wait(s, r2, 15*time.Second)
+	if got2.Status != model.RunSuccess {
+		t.Errorf("run after the outage = %s %q", got2.Status, got2.Error)
+	}
+	for _, want := range []string{"listening for changes again", "scheduler lock taken again"} {
+		if !strings.Contains(pglogs.String(), want) {
+			t.Errorf("the database's log does not say %q:\n%s", want, pglogs)
+		}
+	}
+	t.Logf("database log:\n%s\nscheduler log:\n%s", pglogs, e.Logs)
+}
+
+// A running scheduler whose every connection the server terminates
+// (pg_terminate_backend, as an administrator or a failover does) keeps
+// going: the run ends with every task run once, and the lock is held again.
+// Only this test's own sessions are terminated (by application_name).
+func TestSchedulerSurvivesTerminatedConnections(t *testing.T) {
+	direct := pgdbtest.URL(t)
+	app := "ork-terminate-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	pu, _ := url.Parse(direct)
+	q := pu.Query()
+	q.Set("application_name", app)
+	pu.RawQuery = q.Encode()
+	named := pu.String()
+	var store dbtest.Store = func(t *testing.T) model.Database { return open(t, named) }
+	e := schedtest.NewEnv(t, store)
+	marks := t.TempDir()
+	e.Script("work.sh", fmt.Sprintf(`echo $ORK_ATTEMPT >> %s/$ORK_TASK_INDEX; sleep 0.2`, marks))
+	const n = 12
+	w := e.Workflow(&model.Workflow{Name: "work", JobName: "work.sh", TaskCount: n})
+	s, _ := e.Start(e.DB, sched.Config{MaxRunningTasks: 3, PollInterval: time.Hour})
+	r := e.Trigger(e.DB, w)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ents, _ := os.ReadDir(marks); len(ents) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no task started:\n%s", e.Logs)
+		}
+	}
+	killed := queryInt(t, direct, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) k`, app)
+	if killed < 2 {
+		t.Fatalf("terminated %d sessions, want the scheduler's (pool, lock, listener)", killed)
+	}
+	got := e.Wait(s, r, 60*time.Second)
+	if got.Status != model.RunSuccess {
+		t.Fatalf("run = %s %q, want success\n%s", got.Status, got.Error, e.Logs)
+	}
+	for i := range n {
+		b, err := os.ReadFile(filepath.Join(marks, strconv.Itoa(i)))
+		if err != nil || string(b) != "1\n" {
+			t.Errorf("task %d ran %q (%v), want once, in attempt 1", i, b, err)
+		}
+	}
+	d := open(t, direct)
+	var holder string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if holder, _ = d.SchedulerHolder(context.Background()); holder != "" {
+			break
+		}
+	}
+	if !strings.Contains(holder, app) {
+		t.Errorf("scheduler lock holder after the terminations = %q, want the scheduler (%s)", holder, app)
+	}
+}
