@@ -285,22 +285,29 @@ func (d *DB) taskCounts(ctx context.Context, runID string) (map[model.TaskStatus
 // never changes; an update about another attempt than the task's current
 // one is stale; nothing moves backwards), the SET clause what changes.
 // Each row of u is one update; a task appears at most once per statement.
+// withdrawSQL: the update withdraws an attempt that never started (see
+// model.TaskUpdate.Unstarted): the task gets its previous attempt number
+// back and no attempt record.
+const withdrawSQL = `(u.unstarted AND u.status = 'pending' AND t.status = 'dispatched' AND t.started_at IS NULL)`
+
 const updateTasksSQL = `UPDATE tasks t SET
 	status = u.status,
 	attempt = CASE WHEN u.status = 'dispatched'
-		THEN CASE WHEN u.attempt = 0 THEN t.attempt + 1 ELSE u.attempt END ELSE t.attempt END,
+		THEN CASE WHEN u.attempt = 0 THEN t.attempt + 1 ELSE u.attempt END
+		WHEN ` + withdrawSQL + ` THEN t.attempt - 1 ELSE t.attempt END,
 	execution_name = CASE u.status WHEN 'dispatched' THEN u.execution_name WHEN 'pending' THEN ''
 		ELSE coalesce(nullif(u.execution_name, ''), t.execution_name) END,
 	error = CASE u.status WHEN 'dispatched' THEN '' WHEN 'running' THEN t.error ELSE u.error END,
-	exit_code = CASE u.status WHEN 'dispatched' THEN NULL WHEN 'running' THEN t.exit_code ELSE u.exit_code END,
-	dispatched_at = CASE WHEN u.status = 'dispatched' THEN u.at ELSE t.dispatched_at END,
+	exit_code = CASE WHEN u.status = 'dispatched' OR ` + withdrawSQL + ` THEN NULL WHEN u.status = 'running' THEN t.exit_code ELSE u.exit_code END,
+	dispatched_at = CASE WHEN u.status = 'dispatched' THEN u.at WHEN ` + withdrawSQL + ` THEN NULL ELSE t.dispatched_at END,
 	started_at = CASE u.status WHEN 'dispatched' THEN NULL WHEN 'running' THEN u.at ELSE t.started_at END,
 	finished_at = CASE WHEN u.status = 'dispatched' THEN NULL WHEN u.status IN ` + terminalSQL + ` THEN u.at
 		ELSE t.finished_at END,
-	retry_at = CASE u.status WHEN 'pending' THEN u.retry_at WHEN 'running' THEN t.retry_at ELSE NULL END,
-	log = CASE u.status WHEN 'dispatched' THEN '' WHEN 'running' THEN coalesce(nullif(u.log, ''), t.log) ELSE t.log END,
+	retry_at = CASE WHEN ` + withdrawSQL + ` THEN NULL WHEN u.status = 'pending' THEN u.retry_at WHEN u.status = 'running' THEN t.retry_at ELSE NULL END,
+	log = CASE WHEN u.status = 'dispatched' OR ` + withdrawSQL + ` THEN '' WHEN u.status = 'running' THEN coalesce(nullif(u.log, ''), t.log) ELSE t.log END,
 	output = CASE WHEN u.status IN ` + terminalSQL + ` AND u.output <> '' THEN u.output::jsonb ELSE t.output END,
 	attempts = CASE
+		WHEN ` + withdrawSQL + ` THEN t.attempts
 		WHEN u.status = 'pending' OR (u.status IN ` + terminalSQL + ` AND t.attempt > 0 AND t.status IN ('dispatched', 'running'))
 		THEN t.attempts || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
 			'attempt', t.attempt,
@@ -309,8 +316,8 @@ const updateTasksSQL = `UPDATE tasks t SET
 			'error', nullif(u.error, ''), 'log', nullif(t.log, ''))))
 		ELSE t.attempts END
 FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::text[],
-	$8::timestamptz[], $9::text[], $10::timestamptz[], $11::text[])
-	AS u(id, attempt, status, execution_name, error, exit_code, output, at, log, retry_at, attempt_status)
+	$8::timestamptz[], $9::text[], $10::timestamptz[], $11::text[], $12::bool[])
+	AS u(id, attempt, status, execution_name, error, exit_code, output, at, log, retry_at, attempt_status, unstarted)
 WHERE t.id = u.id
   AND t.status NOT IN ` + terminalSQL + `
   AND (   (u.status = 'dispatched' AND t.status = 'pending' AND (u.attempt = 0 OR u.attempt > t.attempt))
@@ -464,6 +471,7 @@ func updateTasksRound(ctx context.Context, q querier, us []model.TaskUpdate) ([]
 	n := len(us)
 	ids, sts, execs, errs, outs, logs, astat := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	tries := make([]int32, n)
+	unstarted := make([]bool, n)
 	exits := make([]pgtype.Int4, n)
 	ats := make([]time.Time, n)
 	retry := make([]pgtype.Timestamptz, n)
@@ -476,10 +484,10 @@ func updateTasksRound(ctx context.Context, q querier, us []model.TaskUpdate) ([]
 		if u.At.IsZero() {
 			ats[i] = now
 		}
-		logs[i], astat[i] = u.Log, u.AttemptStatus
+		logs[i], astat[i], unstarted[i] = u.Log, u.AttemptStatus, u.Unstarted
 		retry[i] = ts(u.RetryAt)
 	}
-	rows, err := q.Query(ctx, updateTasksSQL, ids, tries, sts, execs, errs, exits, outs, ats, logs, retry, astat)
+	rows, err := q.Query(ctx, updateTasksSQL, ids, tries, sts, execs, errs, exits, outs, ats, logs, retry, astat, unstarted)
 	if err != nil {
 		return nil, err
 	}
