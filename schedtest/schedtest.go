@@ -394,8 +394,10 @@ func testCancel(t *testing.T, e *Env) {
 	}
 }
 
-// Tasks a dead scheduler left dispatched or running are retried at once by
-// the next scheduler, on a new handle, as new attempts.
+// Tasks a dead scheduler left running are run again at once by the next
+// scheduler, on a new handle, as new attempts (the cut one recorded
+// interrupted); a task it left dispatched but never started is not charged
+// an attempt: it runs as its first.
 func testRecovery(t *testing.T, e *Env) {
 	e.Script("ok.sh", "exit 0")
 	w := e.Workflow(&model.Workflow{Name: "ok", JobName: "ok.sh", TaskCount: 2})
@@ -429,8 +431,15 @@ func testRecovery(t *testing.T, e *Env) {
 		t.Fatalf("run = %s %q, want success", got.Status, got.Error)
 	}
 	for _, task := range e.Tasks(r) {
-		if task.Status != model.TaskSuccess || task.Attempt != 2 || len(task.Attempts) != 2 {
-			t.Errorf("task %d = %s attempt %d, %d on record; want success in attempt 2 after the interrupted one", task.TaskIndex, task.Status, task.Attempt, len(task.Attempts))
+		switch task.TaskIndex {
+		case 0:
+			if task.Status != model.TaskSuccess || task.Attempt != 2 || len(task.Attempts) != 2 || task.Attempts[0].Status != model.AttemptInterrupted {
+				t.Errorf("task 0 = %s attempt %d, attempts %+v; want success in attempt 2 after the interrupted one", task.Status, task.Attempt, task.Attempts)
+			}
+		case 1:
+			if task.Status != model.TaskSuccess || task.Attempt != 1 || len(task.Attempts) != 1 {
+				t.Errorf("task 1 = %s attempt %d, %d on record; want success in attempt 1: it never started before the crash", task.Status, task.Attempt, len(task.Attempts))
+			}
 		}
 	}
 }
