@@ -1,0 +1,21 @@
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+/* placeholder */
+
