@@ -8,6 +8,7 @@
 //	runs.go       trigger, status, tasks (and --wait)
 //	scheduler.go  run, doctor
 //	lifecycle.go  cancel, retry, logs, prune
+//	serve.go      serve (the web UI)
 //	args.go       flags after arguments
 //
 // The end-to-end tests beside it build the real binary and run it.
@@ -202,6 +203,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				},
 				Action: cmdPrune,
 			},
+			serveCommand(),
 			{
 				Name:   "doctor",
 				Usage:  "look for damaged files, leftover temporary files and runs left unfinished; says how to fix each",

@@ -27,33 +27,10 @@ func cmdRun(c *cli.Context) error {
 		return err
 	}
 	defer db.Close()
-	cfg := sched.Config{
-		PollInterval:              c.Duration("poll-interval"),
-		MaxTasksPerBatch:          c.Int("max-tasks-per-batch"),
-		MaxConcurrentDispatches:   c.Int("max-concurrent-dispatches"),
-		MaxConcurrentStatusChecks: c.Int("max-concurrent-status-checks"),
-		MaxRunningTasks:           c.Int("max-running-tasks"),
-		ShutdownGrace:             c.Duration("shutdown-grace"),
-		CrashRetries:              c.Int("crash-retries"),
-		Logger:                    log,
-	}
-	sd := scriptDir(c)
-	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
-		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)
-	}
-	maxLog, err := parseSize(c.String("max-log-size"))
+	s, err := newScheduler(c, db, log)
 	if err != nil {
-		return fmt.Errorf("--max-log-size: %w", err)
+		return err
 	}
-	if maxLog == 0 {
-		maxLog = -1 // no bound
-	}
-	updates := make(chan exec.StatusUpdate, 4096)
-	mgr := exec.NewManager(updates)
-	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
-		ScriptDir: sd, LogDir: db.LogDir(), Updates: updates, MaxLogBytes: maxLog,
-	}))
-	s := sched.New(db, mgr, cfg)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := s.Run(ctx); err != nil {
@@ -95,4 +72,37 @@ func cmdDoctor(c *cli.Context) error {
 		return &exitError{code: 1, msg: fmt.Sprintf("%d problem(s) found", len(ps))}
 	}
 	return nil
+}
+
+// newScheduler makes the scheduler of `ork run` (and `ork serve`) on db,
+// configured by the flags of runFlags.
+func newScheduler(c *cli.Context, db *filedb.DB, log *slog.Logger) (*sched.Scheduler, error) {
+	cfg := sched.Config{
+		PollInterval:              c.Duration("poll-interval"),
+		MaxTasksPerBatch:          c.Int("max-tasks-per-batch"),
+		MaxConcurrentDispatches:   c.Int("max-concurrent-dispatches"),
+		MaxConcurrentStatusChecks: c.Int("max-concurrent-status-checks"),
+		MaxRunningTasks:           c.Int("max-running-tasks"),
+		ShutdownGrace:             c.Duration("shutdown-grace"),
+		CrashRetries:              c.Int("crash-retries"),
+		Logger:                    log,
+	}
+	sd := scriptDir(c)
+	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
+		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)
+	}
+	maxLog, err := parseSize(c.String("max-log-size"))
+	if err != nil {
+		return nil, fmt.Errorf("--max-log-size: %w", err)
+	}
+	if maxLog == 0 {
+		maxLog = -1 // no bound
+	}
+	updates := make(chan exec.StatusUpdate, 4096)
+	mgr := exec.NewManager(updates)
+	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
+		ScriptDir: sd, LogDir: db.LogDir(), Updates: updates, MaxLogBytes: maxLog,
+	}))
+	s := sched.New(db, mgr, cfg)
+	return s, nil
 }
