@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startServe starts `ork serve` on a free port in dir and returns its URL;
+// it is stopped (SIGINT) when the test ends.
+func startServe(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := orkCmd(ctx, dir, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errf, err := os.Create(filepath.Join(t.TempDir(), "serve.err"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = errf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("ork serve did not stop within 20s of SIGINT")
+			cancel()
+			<-done
+		}
+		cancel()
+		errf.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(errf.Name())
+			t.Logf("ork serve stderr:\n%s", data)
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	select {
+	case line := <-lines:
+		i := strings.Index(line, "http://")
+		if i < 0 {
+			t.Fatalf("ork serve printed %q; want its address", line)
+		}
+		return strings.TrimSuffix(strings.Fields(line[i:])[0], "/")
+	case <-time.After(30 * time.Second):
+		data, _ := os.ReadFile(errf.Name())
+		t.Fatalf("ork serve printed no address within 30s; stderr:\n%s", data)
+	}
+	return ""
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if v != nil {
+		if err := json.Unmarshal(data, v); err != nil {
+			t.Fatalf("GET %s: %v: %s", url, err, data)
+		}
+	}
+	return res.StatusCode
+}
+
+// In a real headless Chromium against the real `ork serve`: trigger a
+// workflow from its page, watch the run turn green without reloading the
+// page, open a task's log, and save a screenshot.
+func TestServeInBrowser(t *testing.T) {
+	wd := startBrowser(t, 1280, 1000)
+	dir := newProject(t)
+	writeScript(t, dir, "slow.sh", "#!/bin/sh\necho \"task $ORK_TASK_INDEX of $ORK_TASK_COUNT says $ORK_PARAMS\"\nsleep 1.5\necho \"task $ORK_TASK_INDEX done\"\n")
+	mustRun(t, dir, "create-workflow", "--name", "hello", "--job-name", "slow.sh", "--task-count", "3", "--param", "greeting=hi")
+	url := startServe(t, dir)
+
+	wd.open(url + "/")
+	wd.click(`button[data-trigger="hello"]`, 10*time.Second)
+	// The params form shows the workflow's defaults; change one.
+	wd.find(`dialog[open] #trigger-submit`, 5*time.Second)
+	wd.exec(`const i = document.querySelectorAll('dialog[open] .params input'); i[1].value = '"from the browser"';`)
+	wd.click(`#trigger-submit`, 5*time.Second)
+
+	// The page moves to the new run.
+	wd.waitJS("the page shows the new run", 10*time.Second, `return location.pathname.startsWith('/runs/') && !!document.querySelector('#run-status');`)
+	runID := strings.TrimPrefix(wd.exec(`return location.pathname;`).(string), "/runs/")
+	// A marker that a reload would lose: the updates must come live.
+	wd.exec(`window.__same_page = true;`)
+	var seen []string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, _ := wd.exec(`const e = document.querySelector('#run-status'); return e ? e.dataset.status : '';`).(string)
+		if len(seen) == 0 || seen[len(seen)-1] != st {
+			seen = append(seen, st)
+		}
+		if st == "success" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run's status on the page went %v, never success", seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if seen[0] == "success" {
+		t.Errorf("the page showed the run succeeded at once (%v); want it to turn green while watched", seen)
+	}
+	if v, _ := wd.exec(`return window.__same_page === true;`).(bool); !v {
+		t.Error("the page reloaded to show the run's end; want it live")
+	}
+	// Green: the badge's colours are the success ones.
+	if c, _ := wd.exec(`return getComputedStyle(document.querySelector('#run-status'), '::before').backgroundColor;`).(string); c != "rgb(31, 157, 98)" {
+		t.Errorf("success badge colour = %q; want rgb(31, 157, 98)", c)
+	}
+	wd.waitJS("every task row shows success", 5*time.Second,
+		`const r = [...document.querySelectorAll('.vrow')]; return r.length === 3 && r.every(x => x.dataset.status === 'success');`)
+	wd.waitJS("the graph node is green", 5*time.Second, `const n = document.querySelector('.dag .node'); return !!n && n.dataset.status === 'success';`)
+
+	// What the page triggered is what the database holds.
+	var run struct {
+		Status string         `json:"status"`
+		Params map[string]any `json:"params"`
+	}
+	getJSON(t, url+"/api/runs/"+runID, &run)
+	if run.Status != "success" || run.Params["greeting"] != "from the browser" {
+		t.Errorf("run %s: %+v; want success with greeting=from the browser", runID, run)
+	}
+
+	// A task's log.
+	wd.click(`.vrow[data-task="slow.sh/1"]`, 5*time.Second)
+	wd.waitJS("the log shows the task's output", 10*time.Second,
+		`const p = document.querySelector('#log-text'); return !!p && p.textContent.includes('task 1 of 3 says') && p.textContent.includes('task 1 done');`)
+	if v, _ := wd.exec(`return document.querySelectorAll('#log-dialog [role=tab]').length;`).(float64); v != 1 {
+		t.Errorf("log tabs = %v; want one per attempt (1)", v)
+	}
+	shot := filepath.Join(t.TempDir(), "run.png")
+	wd.screenshot(shot)
+	t.Logf("screenshot: %s", shot)
+
+	// Phone width: the run page still lays out (no horizontal overflow of
+	// the page itself).
+	wd.exec(`document.querySelector('#log-dialog').close();`)
+	wd.resize(390, 844)
+	wd.waitJS("the page fits a phone's width", 5*time.Second, `return document.documentElement.scrollWidth <= window.innerWidth + 1;`)
+	wd.screenshot(filepath.Join(t.TempDir(), "phone.png"))
+}
+
+// demoProject makes a project with a DAG workflow of 8 nodes, a flat
+// fan-out of n tasks and a check that fails one task.
+func demoProject(t *testing.T, n int) string {
+	t.Helper()
+	dir := newProject(t)
+	writeScript(t, dir, "step.sh", "#!/bin/sh\necho \"[$ORK_WORKFLOW] task $ORK_TASK_INDEX of $ORK_TASK_COUNT (attempt $ORK_ATTEMPT)\"\necho \"params: $ORK_PARAMS\"\nsleep 0.$(( (ORK_TASK_INDEX * 7) % 9 + 1 ))\necho done\n")
+	writeScript(t, dir, "score.sh", "#!/bin/sh\necho \"chunk $ORK_TASK_INDEX scored\"\n")
+	writeScript(t, dir, "check.sh", "#!/bin/sh\necho \"checking chunk $ORK_TASK_INDEX\"\nsleep 0.3\nif [ \"$ORK_TASK_INDEX\" = 2 ]; then echo \"row 1832: null customer_id\" >&2; exit 3; fi\n")
+	writeFile(t, filepath.Join(dir, ".ork", "workflows", "data_pipeline.json"), `{
+  "name": "data_pipeline",
+  "description": "Nightly ETL: extract, transform in parallel, validate, load, report",
+  "params": {"date": "2026-11-27"},
+  "tasks": {
+    "extract_orders":    {"job_name": "step.sh"},
+    "extract_customers": {"job_name": "step.sh"},
+    "transform":         {"job_name": "step.sh", "depends_on": ["extract_orders", "extract_customers"], "task_count": 8},
+    "validate":          {"job_name": "step.sh", "depends_on": ["transform"], "task_count": 3},
+    "build_index":       {"job_name": "step.sh", "depends_on": ["extract_customers"]},
+    "load":              {"job_name": "step.sh", "depends_on": ["validate", "build_index"]},
+    "report":            {"job_name": "step.sh", "depends_on": ["load"]},
+    "notify":            {"job_name": "step.sh", "depends_on": ["report"]}
+  }
+}`, 0o644)
+	mustRun(t, dir, "create-workflow", "--name", "fanout", "--job-name", "score.sh", "--task-count", fmt.Sprint(n), "--description", fmt.Sprintf("Score %d chunks", n))
+	mustRun(t, dir, "create-workflow", "--name", "quality_check", "--job-name", "check.sh", "--task-count", "4", "--description", "Data quality checks")
+	return dir
+}
+
+// postRun triggers a workflow through the API and returns the run id.
+func postRun(t *testing.T, url, name string) string {
+	t.Helper()
+	res, err := http.Post(url+"/api/workflows/"+name+"/trigger", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var r struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil || res.StatusCode != 201 {
+		t.Fatalf("trigger %s: %d %v", name, res.StatusCode, err)
+	}
+	return r.ID
+}
+
+func waitRunEnd(t *testing.T, url, id string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var r struct {
+			Status string `json:"status"`
+		}
+		getJSON(t, url+"/api/runs/"+id, &r)
+		if r.Status == "success" || r.Status == "failed" || r.Status == "cancelled" {
+			return r.Status
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s still %s after %s", id, r.Status, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestServeScreenshots makes the screenshots of the README (a DAG run, a
+// fan-out of 2,000 tasks) when ORK_SCREENSHOT_DIR names where to put them:
+//
+//	ORK_SCREENSHOT_DIR=$PWD/docs go test ./cli -run TestServeScreenshots
+func TestServeScreenshots(t *testing.T) {
+	out := os.Getenv("ORK_SCREENSHOT_DIR")
+	if out == "" {
+		t.Skip("set ORK_SCREENSHOT_DIR to make the screenshots")
+	}
+	wd := startBrowser(t, 1360, 1500)
+	dir := demoProject(t, 2000)
+	url := startServe(t, dir)
+	postRun(t, url, "quality_check")
+	dag := postRun(t, url, "data_pipeline")
+	fan := postRun(t, url, "fanout")
+	waitRunEnd(t, url, dag, 2*time.Minute)
+	waitRunEnd(t, url, fan, 5*time.Minute)
+
+	wd.open(url + "/runs/" + dag)
+	wd.waitJS("the DAG run page", 10*time.Second, `const s = document.querySelector('#run-status'); return !!s && s.dataset.status === 'success' && document.querySelectorAll('.dag .node').length === 8;`)
+	wd.exec(`document.querySelector('.dag .node[data-node="transform"]').dispatchEvent(new MouseEvent('click', {bubbles: true}));`)
+	time.Sleep(500 * time.Millisecond)
+	wd.screenshot(filepath.Join(out, "serve-dag.png"))
+
+	wd.open(url + "/runs/" + fan)
+	wd.waitJS("the fan-out run page", 10*time.Second, `const s = document.querySelector('#run-status'); return !!s && s.dataset.status === 'success' && document.querySelectorAll('.vrow').length > 0;`)
+	time.Sleep(500 * time.Millisecond)
+	wd.screenshot(filepath.Join(out, "serve-fanout.png"))
+
+	wd.resize(1360, 900)
+	wd.open(url + "/")
+	wd.waitJS("the workflows page", 10*time.Second, `return document.querySelectorAll('tr[data-workflow]').length === 3 && document.querySelectorAll('.dot').length >= 3;`)
+	time.Sleep(300 * time.Millisecond)
+	wd.screenshot(filepath.Join(out, "serve-workflows.png"))
+}
