@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ork-run/ork/filedb"
+	"github.com/ork-run/ork/model"
 )
 
 // startServe starts `ork serve` on a free port in dir and returns its URL;
@@ -268,4 +271,101 @@ func TestServeScreenshots(t *testing.T) {
 	wd.waitJS("the workflows page", 10*time.Second, `return document.querySelectorAll('tr[data-workflow]').length === 3 && document.querySelectorAll('.dot').length >= 3;`)
 	time.Sleep(300 * time.Millisecond)
 	wd.screenshot(filepath.Join(out, "serve-workflows.png"))
+}
+
+// seedBigRun writes a running run of n tasks straight into the project's
+// database, as a scheduler would have left it: most succeeded, some failed,
+// the last ones running. It returns the run and its tasks.
+func seedBigRun(t *testing.T, dir string, n int) (*model.Run, []*model.Task) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := filedb.Open(filepath.Join(dir, ".ork"), filedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := &model.Workflow{Name: "big", JobName: "score.sh", TaskCount: n}
+	w.Normalize()
+	if err := db.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Minute)
+	r := model.NewRun(w, nil, "test", start)
+	if err := db.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ts := model.NewTasks(r, start)
+	if err := db.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning, At: start}}); err != nil {
+		t.Fatal(err)
+	}
+	var us []model.TaskUpdate
+	for i, tk := range ts {
+		at := start.Add(time.Duration(i) * 5 * time.Millisecond)
+		us = append(us, model.TaskUpdate{TaskID: tk.ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched, At: at},
+			model.TaskUpdate{TaskID: tk.ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning, At: at})
+		if i < n-20 {
+			st, code := model.TaskSuccess, 0
+			if i%97 == 0 {
+				st, code = model.TaskFailed, 1
+			}
+			us = append(us, model.TaskUpdate{TaskID: tk.ID, RunID: r.ID, Attempt: 1, Status: st, ExitCode: &code, At: at.Add(time.Duration(100+i%300) * time.Millisecond)})
+		}
+	}
+	if _, err := db.UpdateTasks(ctx, us); err != nil {
+		t.Fatal(err)
+	}
+	return r, ts
+}
+
+// A run of 10,000 tasks: the page renders only the rows in view, still
+// finds the last task, and still updates live.
+func TestServeBigRunInBrowser(t *testing.T) {
+	wd := startBrowser(t, 1280, 1000)
+	dir := newProject(t)
+	const n = 10000
+	r, ts := seedBigRun(t, dir, n)
+	// No scheduler: the seeded tasks are not real processes.
+	url := startServe(t, dir, "--no-scheduler")
+
+	began := time.Now()
+	var tl struct {
+		Tasks []json.RawMessage `json:"tasks"`
+	}
+	getJSON(t, url+"/api/runs/"+r.ID+"/tasks", &tl)
+	apiTook := time.Since(began)
+	if len(tl.Tasks) != n {
+		t.Fatalf("GET tasks: %d tasks, want %d", len(tl.Tasks), n)
+	}
+
+	began = time.Now()
+	wd.open(url + "/runs/" + r.ID)
+	wd.waitJS("the page shows the 10,000 tasks", 60*time.Second,
+		`const c = document.querySelector('.filters .count'); return !!c && c.textContent.startsWith('10,000 of 10,000') && document.querySelectorAll('.vrow').length > 0;`)
+	pageTook := time.Since(began)
+	t.Logf("10,000 tasks: GET /api/runs/{id}/tasks %v; page shown in %v", apiTook, pageTook)
+	if rows, _ := wd.exec(`return document.querySelectorAll('.vrow').length;`).(float64); rows > 100 {
+		t.Errorf("the page made %v task rows for 10,000 tasks; want only those in view (< 100)", rows)
+	}
+	if txt, _ := wd.exec(`return document.querySelector('.dag .node text.meta').textContent;`).(string); !strings.HasPrefix(txt, "9,980/10,000 done") {
+		t.Errorf("the graph node says %q; want the fan-out aggregated: 9,980/10,000 done", txt)
+	}
+	// The last task, by scrolling.
+	wd.exec(`const v = document.querySelector('.vt'); v.scrollTop = v.scrollHeight;`)
+	wd.waitJS("the last task's row is shown", 5*time.Second, `return !!document.querySelector('.vrow[data-task="score.sh/9999"]');`)
+
+	// A change made by another process reaches the page.
+	db, err := filedb.Open(filepath.Join(dir, ".ork"), filedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	code := 0
+	if _, err := db.UpdateTasks(context.Background(), []model.TaskUpdate{{TaskID: ts[n-1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess, ExitCode: &code}}); err != nil {
+		t.Fatal(err)
+	}
+	wd.waitJS("the task's change shows live", 20*time.Second, `const e = document.querySelector('.vrow[data-task="score.sh/9999"]'); return !!e && e.dataset.status === 'success';`)
+	wd.screenshot(filepath.Join(t.TempDir(), "big.png"))
 }

@@ -72,19 +72,31 @@ func nodesOf(w *model.Workflow) []nodeView {
 // summarize returns the run with its task counts; the tasks the scheduler
 // has not created yet count as pending (cancelled once the run ended).
 func summarize(ctx context.Context, db model.Database, run *model.Run) (runView, error) {
-	v := runView{ID: run.ID, WorkflowName: run.WorkflowName, Status: run.Status, TriggeredBy: run.TriggeredBy,
-		Params: run.Params, CreatedAt: run.CreatedAt, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt,
-		Error: run.Error, TaskTotal: run.TaskCount()}
 	counts := run.TaskCounts
 	if counts == nil || !run.Status.Terminal() {
 		c, err := db.TaskCounts(ctx, run.ID)
 		if err != nil {
-			return v, err
+			return runView{}, err
 		}
 		counts = c
 	}
-	v.TaskCounts = completeCounts(run, counts)
-	return v, nil
+	return viewRun(run, counts), nil
+}
+
+// viewRun is the run with the counts of its recorded tasks.
+func viewRun(run *model.Run, counts map[model.TaskStatus]int) runView {
+	return runView{ID: run.ID, WorkflowName: run.WorkflowName, Status: run.Status, TriggeredBy: run.TriggeredBy,
+		Params: run.Params, CreatedAt: run.CreatedAt, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt,
+		Error: run.Error, TaskTotal: run.TaskCount(), TaskCounts: completeCounts(run, counts)}
+}
+
+// countTasks counts recorded tasks by status.
+func countTasks(ts []*model.Task) map[model.TaskStatus]int {
+	c := map[model.TaskStatus]int{}
+	for _, t := range ts {
+		c[t.Status]++
+	}
+	return c
 }
 
 func completeCounts(run *model.Run, counts map[model.TaskStatus]int) map[model.TaskStatus]int {

@@ -15,7 +15,10 @@ import (
 
 // The event stream (GET /api/events[?run=ID]) sends:
 //
-//	event: ready   once the subscription is in place: load the state now
+//	event: snapshot with ?run=ID, first: {"run", "tasks"}, the run as the
+//	               events that follow start from
+//	event: ready   once the subscription is in place (load the state now,
+//	               unless a snapshot came)
 //	event: run     a run, with its task counts, whenever it changed
 //	event: tasks   {"run_id", "tasks": [...]}: the tasks of run ID that
 //	               changed (only with ?run=ID)
@@ -64,7 +67,6 @@ type hub struct {
 	mu    sync.Mutex
 	dirty map[string]bool
 	all   bool
-	reset bool // forget what was sent: a first listener came
 	subs  map[*subscriber]bool
 
 	work   sync.Mutex // held by a pass and by a subscription's first read
@@ -72,11 +74,12 @@ type hub struct {
 	live   map[string]bool
 	tasks  map[string]map[string]string // run -> task id -> signature
 	next   map[string]time.Time         // run -> earliest next read (slow runs)
+	fresh  map[string]time.Time         // run -> read for a subscriber's snapshot
 }
 
 func newHub(ctx context.Context, db model.Database, poll time.Duration, log *slog.Logger) (*hub, error) {
 	h := &hub{db: db, log: log, kick: make(chan struct{}, 1), dirty: map[string]bool{}, subs: map[*subscriber]bool{},
-		runSig: map[string]string{}, live: map[string]bool{}, tasks: map[string]map[string]string{}, next: map[string]time.Time{}}
+		runSig: map[string]string{}, live: map[string]bool{}, tasks: map[string]map[string]string{}, next: map[string]time.Time{}, fresh: map[string]time.Time{}}
 	if cw, ok := db.(model.ChangeWatcher); ok {
 		if err := cw.WatchChanges(ctx, h.changed); err != nil {
 			return nil, fmt.Errorf("watch the database for changes: %w", err)
@@ -108,32 +111,61 @@ func (h *hub) wake() {
 	}
 }
 
-func (h *hub) subscribe(ctx context.Context, run string) *subscriber {
+// snapshot is a run and its tasks as a subscription begins: the stream
+// sends it first, so that a client needs no other request, and every change
+// after it follows as an event.
+type snapshot struct {
+	Run   runDetail  `json:"run"`
+	Tasks []taskView `json:"tasks"`
+}
+
+// subscribe adds a subscriber; with run, it also returns that run's
+// snapshot (nil if it could not be read).
+func (h *hub) subscribe(ctx context.Context, run string, wantSnap bool) (*subscriber, *snapshot) {
 	sub := &subscriber{run: run, ch: make(chan event, subBuffer), lost: make(chan struct{})}
-	if run != "" {
-		// Read the run's tasks now, so that every change after the client
-		// loads them reaches it.
-		h.work.Lock()
-		if h.tasks[run] == nil {
-			if _, ts, err := h.readTasks(ctx, run); err == nil {
+	// Holding work, no pass runs until the subscriber is in place: no
+	// change falls between the snapshot and the events.
+	h.work.Lock()
+	defer h.work.Unlock()
+	h.mu.Lock()
+	if len(h.subs) == 0 {
+		// Nobody listened, so nothing was looked at: look at everything,
+		// and send every run afresh.
+		h.all = true
+		clear(h.runSig)
+	}
+	h.mu.Unlock()
+	var snap *snapshot
+	if run != "" && (wantSnap || h.tasks[run] == nil) {
+		if r, rec, err := h.readTasks(ctx, run); err == nil {
+			ts := model.CompleteTasks(r, rec)
+			v := viewRun(r, countTasks(rec))
+			snap = &snapshot{Run: runDetail{runView: v, Nodes: nodesOf(r.Workflow)}, Tasks: make([]taskView, len(ts))}
+			for i, t := range ts {
+				snap.Tasks[i] = viewTask(t)
+			}
+			if h.tasks[run] == nil {
+				// The baseline of the run's task changes. (When another
+				// subscriber watches it already, its baseline stays: this
+				// snapshot is newer, and events repeat what it holds.)
 				sigs := make(map[string]string, len(ts))
 				for _, t := range ts {
 					sigs[t.ID] = taskSig(t)
 				}
 				h.tasks[run] = sigs
+				if h.runSig[run] == "" {
+					data, _ := json.Marshal(v)
+					h.runSig[run] = string(data)
+				}
+				h.fresh[run] = time.Now()
 			}
 		}
-		h.work.Unlock()
 	}
 	h.mu.Lock()
-	if len(h.subs) == 0 {
-		// Nobody listened, so nothing was looked at: look at everything.
-		h.all, h.reset = true, true
-	}
 	h.subs[sub] = true
 	h.mu.Unlock()
 	h.wake()
-	return sub
+	return sub, snap
 }
 
 func (h *hub) unsubscribe(sub *subscriber) {
@@ -153,6 +185,7 @@ func (h *hub) unsubscribe(sub *subscriber) {
 	}
 }
 
+// readTasks reads a run and its recorded tasks.
 func (h *hub) readTasks(ctx context.Context, id string) (*model.Run, []*model.Task, error) {
 	run, err := h.db.GetRun(ctx, id)
 	if err != nil {
@@ -162,7 +195,7 @@ func (h *hub) readTasks(ctx context.Context, id string) (*model.Run, []*model.Ta
 	if err != nil {
 		return nil, nil, err
 	}
-	return run, model.CompleteTasks(run, ts), nil
+	return run, ts, nil
 }
 
 func taskSig(t *model.Task) string {
@@ -223,21 +256,22 @@ func (h *hub) pass(ctx context.Context) {
 		ids[id] = true
 	}
 	clear(h.dirty)
-	all, reset := h.all, h.reset
-	h.all, h.reset = false, false
+	all := h.all
+	h.all = false
 	h.mu.Unlock()
 
 	h.work.Lock()
 	defer h.work.Unlock()
-	if reset {
-		clear(h.runSig)
-	}
+	now := time.Now()
 	if all {
+		// Every run that may have changed, but not one a subscriber's
+		// snapshot read a moment ago unless it is known to have changed.
+		maybe := map[string]bool{}
 		for id := range h.live {
-			ids[id] = true
+			maybe[id] = true
 		}
 		for id := range h.tasks {
-			ids[id] = true
+			maybe[id] = true
 		}
 		for _, f := range []model.RunFilter{{Limit: recentRuns}, {Status: model.RunPending}, {Status: model.RunRunning}} {
 			rs, err := h.db.ListRuns(ctx, f)
@@ -246,11 +280,16 @@ func (h *hub) pass(ctx context.Context) {
 				continue
 			}
 			for _, r := range rs {
-				ids[r.ID] = true
+				maybe[r.ID] = true
+			}
+		}
+		for id := range maybe {
+			if f, ok := h.fresh[id]; !ok || now.Sub(f) > time.Second {
+				ids[id] = true
 			}
 		}
 	}
-	now := time.Now()
+	clear(h.fresh)
 	var later time.Time
 	for id := range ids {
 		if ctx.Err() != nil {
@@ -290,8 +329,17 @@ func (h *hub) readRun(ctx context.Context, id string) {
 		h.log.Warn("web events: read run", "run", id, "err", err)
 		return
 	}
-	v, err := summarize(ctx, h.db, run)
-	if err != nil {
+	sigs := h.tasks[id]
+	var ts []*model.Task
+	var v runView
+	if sigs != nil {
+		// A watched run: one listing gives the counts and the changes.
+		if ts, err = h.db.ListTasks(ctx, id); err != nil {
+			h.log.Warn("web events: list tasks", "run", id, "err", err)
+			return
+		}
+		v = viewRun(run, countTasks(ts))
+	} else if v, err = summarize(ctx, h.db, run); err != nil {
 		h.log.Warn("web events: count tasks", "run", id, "err", err)
 		return
 	}
@@ -305,13 +353,7 @@ func (h *hub) readRun(ctx context.Context, id string) {
 	} else {
 		h.live[id] = true
 	}
-	sigs := h.tasks[id]
 	if sigs == nil {
-		return
-	}
-	ts, err := h.db.ListTasks(ctx, id)
-	if err != nil {
-		h.log.Warn("web events: list tasks", "run", id, "err", err)
 		return
 	}
 	var changed []*model.Task
@@ -368,14 +410,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "streaming is not supported here")
 		return
 	}
-	sub := s.hub.subscribe(r.Context(), run)
+	sub, snap := s.hub.subscribe(r.Context(), run, true)
 	defer s.hub.unsubscribe(sub)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 1000\nevent: ready\ndata: {}\n\n")
+	fmt.Fprint(w, "retry: 1000\n")
+	if snap != nil {
+		data, _ := json.Marshal(snap)
+		fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", data)
+	}
+	fmt.Fprint(w, "event: ready\ndata: {}\n\n")
 	fl.Flush()
 	ka := time.NewTicker(keepAlive)
 	defer ka.Stop()

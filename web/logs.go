@@ -115,7 +115,7 @@ func (s *Server) taskLog(w http.ResponseWriter, r *http.Request) {
 // followLog streams the log of a running attempt: the hub says when the
 // task changes (its end, or a new attempt); the file is read as it grows.
 func (s *Server) followLog(w http.ResponseWriter, r *http.Request, runID string, t *model.Task, attempt int, offset int64) {
-	sub := s.hub.subscribe(r.Context(), runID)
+	sub, _ := s.hub.subscribe(r.Context(), runID, false)
 	defer s.hub.unsubscribe(sub)
 	fl, _ := w.(http.Flusher)
 	w.WriteHeader(http.StatusOK)

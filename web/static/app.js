@@ -119,10 +119,15 @@ class Live {
     this.queue = [];
     this.es = new EventSource('/api/events' + (run ? '?run=' + encodeURIComponent(run) : ''));
     const ind = document.getElementById('live');
+    this.snapshot = null;
+    // With ?run=ID the stream starts with the run and its tasks.
+    this.es.addEventListener('snapshot', (ev) => { this.snapshot = JSON.parse(ev.data); });
     this.es.addEventListener('ready', async () => {
       ind.textContent = 'live'; ind.className = 'live on';
       this.loaded = false; this.queue = [];
-      try { await handlers.load(); } catch (e) { toast(e.message, true); }
+      const snap = this.snapshot;
+      this.snapshot = null;
+      try { await handlers.load(snap); } catch (e) { toast(e.message, true); }
       this.loaded = true;
       for (const [name, data] of this.queue) this.dispatch(name, data);
       this.queue = [];
@@ -420,8 +425,9 @@ function runPage(main, id) {
     } catch (e) { toast(e.message, true); }
   }
 
-  const load = async () => {
-    const [run, tl] = await Promise.all([api('/api/runs/' + encodeURIComponent(id)), api(`/api/runs/${encodeURIComponent(id)}/tasks`)]);
+  const load = async (snap) => {
+    const [run, tl] = snap ? [snap.run, snap] :
+      await Promise.all([api('/api/runs/' + encodeURIComponent(id)), api(`/api/runs/${encodeURIComponent(id)}/tasks`)]);
     st.run = run; st.nodes = run.nodes || [];
     st.tasks = tl.tasks; st.byId = new Map(st.tasks.map((t, i) => [t.id, i]));
     document.title = `${run.workflow_name} ${short(id)} · ork`;
