@@ -585,11 +585,28 @@ func TestEvents(t *testing.T) {
 			at := waitEvent(t, all, "run", func(d string) bool { return strings.Contains(d, r.ID) && strings.Contains(d, `"pending"`) })
 			t.Logf("%s: run created -> event in %v", tc.name, at.Sub(start))
 
+			ts := model.NewTasks(r, time.Now())
+			if err := writer.CreateTasks(context.Background(), ts[:2]); err != nil {
+				t.Fatal(err)
+			}
 			one, stop1 := readEvents(t, e.srv.URL+"/api/events?run="+r.ID)
 			defer stop1()
+			// The stream starts with the run and its tasks: the two created
+			// and the one still to come.
+			select {
+			case ev := <-one:
+				var snap snapshot
+				if ev[0] == "snapshot" {
+					json.Unmarshal([]byte(ev[1]), &snap)
+				}
+				if ev[0] != "snapshot" || snap.Run.ID != r.ID || len(snap.Tasks) != 3 || snap.Run.TaskCounts[model.TaskPending] != 3 || len(snap.Run.Nodes) != 1 {
+					t.Fatalf("first event of the run's stream: %s %.300s; want its snapshot with 3 pending tasks", ev[0], ev[1])
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no snapshot")
+			}
 			waitEvent(t, one, "ready", func(string) bool { return true })
-			ts := model.NewTasks(r, time.Now())
-			if err := writer.CreateTasks(context.Background(), ts); err != nil {
+			if err := writer.CreateTasks(context.Background(), ts[2:]); err != nil {
 				t.Fatal(err)
 			}
 			start = time.Now()
