@@ -166,6 +166,14 @@ func TestServeInBrowser(t *testing.T) {
 	wd.screenshot(shot)
 	t.Logf("screenshot: %s", shot)
 
+	// The keyboard: Escape closes the log; Enter on a focused task row
+	// opens that task's log.
+	wd.sendKeys(`#log-dialog`, "\uE00C")
+	wd.waitJS("Escape closes the log", 5*time.Second, `return !document.querySelector('#log-dialog');`)
+	wd.sendKeys(`.vrow[data-task="slow.sh/2"]`, "\uE007")
+	wd.waitJS("Enter opens the task's log", 10*time.Second,
+		`const p = document.querySelector('#log-text'); return !!p && p.textContent.includes('task 2 of 3 says');`)
+
 	// Phone width: the run page still lays out (no horizontal overflow of
 	// the page itself).
 	wd.exec(`document.querySelector('#log-dialog').close();`)
@@ -346,6 +354,9 @@ func TestServeBigRunInBrowser(t *testing.T) {
 		`const c = document.querySelector('.filters .count'); return !!c && c.textContent.startsWith('10,000 of 10,000') && document.querySelectorAll('.vrow').length > 0;`)
 	pageTook := time.Since(began)
 	t.Logf("10,000 tasks: GET /api/runs/{id}/tasks %v; page shown in %v", apiTook, pageTook)
+	if n, _ := wd.exec(`return performance.getEntriesByType('resource').filter(e => e.name.includes('/tasks')).length;`).(float64); n != 0 {
+		t.Errorf("the page fetched the task list %v time(s); want it read once, from the event stream's snapshot", n)
+	}
 	if rows, _ := wd.exec(`return document.querySelectorAll('.vrow').length;`).(float64); rows > 100 {
 		t.Errorf("the page made %v task rows for 10,000 tasks; want only those in view (< 100)", rows)
 	}
@@ -368,4 +379,50 @@ func TestServeBigRunInBrowser(t *testing.T) {
 	}
 	wd.waitJS("the task's change shows live", 20*time.Second, `const e = document.querySelector('.vrow[data-task="score.sh/9999"]'); return !!e && e.dataset.status === 'success';`)
 	wd.screenshot(filepath.Join(t.TempDir(), "big.png"))
+}
+
+// ork serve warns that it has no authentication when it listens on an
+// address that is not loopback, and refuses to start a second scheduler.
+func TestServeWarningsAndRefusals(t *testing.T) {
+	dir := newHelloProject(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := orkCmd(ctx, dir, "serve", "--addr", "0.0.0.0:0", "--no-scheduler")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	cmd.Process.Signal(syscall.SIGINT)
+	go io.Copy(io.Discard, stderr)
+	cmd.Wait()
+	if err != nil || !strings.Contains(line, "warning") || !strings.Contains(line, "no authentication") {
+		t.Errorf("ork serve --addr 0.0.0.0:0 said %q (%v); want a warning that there is no authentication", line, err)
+	}
+
+	// A scheduler already serves the directory: ork serve (with its own
+	// scheduler) refuses and names --no-scheduler; without one it serves.
+	url := startServe(t, dir)
+	_, stderrText, code := runWithin(t, 30*time.Second, dir, "serve", "--addr", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(stderrText, "--no-scheduler") {
+		t.Errorf("second ork serve: exit %d, stderr %q; want a refusal that names --no-scheduler", code, stderrText)
+	}
+	other := startServe(t, dir, "--no-scheduler")
+	var wfs struct {
+		Workflows []struct {
+			Name string `json:"name"`
+		} `json:"workflows"`
+	}
+	if code := getJSON(t, other+"/api/workflows", &wfs); code != 200 || len(wfs.Workflows) != 1 {
+		t.Errorf("ork serve --no-scheduler beside a scheduler: %d %+v", code, wfs)
+	}
+	// A run triggered through the UI-only server is run by the scheduler
+	// of the other.
+	id := postRun(t, other, "hello")
+	if st := waitRunEnd(t, url, id, time.Minute); st != "success" {
+		t.Errorf("run triggered beside the scheduler ended %s", st)
+	}
 }

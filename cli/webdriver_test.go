@@ -273,3 +273,11 @@ func (wd *webDriver) diagnose() string {
 	fmt.Fprintf(&b, "body: %v", body.Value)
 	return b.String()
 }
+
+// sendKeys types keys (WebDriver key codes such as "\uE007", Enter) into
+// the element, which gets the focus.
+func (wd *webDriver) sendKeys(css, keys string) {
+	wd.t.Helper()
+	id := wd.find(css, 5*time.Second)
+	wd.must(wd.call("POST", wd.session+"/element/"+id+"/value", map[string]string{"text": keys}, nil))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,5 +91,58 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	h.mu.Unlock()
 	if still {
 		t.Error("the dropped subscriber is still subscribed")
+	}
+}
+
+// countingDB counts the calls of a database that cannot watch changes.
+type countingDB struct {
+	model.Database
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *countingDB) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, error) {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+	return c.Database.ListRuns(ctx, f)
+}
+
+func (c *countingDB) n() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+// On a database without a watcher the server polls it, but only while
+// someone listens to the event stream.
+func TestPollOnlyWhileListened(t *testing.T) {
+	dir := t.TempDir()
+	if err := filedb.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	db, err := filedb.Open(dir, filedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cdb := &countingDB{Database: db}
+	e := newEnvDB(t, db, cdb, Options{})
+	time.Sleep(300 * time.Millisecond)
+	if n := cdb.n(); n != 0 {
+		t.Errorf("%d ListRuns calls with nobody listening; want none", n)
+	}
+	ch, stop := readEvents(t, e.srv.URL+"/api/events")
+	waitEvent(t, ch, "ready", func(string) bool { return true })
+	time.Sleep(300 * time.Millisecond)
+	if n := cdb.n(); n < 3 {
+		t.Errorf("%d ListRuns calls in 300ms with a listener; want the poll (every 50ms)", n)
+	}
+	stop()
+	time.Sleep(200 * time.Millisecond) // the server sees the client go
+	before := cdb.n()
+	time.Sleep(300 * time.Millisecond)
+	if n := cdb.n() - before; n != 0 {
+		t.Errorf("%d ListRuns calls after the listener left; want none", n)
 	}
 }
