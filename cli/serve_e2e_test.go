@@ -180,6 +180,21 @@ func TestServeInBrowser(t *testing.T) {
 	wd.resize(390, 844)
 	wd.waitJS("the page fits a phone's width", 5*time.Second, `return document.documentElement.scrollWidth <= window.innerWidth + 1;`)
 	wd.screenshot(filepath.Join(t.TempDir(), "phone.png"))
+
+	// The runs page lists the run with its progress, filtered by status.
+	wd.resize(1280, 1000)
+	wd.open(url + "/runs?status=success")
+	wd.waitJS("the runs page lists the run", 10*time.Second,
+		`const r = document.querySelector('tr[data-run="`+runID+`"]'); return !!r && r.querySelector('.badge.success') && r.querySelector('.bar [class="s-success"]') && r.textContent.includes('3/3');`)
+	wd.open(url + "/runs?status=failed")
+	wd.waitJS("the failed filter leaves it out", 10*time.Second, `return !!document.querySelector('.empty') && !document.querySelector('tr[data-run]');`)
+
+	// Nothing went wrong in the page: no script error, no refused resource.
+	for _, l := range wd.browserLog() {
+		if l.Level == "SEVERE" {
+			t.Errorf("browser error: %s", l.Message)
+		}
+	}
 }
 
 // demoProject makes a project with a DAG workflow of 8 nodes, a flat

@@ -258,16 +258,9 @@ func (wd *webDriver) diagnose() string {
 	}
 	wd.call("GET", wd.session+"/url", nil, &url)
 	wd.call("POST", wd.session+"/execute/sync", map[string]any{"script": "return document.body.innerHTML.slice(0, 3000);", "args": []any{}}, &body)
-	var logs struct {
-		Value []struct {
-			Level   string `json:"level"`
-			Message string `json:"message"`
-		} `json:"value"`
-	}
-	wd.call("POST", wd.session+"/se/log", map[string]string{"type": "browser"}, &logs)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "page %v\n", url.Value)
-	for _, l := range logs.Value {
+	for _, l := range wd.browserLog() {
 		fmt.Fprintf(&b, "browser %s: %s\n", l.Level, l.Message)
 	}
 	fmt.Fprintf(&b, "body: %v", body.Value)
@@ -280,4 +273,18 @@ func (wd *webDriver) sendKeys(css, keys string) {
 	wd.t.Helper()
 	id := wd.find(css, 5*time.Second)
 	wd.must(wd.call("POST", wd.session+"/element/"+id+"/value", map[string]string{"text": keys}, nil))
+}
+
+type logEntry struct {
+	Level   string `json:"level"`
+	Message string `json:"message"`
+}
+
+// browserLog returns (and clears) the browser's console and network log.
+func (wd *webDriver) browserLog() []logEntry {
+	var logs struct {
+		Value []logEntry `json:"value"`
+	}
+	wd.call("POST", wd.session+"/se/log", map[string]string{"type": "browser"}, &logs)
+	return logs.Value
 }
