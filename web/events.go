@@ -41,6 +41,7 @@ const (
 	subBuffer  = 256
 	keepAlive  = 15 * time.Second
 	recentRuns = 20
+	maxSigs    = 5000 // runs whose last event is remembered
 )
 
 type event struct {
@@ -315,6 +316,15 @@ func (h *hub) pass(ctx context.Context) {
 	}
 	if !later.IsZero() {
 		time.AfterFunc(time.Until(later), h.wake)
+	}
+	if len(h.runSig) > maxSigs {
+		// Forget what was sent of finished runs: at worst one is sent
+		// again.
+		for id := range h.runSig {
+			if !h.live[id] && h.tasks[id] == nil {
+				delete(h.runSig, id)
+			}
+		}
 	}
 }
 

@@ -106,7 +106,6 @@ func New(ctx context.Context, db model.Database, opts Options) (*Server, error) 
 	}
 	s.hub = h
 	for _, rt := range routes {
-		rt := rt
 		s.mux.HandleFunc(rt.method+" "+rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			if rt.method == "POST" && !sameOrigin(r) {
 				writeError(w, http.StatusForbidden, "cross-site request refused: state-changing requests must come from this server's own pages")
