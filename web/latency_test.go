@@ -62,30 +62,46 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	slow, _ := h.subscribe(context.Background(), "", false)
 	fast, _ := h.subscribe(context.Background(), "", false)
 	defer h.unsubscribe(fast)
-	done := make(chan int)
+	read := make(chan int, subBuffer+10)
 	go func() {
 		n := 0
 		for range fast.ch {
 			n++
-			if n == subBuffer+10 {
-				done <- n
-				return
-			}
+			read <- n
 		}
 	}()
-	for i := 0; i < subBuffer+10; i++ {
+	waitRead := func(want int) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case n := <-read:
+				if n == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("the reading subscriber got fewer than %d events", want)
+			}
+		}
+	}
+	// A buffer's worth: both hold them; the reader reads them.
+	for i := 0; i < subBuffer; i++ {
 		h.broadcast(event{name: "run", data: []byte("{}")}, "")
 	}
+	waitRead(subBuffer)
+	select {
+	case <-slow.lost:
+		t.Fatal("the slow subscriber was dropped before its buffer was full")
+	default:
+	}
+	// One more: the slow one, full, is dropped; the reader gets it.
+	h.broadcast(event{name: "run", data: []byte("{}")}, "")
 	select {
 	case <-slow.lost:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the slow subscriber was not dropped")
 	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the reading subscriber missed events")
-	}
+	waitRead(subBuffer + 1)
 	h.mu.Lock()
 	_, still := h.subs[slow]
 	h.mu.Unlock()
