@@ -1,7 +1,7 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: build demo test vet fmt-check bench perf-2000 clean
+.PHONY: build demo test vet fmt-check tidy-check cross-check bench perf-2000 clean
 
 build:
 	$(GO) build -o $(BIN)/ork .
@@ -12,8 +12,17 @@ demo: build
 	./scripts/demo.sh $(BIN)/ork
 
 # Everything CI checks.
-test: fmt-check vet
+test: fmt-check vet tidy-check cross-check
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# go.mod and go.sum say exactly what the code imports.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
+# macOS: everything, tests included, compiles and vets; Windows: ork builds.
+cross-check:
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
+	GOOS=windows GOARCH=amd64 $(GO) build ./...
 
 vet:
 	$(GO) vet ./...

@@ -10,6 +10,12 @@
 //	lifecycle.go  cancel, retry, logs, prune
 //	serve.go      serve (the web UI)
 //	args.go       flags after arguments
+//	project.go    finding the project's .ork upward, as git finds .git
+//	runid.go      run ids given by a unique prefix
+//	usage.go      one-line flag errors
+//	config_check.go  ork run's settings, checked by sched.Config.Validate
+//	logs_note.go  why a task has no output, for ork logs
+//	version.go, completion.go  ork version, ork completion bash|zsh|fish
 //
 // The end-to-end tests beside it build the real binary and run it.
 package cli
@@ -78,12 +84,15 @@ func version() string {
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
-	return &cli.App{
+	app := &cli.App{
 		Name:      "ork",
 		Usage:     "run workflows of scripts, with state in plain JSON files",
 		Version:   version(),
 		Writer:    stdout,
 		ErrWriter: stderr,
+		// A repeated flag is one value per flag, commas and all:
+		// --param 'msg=hello, world' is one parameter.
+		DisableSliceFlagSeparator: true,
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 		CommandNotFound: func(c *cli.Context, name string) {
@@ -91,7 +100,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			os.Exit(2)
 		},
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dir", Value: ".ork", EnvVars: []string{"ORK_DIR"}, Usage: "the ork `DIRECTORY` (made by `ork init`)"},
+			&cli.StringFlag{Name: "dir", Value: ".ork", EnvVars: []string{"ORK_DIR"}, Usage: "the ork `DIRECTORY` (made by `ork init`; default: the nearest .ork here or above)"},
 		},
 		Commands: []*cli.Command{
 			{
@@ -218,6 +227,14 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 	}
+	app.Commands = append(app.Commands, versionCommand(), completionCommand())
+	// A bad flag is one line, not the whole help.
+	app.OnUsageError = onUsageError
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = onUsageError
+		requireFlags(cmd)
+	}
+	return app
 }
 
 func runFlags() []cli.Flag {
@@ -237,8 +254,6 @@ func runFlags() []cli.Flag {
 }
 
 // ---- helpers ----
-
-func orkDir(c *cli.Context) string { return c.String("dir") }
 
 func openDB(c *cli.Context, log *slog.Logger) (*filedb.DB, error) {
 	return filedb.Open(orkDir(c), filedb.Options{Logger: log})
@@ -267,14 +282,28 @@ func parseParams(kvs []string) (map[string]any, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--param %q: write it as KEY=VALUE", kv)
 		}
-		var j any
-		if err := json.Unmarshal([]byte(v), &j); err == nil {
+		if j, ok := parseJSONValue(v); ok {
 			out[k] = j
 		} else {
 			out[k] = v
 		}
 	}
 	return out, nil
+}
+
+// parseJSONValue reads s as one JSON value, numbers kept as written
+// (json.Number): 12345678901234567890 and 1.10 reach the task as given.
+func parseJSONValue(s string) (any, bool) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false // more after the value: not one JSON value
+	}
+	return v, true
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -449,8 +449,9 @@ func TestE2ERunsNewestFirst(t *testing.T) {
 	if got, want := ids("--limit", "1"), []string{third}; !slices.Equal(got, want) {
 		t.Errorf("status --limit 1: runs %q, want %q", got, want)
 	}
-	if got := ids("--workflow", "nobody"); len(got) != 0 {
-		t.Errorf("status --workflow nobody: runs %q, want none", got)
+	// A workflow that does not exist is an error, not an empty list.
+	if stdout, stderr, _ := mustFail(t, dir, "status", "--json", "--workflow", "nobody"); stdout != "" || !strings.Contains(stderr, `no such workflow "nobody"`) {
+		t.Errorf("status --workflow nobody: stdout %q, stderr %q, want only an error saying there is no such workflow", stdout, stderr)
 	}
 }
 

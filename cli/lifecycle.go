@@ -31,7 +31,12 @@ func openRun(c *cli.Context, what string) (*filedb.DB, *model.Run, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := db.GetRun(c.Context, c.Args().First())
+	id, err := resolveRunID(c, c.Args().First())
+	if err != nil {
+		db.Close()
+		return nil, nil, notFoundHint(err, "`ork status` lists the runs")
+	}
+	r, err := db.GetRun(c.Context, id)
 	if err != nil {
 		db.Close()
 		return nil, nil, notFoundHint(err, "`ork status` lists the runs")
@@ -159,16 +164,19 @@ func cmdLogs(c *cli.Context) error {
 		}
 		f, err := os.Open(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintln(w, "(no log)")
+			fmt.Fprintln(w, noOutputNote(t, attempt))
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(w, f)
+		n, err := io.Copy(w, f)
 		f.Close()
 		if err != nil {
 			return err
+		}
+		if n == 0 {
+			fmt.Fprintln(w, noOutputNote(t, attempt))
 		}
 	}
 	return nil

@@ -160,8 +160,7 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 		}
 		if tty {
 			counts, _ := db.TaskCounts(ctx, r.ID)
-			done := counts[model.TaskSuccess] + counts[model.TaskFailed] + counts[model.TaskCancelled]
-			line := fmt.Sprintf("\r%s: %d/%d tasks done (%d running, %d failed)", cur.Status, done, total, counts[model.TaskRunning]+counts[model.TaskDispatched], counts[model.TaskFailed])
+			line := progressLine(cur.Status, counts, total)
 			if line != lastShown {
 				fmt.Fprint(errw, line)
 				lastShown = line
@@ -196,6 +195,21 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 	return nil
 }
 
+// progressLine is the --wait progress on a terminal: it returns to the
+// start of the line and clears it, so a shorter line leaves nothing of a
+// longer one behind. Running tasks and tasks dispatched (handed to the
+// executor, not started yet) are counted apart.
+func progressLine(st model.RunStatus, counts map[model.TaskStatus]int, total int) string {
+	done := 0
+	for s, n := range counts {
+		if s.Terminal() {
+			done += n
+		}
+	}
+	return fmt.Sprintf("\r\033[K%s: %d/%d tasks done (%d running, %d dispatched, %d failed)",
+		st, done, total, counts[model.TaskRunning], counts[model.TaskDispatched], counts[model.TaskFailed])
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
@@ -214,7 +228,11 @@ func cmdStatus(c *cli.Context) error {
 	if c.NArg() > 1 {
 		return usageErr(c, "give at most one run id")
 	}
-	if id := c.Args().First(); id != "" {
+	if arg := c.Args().First(); arg != "" {
+		id, err := resolveRunID(c, arg)
+		if err != nil {
+			return notFoundHint(err, "`ork status` lists the runs")
+		}
 		r, err := db.GetRun(c.Context, id)
 		if err != nil {
 			return notFoundHint(err, "`ork status` lists the runs")
@@ -260,6 +278,13 @@ func cmdStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if name := c.String("workflow"); name != "" && len(runs) == 0 {
+		// No runs: say so if it is because there is no such workflow (a
+		// deleted workflow's runs are still listed).
+		if _, err := db.GetWorkflow(c.Context, name); errors.Is(err, model.ErrNotFound) {
+			return fmt.Errorf("no such workflow %q (`ork list-workflows` shows the workflows)", name)
+		}
+	}
 	if c.Bool("json") {
 		if runs == nil {
 			runs = []*model.Run{}
@@ -290,7 +315,10 @@ func cmdTasks(c *cli.Context) error {
 		return err
 	}
 	defer db.Close()
-	id := c.Args().First()
+	id, err := resolveRunID(c, c.Args().First())
+	if err != nil {
+		return notFoundHint(err, "`ork status` lists the runs")
+	}
 	r, err := db.GetRun(c.Context, id)
 	if err != nil {
 		return notFoundHint(err, "`ork status` lists the runs")

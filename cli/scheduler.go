@@ -87,6 +87,9 @@ func newScheduler(c *cli.Context, db *filedb.DB, log *slog.Logger) (*sched.Sched
 		CrashRetries:              c.Int("crash-retries"),
 		Logger:                    log,
 	}
+	if err := checkSchedConfig(cfg); err != nil {
+		return nil, err
+	}
 	sd := scriptDir(c)
 	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
 		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)

@@ -16,7 +16,11 @@ import (
 )
 
 func cmdInit(c *cli.Context) error {
-	dir := orkDir(c)
+	// init makes .ork here (or --dir), never in the project above.
+	dir := c.String("dir")
+	if outer := findProject(); outer != "" && outer != ".ork" && !c.IsSet("dir") && os.Getenv("ORK_DIR") == "" {
+		fmt.Fprintf(c.App.ErrWriter, "warning: this directory is inside the ork project %s; the new %s will hide it for commands run here and below\n", outer, dir)
+	}
 	if err := filedb.Init(dir); err != nil {
 		return fmt.Errorf("init %s: %w", dir, err)
 	}
@@ -162,6 +166,6 @@ func validateFile(p string, data []byte) error {
 		_, err := model.DecodeTask(p, data)
 		return err
 	}
-	_, err := model.DecodeWorkflow(p, data)
+	_, err := model.DecodeWorkflowFile(p, data)
 	return err
 }

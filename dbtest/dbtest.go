@@ -32,6 +32,9 @@
 //   - Empty batches (no updates, no tasks) are no-ops without error.
 //   - ListTasks of a run that has no tasks yet is empty, not an error.
 //   - TaskCounts may leave out a status that no task has.
+//   - Numbers in params come back with the digits they were given
+//     (12345678901234567890 and 1.10 as written): a backend that stores
+//     JSON decodes them as json.Number, never through float64.
 //   - ListRuns and PendingRuns return whole runs, the workflow snapshot
 //     included.
 //   - A database holds copies: changing a value after passing it to a
@@ -100,6 +103,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("Copies", s.testRunCopies)
 		t.Run("CancelRequests", s.testCancelRequests)
 		t.Run("ReopenRun", s.testReopenRun)
+		t.Run("ParamsKeepDigits", s.testParamsKeepDigits)
 	})
 	t.Run("Tasks", func(t *testing.T) {
 		t.Run("CreateList", s.testCreateListTasks)
@@ -450,6 +454,53 @@ func (s *suite) testRetryAt(t *testing.T) {
 			t.Errorf("retry_at = %v, want %v", tk.RetryAt, later)
 		}
 	}
+}
+
+// testParamsKeepDigits: numbers in the params of a workflow, a run (and
+// its workflow snapshot) and a task come back with every digit.
+func (s *suite) testParamsKeepDigits(t *testing.T) {
+	ctx, db := s.setup(t)
+	digits := func() map[string]any {
+		return map[string]any{"big": json.Number("12345678901234567890"), "dec": json.Number("1.10"),
+			"nested": map[string]any{"list": []any{json.Number("0.10")}}}
+	}
+	const want = `{"big":12345678901234567890,"dec":1.10,"nested":{"list":[0.10]}}`
+	check := func(what string, p map[string]any) {
+		t.Helper()
+		b, err := json.Marshal(p)
+		if err != nil || string(b) != want {
+			t.Errorf("%s params = %s (%v), want %s", what, b, err, want)
+		}
+	}
+	w := newWorkflow("digits", 1)
+	w.Params = digits()
+	mustCreateWorkflow(ctx, t, db, w)
+	r := model.NewRun(w, digits(), "dbtest", at(1))
+	mustCreateRun(ctx, t, db, r)
+	mustCreateTasks(ctx, t, db, []*model.Task{{
+		ID: model.TaskID(r.ID, w.JobName, 0), RunID: r.ID, Name: w.JobName,
+		Status: model.TaskPending, Params: digits(), CreatedAt: at(2),
+	}})
+
+	gw, err := db.GetWorkflow(ctx, "digits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("GetWorkflow", gw.Params)
+	gr, err := db.GetRun(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("GetRun", gr.Params)
+	if gr.Workflow == nil {
+		t.Fatal("GetRun: no workflow snapshot")
+	}
+	check("GetRun's workflow snapshot", gr.Workflow.Params)
+	ts, err := db.ListTasks(ctx, r.ID)
+	if err != nil || len(ts) != 1 {
+		t.Fatalf("ListTasks: %d tasks, %v", len(ts), err)
+	}
+	check("ListTasks", ts[0].Params)
 }
 
 // testReopenRun: a finished run is made pending again; reset tasks become

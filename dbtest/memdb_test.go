@@ -1,6 +1,7 @@
 package dbtest_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -52,7 +53,9 @@ func clone[T any](v *T) *T {
 		panic(err)
 	}
 	var c T
-	if err := json.Unmarshal(b, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // numbers keep their digits, as the contract says
+	if err := dec.Decode(&c); err != nil {
 		panic(err)
 	}
 	return &c

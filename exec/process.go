@@ -14,7 +14,7 @@ import (
 	osexec "os/exec"
 	"path"
 	"path/filepath"
-	"slices"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,18 +79,25 @@ type ProcessConfig struct {
 //	                same JSON (the one to read when it may be large: over
 //	                64 KiB, ORK_UPSTREAM is empty)
 //	ORK_OUTPUT      a file the task may write a JSON object to: its output
+//	ORK_PARAMS_FILE when ORK_PARAMS would be over 64 KiB (MaxParamsEnv), a
+//	                file holding it; ORK_PARAMS is then empty
 //
-// A later variable wins over an earlier one of the same name: a parameter
-// may override a base variable (even PATH), and ORK_* always win.
+// A parameter may override a base variable, except the ones the process
+// relies on: PATH, HOME, USER, SHELL, TMPDIR, LANG, TZ, IFS and the others
+// of reservedEnv, and every name starting with ORK_, LC_, LD_ or DYLD_.
+// A parameter whose name is not a valid variable name ([A-Za-z_] then
+// [A-Za-z0-9_]), is reserved, or whose value holds NUL or is over 64 KiB,
+// gets no variable of its own: it is still in ORK_PARAMS, and a line at
+// the top of the log says why.
+//
 // ORK_LOG_DIR names the project the process belongs to (one log directory
 // per .ork directory); every process the script starts inherits it, which
 // is how Sweep finds them after a crash.
 // Parameter values are written as strings as they are, numbers in decimal
 // (integral numbers never with an exponent: 20260101, not 2.0260101e+07),
 // booleans as true or false, null as the empty string, and objects and
-// arrays as compact JSON. A parameter whose name is empty or contains '=' or
-// NUL, or whose value contains NUL, gets no variable of its own (it is still
-// in ORK_PARAMS).
+// arrays as compact JSON. Numbers keep the digits they were written with
+// when they come as json.Number (as ork's decoders give them).
 //
 // # Output
 //
@@ -325,15 +332,21 @@ func checkScript(p, job, scriptDir string) error {
 		return fmt.Errorf("script %s is a directory, not a script (job_name %q)", p, job)
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("script %s is not a regular file (it is %s)", p, fi.Mode().Type())
-	case fi.Mode().Perm()&0o111 == 0:
+	case runtime.GOOS != "windows" && fi.Mode().Perm()&0o111 == 0: // Windows has no execute bit
 		return fmt.Errorf("script %s is not executable: chmod +x %s", p, p)
 	}
 	return nil
 }
 
-// startError explains why the process of script p did not start.
-func startError(p string, err error) error {
+// startError explains why the process of script p, with environment env,
+// did not start.
+func startError(p string, env []string, err error) error {
+	if why := scriptHeadProblem(p); why != "" && (errors.Is(err, syscall.ENOEXEC) || errors.Is(err, syscall.ENOENT)) {
+		return fmt.Errorf("script %s cannot be executed: %s", p, why)
+	}
 	switch {
+	case errors.Is(err, syscall.E2BIG):
+		return fmt.Errorf("script %s cannot be executed: its environment is too large for the system (%d bytes in %d variables): pass big parameters in a file and its path as the parameter", p, envSize(env), len(env))
 	case errors.Is(err, syscall.ENOEXEC):
 		return fmt.Errorf("script %s cannot be executed: does it start with a #! line?", p)
 	case errors.Is(err, syscall.ENOENT):
@@ -370,11 +383,12 @@ func interpreter(p string) string {
 	return fields[0]
 }
 
-// environ builds the environment of task t.
-func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
+// environ builds the environment of task t, and notes for the top of its
+// log on the parameters that got no variable of their own.
+func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, []string, error) {
 	output, err := OutputPath(e.logDir, t.Task.RunID, t.Task.Name, t.Task.TaskIndex, t.Task.Attempt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// ORK_UPSTREAM_FILE always holds the upstream outputs; ORK_UPSTREAM
 	// too while they fit in an environment variable (Linux refuses one
@@ -390,40 +404,42 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
 	}
 	if len(t.Upstream) > 0 {
 		if err := e.makeDir(filepath.Dir(upstreamFile)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := os.WriteFile(upstreamFile, t.Upstream, 0o644); err != nil {
-			return nil, fmt.Errorf("write upstream outputs: %w", err)
+			return nil, nil, fmt.Errorf("write upstream outputs: %w", err)
 		}
 	} else {
 		upstreamFile = "" // no upstream tasks: no file
 	}
 	params, err := marshalJSON(t.Task.Params)
 	if err != nil {
-		return nil, fmt.Errorf("params of task %s: %w", t.Task.ID, err)
+		return nil, nil, fmt.Errorf("params of task %s: %w", t.Task.ID, err)
 	}
 	if t.Task.Params == nil {
 		params = "{}"
 	}
-	env := make([]string, 0, len(e.env)+len(t.Task.Params)+9)
+	vars, notes, err := paramVars(t.Task.Params)
+	if err != nil {
+		return nil, nil, fmt.Errorf("task %s: %w", t.Task.ID, err)
+	}
+	// Parameters too large for one variable go by file, like upstream
+	// outputs.
+	paramsFile := ""
+	if len(params) > MaxParamsEnv {
+		paramsFile = strings.TrimSuffix(output, ".output.json") + ".params.json"
+		if err := e.makeDir(filepath.Dir(paramsFile)); err != nil {
+			return nil, nil, err
+		}
+		if err := os.WriteFile(paramsFile, []byte(params), 0o644); err != nil {
+			return nil, nil, fmt.Errorf("write params file: %w", err)
+		}
+		notes = append(notes, fmt.Sprintf("the parameters (%d bytes of JSON) are over %d KiB: ORK_PARAMS is empty, ORK_PARAMS_FILE names a file holding them", len(params), MaxParamsEnv>>10))
+		params = ""
+	}
+	env := make([]string, 0, len(e.env)+len(vars)+13)
 	env = append(env, e.env...)
-	keys := make([]string, 0, len(t.Task.Params))
-	for k := range t.Task.Params {
-		if k != "" && !strings.ContainsAny(k, "=\x00") {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys) // a stable order makes the environment reproducible
-	for _, k := range keys {
-		v, err := paramString(t.Task.Params[k])
-		if err != nil {
-			return nil, fmt.Errorf("param %q of task %s: %w", k, t.Task.ID, err)
-		}
-		if strings.IndexByte(v, 0) >= 0 {
-			continue
-		}
-		env = append(env, k+"="+v)
-	}
+	env = append(env, vars...)
 	env = append(env,
 		"ORK_RUN_ID="+t.Task.RunID,
 		"ORK_TASK_ID="+t.Task.ID,
@@ -433,12 +449,13 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, error) {
 		"ORK_WORKFLOW="+t.Workflow.Name,
 		"ORK_ATTEMPT="+strconv.Itoa(t.Task.Attempt),
 		"ORK_PARAMS="+params,
+		"ORK_PARAMS_FILE="+paramsFile,
 		"ORK_LOG_DIR="+e.logKey,
 		"ORK_UPSTREAM="+upstream,
 		"ORK_UPSTREAM_FILE="+upstreamFile,
 		"ORK_OUTPUT="+output,
 	)
-	return env, nil
+	return env, notes, nil
 }
 
 // paramString formats one parameter value for the environment.
@@ -572,7 +589,7 @@ func (e *ProcessExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow)
 	if err != nil {
 		return "", err
 	}
-	env, err := e.environ(t)
+	env, notes, err := e.environ(t)
 	if err != nil {
 		return "", err
 	}
@@ -597,7 +614,7 @@ func (e *ProcessExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow)
 	e.mu.Unlock()
 	defer e.starting.Done()
 
-	name, err := e.start(ctx, a, t.Task.RunID, script, logPath, env)
+	name, err := e.start(ctx, a, t.Task.RunID, script, logPath, env, notes)
 	if err != nil {
 		e.mu.Lock()
 		delete(e.byTask, key)
@@ -609,13 +626,17 @@ func (e *ProcessExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow)
 
 // start starts the process of attempt a, registers it and starts its wait
 // goroutine.
-func (e *ProcessExecutor) start(ctx context.Context, a *attempt, runID, script, logPath string, env []string) (string, error) {
+func (e *ProcessExecutor) start(ctx context.Context, a *attempt, runID, script, logPath string, env, notes []string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	logFile, err := e.openLog(logPath)
 	if err != nil {
 		return "", err
+	}
+	if err := writeNotes(logFile, notes); err != nil {
+		logFile.Close()
+		return "", fmt.Errorf("log file: %w", err)
 	}
 	a.cmd = &osexec.Cmd{
 		Path:   script,
@@ -635,7 +656,13 @@ func (e *ProcessExecutor) start(ctx context.Context, a *attempt, runID, script, 
 	logFile.Close() // the child has its own copy
 	if err != nil {
 		e.sweeping.RUnlock()
-		return "", startError(script, err)
+		err = startError(script, env, err)
+		// The log says why it holds no output (ork logs shows it).
+		if f, ferr := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0); ferr == nil {
+			writeNotes(f, []string{"the task did not start: " + err.Error()})
+			f.Close()
+		}
+		return "", err
 	}
 	name := "pid:" + strconv.Itoa(a.cmd.Process.Pid)
 
@@ -696,8 +723,12 @@ func ReadOutput(path string) (json.RawMessage, error) {
 		return nil, fmt.Errorf("output %s is larger than 1 MiB: write big results to a file and put its path in the output", path)
 	}
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
-		return nil, fmt.Errorf("output %s is not a JSON object (write one, like {\"rows\": 10}, to $ORK_OUTPUT)", path)
+	if err := model.DecodeJSON(path, data, &obj, false); err != nil || obj == nil {
+		why := "it is null"
+		if err != nil {
+			why = err.Error()
+		}
+		return nil, fmt.Errorf("output is not a JSON object (write one, like {\"rows\": 10}, to $ORK_OUTPUT): %s", why)
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, data); err != nil {

@@ -37,6 +37,12 @@ func TrimLog(path string, max int64) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file 0600: give it the log's own mode, so that
+	// a trimmed log reads like every other.
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
 	fmt.Fprintf(tmp, "[ork: the first %d bytes of this log were cut; it keeps the last %d]\n", cut, len(tail))
 	if _, err := tmp.Write(tail); err != nil {
 		tmp.Close()

@@ -61,7 +61,7 @@ func Doctor(dir string) ([]Problem, error) {
 		case parts[0] == WorkflowsDir && len(parts) == 2:
 			data, err := os.ReadFile(p)
 			if err == nil {
-				_, err = model.DecodeWorkflow(p, data)
+				_, err = model.DecodeWorkflowFile(p, data)
 			}
 			if err != nil {
 				add("damaged", p, err.Error(), "fix the file by hand (`ork validate "+p+"` checks it), or delete it")

@@ -231,7 +231,7 @@ func (d *DB) readWorkflow(path string) (*model.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return model.DecodeWorkflow(path, data)
+	return model.DecodeWorkflowFile(path, data)
 }
 
 // GetWorkflow reads workflows/<name>.json.
@@ -245,9 +245,6 @@ func (d *DB) GetWorkflow(ctx context.Context, name string) (*model.Workflow, err
 	}
 	if err != nil {
 		return nil, err
-	}
-	if w.Name != name {
-		return nil, &model.FileError{Path: d.workflowPath(name), Err: fmt.Errorf("file is named %q but its name field says %q", name, w.Name)}
 	}
 	return w, nil
 }

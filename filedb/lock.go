@@ -31,7 +31,7 @@ func (d *DB) LockScheduler(ctx context.Context) (func(), error) {
 	// again for a moment before refusing.
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := lockExclusive(f)
 		if err == nil {
 			break
 		}
@@ -51,7 +51,7 @@ func (d *DB) LockScheduler(ctx context.Context) (func(), error) {
 	os.WriteFile(p, []byte(info), 0o644)
 	return func() {
 		os.Truncate(p, 0)
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		unlockFile(f)
 		f.Close()
 	}, nil
 }
@@ -65,8 +65,8 @@ func LockHolder(dir string) string {
 		return ""
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if err := lockShared(f); err == nil {
+		unlockFile(f)
 		return "" // nobody holds it
 	}
 	b := make([]byte, 256)

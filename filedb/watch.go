@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -133,11 +132,6 @@ func removeDeadTemp(dir, name string) {
 		return
 	}
 	os.Remove(filepath.Join(dir, name))
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // cleanDeadTemps removes dead writers' temporary files in dir and, for

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 )
 
 const tmpPrefix = ".tmp-"
@@ -284,16 +283,4 @@ func createExclusive(path string, data []byte) error {
 	}
 	// Durability: the new name survives a crash.
 	return fsyncPath(dir)
-}
-
-// linkCount returns the number of hard links of a regular file, or 0.
-func linkCount(p string) uint64 {
-	st, err := os.Lstat(p)
-	if err != nil || !st.Mode().IsRegular() {
-		return 0
-	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		return uint64(sys.Nlink)
-	}
-	return 0
 }

@@ -224,6 +224,8 @@ func (w *Workflow) validateDAG() []error {
 				fail(fmt.Errorf("when: %w", err))
 			} else if !seen[c.Upstream] {
 				fail(fmt.Errorf("when: %q is not in depends_on: a condition can only look at upstream tasks", c.Upstream))
+			} else if err := c.possible(w.Tasks[c.Upstream]); err != nil {
+				fail(fmt.Errorf("when: %q %w", spec.When, err))
 			}
 		}
 	}
@@ -410,6 +412,50 @@ func ParseCondition(text string) (*Condition, error) {
 		c.Keys = append(c.Keys, k)
 	}
 	return c, nil
+}
+
+// possible returns an error when the condition can never hold, whatever
+// the upstream outputs: a fan-out named without an index (its outputs are
+// an array), an index on a task that is not a fan-out or past the end of
+// one, or an ordering (<, <=, >, >=) against a value that is neither a
+// number nor a string, or against a number written as a string.
+func (c *Condition) possible(up *TaskSpec) error {
+	n := max(up.TaskCount, 1)
+	switch {
+	case n > 1 && c.Index < 0:
+		return fmt.Errorf("can never hold: %s is a fan-out of %d tasks, whose outputs are an array; pick one with %s[i], i from 0 to %d", c.Upstream, n, c.Upstream, n-1)
+	case n == 1 && c.Index >= 0:
+		return fmt.Errorf("can never hold: %s is not a fan-out (task_count 1), so it has no [%d]; write %s without an index", c.Upstream, c.Index, c.Upstream)
+	case c.Index >= n:
+		return fmt.Errorf("can never hold: index %d is past the end of the fan-out %s (task_count %d: indexes 0 to %d)", c.Index, c.Upstream, n, n-1)
+	}
+	if c.Op == "==" || c.Op == "!=" {
+		return nil
+	}
+	switch v := c.Value.(type) {
+	case float64:
+	case string:
+		if _, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			return fmt.Errorf("can never hold for a number: %q is a string, and %s compares two numbers or two strings; write %s without quotes to compare numbers", v, c.Op, strings.TrimSpace(v))
+		}
+	default:
+		return fmt.Errorf("can never hold: %s compares two numbers or two strings, not %s", c.Op, jsonKindOf(v))
+	}
+	return nil
+}
+
+func jsonKindOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "true or false"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 // Eval evaluates the condition on the upstream outputs (the ORK_UPSTREAM

@@ -582,9 +582,9 @@ func TestNewTasksDAG(t *testing.T) {
 
 	// workflow < node < run.
 	wantParams := map[string]map[string]any{
-		"extract":   {"date": "2026-02-02", "target": "lake", "level": 1.0, "extra": true},
-		"transform": {"date": "2026-02-02", "target": "lake", "level": 2.0, "extra": true},
-		"load":      {"date": "2026-02-02", "target": "warehouse", "level": 3.0, "extra": true},
+		"extract":   {"date": "2026-02-02", "target": "lake", "level": json.Number("1"), "extra": true},
+		"transform": {"date": "2026-02-02", "target": "lake", "level": json.Number("2"), "extra": true},
+		"load":      {"date": "2026-02-02", "target": "warehouse", "level": json.Number("3"), "extra": true},
 	}
 	for _, tk := range tasks {
 		if !reflect.DeepEqual(tk.Params, wantParams[tk.Name]) {
@@ -599,10 +599,10 @@ func TestNewTasksDAG(t *testing.T) {
 		}
 	}
 	// The workflow's and nodes' params are not changed by merging.
-	if nd, _ := r.Workflow.Node("load"); !reflect.DeepEqual(nd.Params, map[string]any{"target": "warehouse", "level": 3.0}) {
+	if nd, _ := r.Workflow.Node("load"); !reflect.DeepEqual(nd.Params, map[string]any{"target": "warehouse", "level": json.Number("3")}) {
 		t.Errorf("node load params changed to %v", nd.Params)
 	}
-	if !reflect.DeepEqual(r.Workflow.Params, map[string]any{"date": "2026-01-01", "target": "lake", "level": 1.0}) {
+	if !reflect.DeepEqual(r.Workflow.Params, map[string]any{"date": "2026-01-01", "target": "lake", "level": json.Number("1")}) {
 		t.Errorf("workflow params changed to %v", r.Workflow.Params)
 	}
 

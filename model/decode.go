@@ -47,6 +47,9 @@ func lineCol(data []byte, offset int64) (line, col int) {
 // Errors are *FileError with the line and column of the problem.
 func DecodeJSON(path string, data []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
+	// Numbers keep every digit: a parameter 12345678901234567890 or 1.10
+	// is read (and written back) as it was written, never through float64.
+	dec.UseNumber()
 	if strict {
 		dec.DisallowUnknownFields()
 	}
@@ -214,6 +217,24 @@ func DecodeWorkflow(path string, data []byte) (*Workflow, error) {
 		return nil, &FileError{Path: path, Err: err}
 	}
 	return &w, nil
+}
+
+// DecodeWorkflowFile decodes a workflow file the way ork reads one from a
+// workflows directory, where a workflow is known by its file name: on top
+// of DecodeWorkflow's checks, a "name" field must be the file's name
+// ("hello.json" holds the workflow "hello"). `ork validate`, `ork trigger`
+// and the scheduler all read workflow files through it, so they agree on
+// every file.
+func DecodeWorkflowFile(path string, data []byte) (*Workflow, error) {
+	w, err := DecodeWorkflow(path, data)
+	if err != nil {
+		return nil, err
+	}
+	base := path[strings.LastIndexAny(path, `/\`)+1:]
+	if file := strings.TrimSuffix(base, ".json"); w.Name != file {
+		return nil, &FileError{Path: path, Err: fmt.Errorf("the file is named %q but its name field says %q: rename the file to %s.json or fix the field", file, w.Name, w.Name)}
+	}
+	return w, nil
 }
 
 // DecodeRun decodes a run record and checks the fields ork relies on.

@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -334,7 +335,7 @@ func TestDecodeWorkflow(t *testing.T) {
 		t.Errorf("created_at nanoseconds = %d, want 123456000", got)
 	}
 	nested, _ := w.Params["nested"].(map[string]any)
-	if w.Params["greeting"] != "hi" || w.Params["n"] != 2.0 || nested == nil || len(nested["list"].([]any)) != 4 {
+	if w.Params["greeting"] != "hi" || w.Params["n"] != json.Number("2") || nested == nil || len(nested["list"].([]any)) != 4 {
 		t.Errorf("params = %#v", w.Params)
 	}
 
@@ -394,7 +395,7 @@ func TestDecodeRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DecodeRun: %v", err)
 	}
-	if r.ID != "r1" || r.Status != model.RunRunning || r.StartedAt == nil || r.Params["a"] != 1.0 {
+	if r.ID != "r1" || r.Status != model.RunRunning || r.StartedAt == nil || r.Params["a"] != json.Number("1") {
 		t.Errorf("run = %+v", r)
 	}
 	// The snapshot is normalized like a workflow file.

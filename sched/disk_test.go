@@ -145,17 +145,6 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	})
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func mustReadFile(t *testing.T, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)

@@ -66,12 +66,18 @@ type Scheduler struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // run id -> closed when the run ends
 	running bool
+
+	cfgErr error // from Config.Validate: Run returns it
 }
 
 // New returns a scheduler over db that runs tasks with the executors of mgr.
+// A Config that does not validate (see Config.Validate) makes Run return
+// the validation error at once.
 func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
+	cfgErr := cfg.Validate()
 	cfg = cfg.WithDefaults()
 	return &Scheduler{
+		cfgErr:   cfgErr,
 		db:       db,
 		mgr:      mgr,
 		cfg:      cfg,
@@ -91,6 +97,9 @@ func (s *Scheduler) Config() Config { return s.cfg }
 // and puts it back in the queue, and returns nil. It returns an error at
 // once if another scheduler holds the database (a *model.LockedError).
 func (s *Scheduler) Run(ctx context.Context) error {
+	if s.cfgErr != nil {
+		return s.cfgErr
+	}
 	s.mu.Lock()
 	if s.running {
 		s.mu.Unlock()

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -64,17 +63,6 @@ func (c CPU) Total() float64 { return c.User + c.Sys }
 
 func (c CPU) sub(o CPU) CPU { return CPU{User: round3(c.User - o.User), Sys: round3(c.Sys - o.Sys)} }
 
-// cpuNow returns the CPU time of this process (RUSAGE_SELF) or of its
-// waited-for children and their descendants (RUSAGE_CHILDREN).
-func cpuNow(who int) CPU {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(who, &ru); err != nil {
-		return CPU{}
-	}
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return CPU{User: tv(ru.Utime), Sys: tv(ru.Stime)}
-}
-
 // cpuMeter measures the CPU time of this process and its children over an
 // interval.
 type cpuMeter struct {
@@ -83,13 +71,13 @@ type cpuMeter struct {
 }
 
 func startCPU() cpuMeter {
-	return cpuMeter{self: cpuNow(syscall.RUSAGE_SELF), children: cpuNow(syscall.RUSAGE_CHILDREN), wall: time.Now()}
+	return cpuMeter{self: cpuNow(rusageSelf), children: cpuNow(rusageChildren), wall: time.Now()}
 }
 
 // stop returns the CPU time of this process and of its children since
 // start, and the wall time.
 func (m cpuMeter) stop() (self, children CPU, wall time.Duration) {
-	return cpuNow(syscall.RUSAGE_SELF).sub(m.self), cpuNow(syscall.RUSAGE_CHILDREN).sub(m.children), time.Since(m.wall)
+	return cpuNow(rusageSelf).sub(m.self), cpuNow(rusageChildren).sub(m.children), time.Since(m.wall)
 }
 
 // resetPeakRSS resets this process's peak resident set size (VmHWM) to its

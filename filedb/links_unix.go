@@ -1,0 +1,20 @@
+//go:build unix
+
+package filedb
+
+import (
+	"os"
+	"syscall"
+)
+
+// linkCount returns the number of hard links of a regular file, or 0.
+func linkCount(p string) uint64 {
+	st, err := os.Lstat(p)
+	if err != nil || !st.Mode().IsRegular() {
+		return 0
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Nlink)
+	}
+	return 0
+}
