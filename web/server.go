@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ork-run/ork/model"
 )
@@ -111,6 +112,17 @@ func New(ctx context.Context, db model.Database, opts Options) (*Server, error) 
 				writeError(w, http.StatusForbidden, "cross-site request refused: state-changing requests must come from this server's own pages")
 				return
 			}
+			// An id or name no database could hold is not asked for.
+			for _, k := range []string{"id", "name"} {
+				if v := r.PathValue(k); v != "" && !plausibleName(v) {
+					writeError(w, http.StatusNotFound, fmt.Sprintf("%s %.80q: %v", map[string]string{"id": "run", "name": "name"}[k], v, model.ErrNotFound))
+					return
+				}
+			}
+			if v := r.URL.Query().Get("run"); v != "" && !plausibleName(v) {
+				writeError(w, http.StatusNotFound, fmt.Sprintf("run %.80q: %v", v, model.ErrNotFound))
+				return
+			}
 			rt.handler(s, w, r)
 		})
 	}
@@ -130,7 +142,17 @@ func New(ctx context.Context, db model.Database, opts Options) (*Server, error) 
 		writeError(w, http.StatusNotFound, "no such API route: "+r.URL.Path+" (see /api/openapi.json)")
 	})
 	static, _ := fs.Sub(staticFS, "static")
-	files := http.FileServerFS(static)
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	staticFile := func(w http.ResponseWriter, r *http.Request) {
+		// Only the files there are; any other name is a 404 (the file
+		// server would answer some odd names with a 500).
+		name := r.PathValue("file")
+		if st, err := fs.Stat(static, name); !fs.ValidPath(name) || err != nil || st.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}
 	page := func(w http.ResponseWriter, r *http.Request) {
 		data, _ := fs.ReadFile(static, "index.html")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -141,7 +163,7 @@ func New(ctx context.Context, db model.Database, opts Options) (*Server, error) 
 	s.mux.HandleFunc("GET /runs", page)
 	s.mux.HandleFunc("GET /runs/{id}", page)
 	s.mux.HandleFunc("GET /workflows/{name}", page)
-	s.mux.Handle("GET /static/", http.StripPrefix("/static/", files))
+	s.mux.HandleFunc("GET /static/{file}", staticFile)
 	return s, nil
 }
 
@@ -157,6 +179,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
 	s.mux.ServeHTTP(w, r)
+}
+
+// plausibleName reports whether s may name a run, a workflow or a task:
+// valid UTF-8 of at most 200 bytes, without control characters. (Names
+// with slashes stay possible: a flat workflow's task is named by its job's
+// path.)
+func plausibleName(s string) bool {
+	if len(s) > 200 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // sameOrigin reports whether a state-changing request may go ahead: a
