@@ -162,3 +162,64 @@ func TestPollOnlyWhileListened(t *testing.T) {
 		t.Errorf("%d ListRuns calls after the listener left; want none", n)
 	}
 }
+
+// slowDB takes 20 ms to list a run's tasks, like a run of thousands of
+// tasks on disk, and counts the listings.
+type slowDB struct {
+	model.Database
+	mu    sync.Mutex
+	lists int
+}
+
+func (s *slowDB) ListTasks(ctx context.Context, id string) ([]*model.Task, error) {
+	s.mu.Lock()
+	s.lists++
+	s.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	return s.Database.ListTasks(ctx, id)
+}
+
+func (s *slowDB) n() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lists
+}
+
+// A run that is slow to read is read at most about every three times its
+// reading cost however often it changes, and its last change still arrives.
+func TestSlowRunReadsThrottled(t *testing.T) {
+	dir := t.TempDir()
+	if err := filedb.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	db, err := filedb.Open(dir, filedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sdb := &slowDB{Database: db}
+	e := newEnvDB(t, db, sdb, Options{})
+	r := e.trigger("hello")
+	ts := e.play(r, []model.TaskStatus{model.TaskRunning, model.TaskRunning, model.TaskRunning}, "")
+	ch, stop := readEvents(t, e.srv.URL+"/api/events?run="+r.ID)
+	defer stop()
+	waitEvent(t, ch, "ready", func(string) bool { return true })
+	before := sdb.n()
+	start := time.Now()
+	for time.Since(start) < 600*time.Millisecond {
+		e.s.hub.changed(r.ID) // the database says the run changed, again and again
+		time.Sleep(2 * time.Millisecond)
+	}
+	if _, err := db.UpdateTasks(context.Background(), []model.TaskUpdate{{TaskID: ts[2].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess}}); err != nil {
+		t.Fatal(err)
+	}
+	e.s.hub.changed(r.ID)
+	waitEvent(t, ch, "tasks", func(d string) bool { return strings.Contains(d, ts[2].ID) && strings.Contains(d, `"success"`) })
+	took := time.Since(start)
+	reads := sdb.n() - before
+	// One read costs at least 20 ms and the next waits three times that.
+	if max := int(took/(60*time.Millisecond)) + 2; reads > max {
+		t.Errorf("%d reads of the slow run in %v; want at most %d", reads, took, max)
+	}
+	t.Logf("%d reads of a 20 ms run in %v of constant changes", reads, took)
+}
