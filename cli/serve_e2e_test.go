@@ -317,27 +317,25 @@ func seedBigRun(t *testing.T, dir string, n int) (*model.Run, []*model.Task) {
 	if err := db.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
+	// The records are written as they end up, in one batch.
 	ts := model.NewTasks(r, start)
+	for i, tk := range ts {
+		at := start.Add(time.Duration(i) * 5 * time.Millisecond)
+		end := at.Add(time.Duration(100+i%300) * time.Millisecond)
+		tk.Attempt, tk.DispatchedAt, tk.StartedAt, tk.Status = 1, &at, &at, model.TaskRunning
+		if i < n-20 {
+			code := 0
+			tk.Status = model.TaskSuccess
+			if i%97 == 0 {
+				code, tk.Status = 1, model.TaskFailed
+			}
+			tk.ExitCode, tk.FinishedAt = &code, &end
+		}
+	}
 	if err := db.CreateTasks(ctx, ts); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning, At: start}}); err != nil {
-		t.Fatal(err)
-	}
-	var us []model.TaskUpdate
-	for i, tk := range ts {
-		at := start.Add(time.Duration(i) * 5 * time.Millisecond)
-		us = append(us, model.TaskUpdate{TaskID: tk.ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched, At: at},
-			model.TaskUpdate{TaskID: tk.ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning, At: at})
-		if i < n-20 {
-			st, code := model.TaskSuccess, 0
-			if i%97 == 0 {
-				st, code = model.TaskFailed, 1
-			}
-			us = append(us, model.TaskUpdate{TaskID: tk.ID, RunID: r.ID, Attempt: 1, Status: st, ExitCode: &code, At: at.Add(time.Duration(100+i%300) * time.Millisecond)})
-		}
-	}
-	if _, err := db.UpdateTasks(ctx, us); err != nil {
 		t.Fatal(err)
 	}
 	return r, ts
