@@ -96,3 +96,45 @@ func TestWatchChangesNamesChangedRuns(t *testing.T) {
 		t.Errorf("fn called %d time(s) after the watch's context ended", len(got))
 	}
 }
+
+// An observer's watch takes nothing from the scheduler's: a run created by
+// another process wakes the scheduler (Changes) and reaches the observer.
+func TestWatchChangesLeavesSchedulerWakeups(t *testing.T) {
+	dir := t.TempDir()
+	if err := Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	sched, _ := openTest(t, dir)
+	writer, _ := openTest(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := sched.PendingRuns(ctx, 0); err != nil { // starts the scheduler's index and watcher
+		t.Fatal(err)
+	}
+	got := make(chan string, 64)
+	if err := sched.WatchChanges(ctx, func(id string) { got <- id }); err != nil {
+		t.Fatal(err)
+	}
+	// Drain a wakeup left from the start.
+	select {
+	case <-sched.Changes():
+	case <-time.After(50 * time.Millisecond):
+	}
+	r := mustCreateRun(t, writer, testWorkflow("w", 1))
+	select {
+	case <-sched.Changes():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the scheduler was not woken by the new run")
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case id := <-got:
+			if id == r.ID {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the observer did not hear of the new run")
+		}
+	}
+}
