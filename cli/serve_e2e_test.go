@@ -189,6 +189,28 @@ func TestServeInBrowser(t *testing.T) {
 	wd.open(url + "/runs?status=failed")
 	wd.waitJS("the failed filter leaves it out", 10*time.Second, `return !!document.querySelector('.empty') && !document.querySelector('tr[data-run]');`)
 
+	// A DAG: its nodes laid out by depth, one edge per dependency, each
+	// node turning green as its tasks end.
+	writeScript(t, dir, "step.sh", "#!/bin/sh\necho step $ORK_TASK_INDEX\n")
+	writeFile(t, filepath.Join(dir, ".ork", "workflows", "etl.json"), `{"name": "etl", "tasks": {
+  "a": {"job_name": "step.sh"}, "b": {"job_name": "step.sh"},
+  "c": {"job_name": "step.sh", "depends_on": ["a", "b"], "task_count": 5},
+  "d": {"job_name": "step.sh", "depends_on": ["b"]},
+  "e": {"job_name": "step.sh", "depends_on": ["c", "d"]}}}`, 0o644)
+	dag := postRun(t, url, "etl")
+	wd.open(url + "/runs/" + dag)
+	wd.waitJS("every node of the DAG turns green", 60*time.Second,
+		`const n = [...document.querySelectorAll('.dag .node')]; return n.length === 5 && n.every(x => x.dataset.status === 'success');`)
+	layout, _ := wd.exec(`const x = {}; for (const n of document.querySelectorAll('.dag .node')) x[n.dataset.node] = n.getBoundingClientRect().left;
+		return {x, edges: document.querySelectorAll('.dag path.edge').length, meta: document.querySelector('.dag .node[data-node="c"] text.meta').textContent};`).(map[string]any)
+	x := func(n string) float64 { v, _ := layout["x"].(map[string]any)[n].(float64); return v }
+	if !(x("a") == x("b") && x("c") > x("a") && x("d") == x("c") && x("e") > x("c")) {
+		t.Errorf("DAG layout by depth: x = %v; want a, b in the first layer, c, d in the second, e in the third", layout["x"])
+	}
+	if layout["edges"] != float64(5) || layout["meta"] != "5/5 done · success" {
+		t.Errorf("DAG: %v edges, node c says %q; want 5 edges and c's fan-out aggregated as 5/5 done", layout["edges"], layout["meta"])
+	}
+
 	// Nothing went wrong in the page: no script error, no refused resource.
 	for _, l := range wd.browserLog() {
 		if l.Level == "SEVERE" {
