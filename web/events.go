@@ -30,8 +30,8 @@ import (
 // tasks, and sends what differs from what it sent last. Passes are at least
 // minGap apart, so a burst of writes makes one event. A run whose reading
 // is slow (thousands of task records on disk) is read at most every three
-// times its reading cost, so the stream never takes more than about a third
-// of a core.
+// times its reading cost, so that reading it takes no more than about a
+// third of a core however fast it changes.
 //
 // A client that falls behind (its buffer of events full) is disconnected;
 // its EventSource reconnects and loads the state again.
