@@ -1,10 +1,14 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: build demo test vet fmt-check tidy-check cross-check bench perf-2000 clean
+.PHONY: build build-cloudrun demo test vet fmt-check tidy-check cross-check bench perf-2000 clean
 
 build:
 	$(GO) build -o $(BIN)/ork .
+
+# ork with the Cloud Run Jobs executor (see README).
+build-cloudrun:
+	$(GO) build -tags cloudrun -o $(BIN)/ork .
 
 # Runs a real demo workflow end to end on the file database, in a
 # temporary directory.
@@ -14,6 +18,8 @@ demo: build
 # Everything CI checks.
 test: fmt-check vet tidy-check cross-check
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 10m -tags cloudrun ./exec/cloudrun/...
+	$(GO) test -race -count=1 -timeout 10m -tags cloudrun -run CloudRun ./cli
 
 # go.mod and go.sum say exactly what the code imports.
 tidy-check:
@@ -26,6 +32,7 @@ cross-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags cloudrun ./exec/cloudrun/... ./cli
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -9,6 +9,7 @@
 //	scheduler.go  run, doctor
 //	lifecycle.go  cancel, retry, logs, prune
 //	serve.go      serve (the web UI)
+//	schedules.go  schedules, pause, unpause
 //	args.go       flags after arguments
 //	project.go    finding the project's .ork upward, as git finds .git
 //	runid.go      run ids given by a unique prefix
@@ -102,7 +103,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Value: ".ork", EnvVars: []string{"ORK_DIR"}, Usage: "the ork `DIRECTORY` (made by `ork init`; default: the nearest .ork here or above)"},
 		},
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			{
 				Name:   "init",
 				Usage:  "create the ork directory (.ork) here",
@@ -225,7 +226,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				ArgsUsage: "FILE...",
 				Action:    cmdValidate,
 			},
-		},
+		}, scheduleCommands()...), // schedules.go
 	}
 	app.Commands = append(app.Commands, versionCommand(), completionCommand())
 	// A bad flag is one line, not the whole help.
@@ -244,7 +245,7 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "poll-interval", Value: d.PollInterval, EnvVars: []string{"ORK_POLL_INTERVAL"}, Usage: "safety-net poll interval (events wake the scheduler at once)"},
 		&cli.IntFlag{Name: "max-tasks-per-batch", Value: d.MaxTasksPerBatch, EnvVars: []string{"ORK_MAX_TASKS_PER_BATCH"}, Usage: "pending tasks taken per loop"},
 		&cli.IntFlag{Name: "max-concurrent-dispatches", Value: d.MaxConcurrentDispatches, EnvVars: []string{"ORK_MAX_CONCURRENT_DISPATCHES"}, Usage: "executor calls in flight while dispatching"},
-		&cli.IntFlag{Name: "max-concurrent-status-checks", Value: d.MaxConcurrentStatusChecks, EnvVars: []string{"ORK_MAX_CONCURRENT_STATUS_CHECKS"}, Usage: "executor status checks in flight (at start-up recovery)"},
+		&cli.IntFlag{Name: "max-concurrent-status-checks", Value: d.MaxConcurrentStatusChecks, EnvVars: []string{"ORK_MAX_CONCURRENT_STATUS_CHECKS"}, Usage: "executor status checks in flight (at start-up recovery; Cloud Run polling)"},
 		&cli.IntFlag{Name: "max-running-tasks", Value: d.MaxRunningTasks, EnvVars: []string{"ORK_MAX_RUNNING_TASKS"}, Usage: "tasks dispatched or running at once"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: d.ShutdownGrace, EnvVars: []string{"ORK_SHUTDOWN_GRACE"}, Usage: "on SIGINT/SIGTERM, how long to wait for running tasks"},
 		&cli.IntFlag{Name: "crash-retries", Value: d.CrashRetries, EnvVars: []string{"ORK_CRASH_RETRIES"}, Usage: "retries of a task whose scheduler died while it ran (-1: none)"},

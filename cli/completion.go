@@ -73,7 +73,7 @@ func valueFlags(flags []cli.Flag) []string {
 }
 
 // commandsTakingWorkflow complete their first argument with workflow names.
-var commandsTakingWorkflow = []string{"trigger", "delete-workflow"}
+var commandsTakingWorkflow = []string{"trigger", "delete-workflow", "pause", "unpause"}
 
 func writeBashCompletion(w io.Writer, app *cli.App) {
 	var names []string

@@ -62,8 +62,8 @@ func TestE2EDoctor(t *testing.T) {
 		t.Fatalf("status with a damaged run: exit %d, stderr %q", code, stderr)
 	}
 	var runs []map[string]any
-	if err := json.Unmarshal([]byte(stdout), &runs); err != nil || len(runs) != 1 {
-		t.Fatalf("status --json = %s (%v), want the one good run", stdout, err)
+	if err := json.Unmarshal([]byte(stdout), &runs); err != nil || len(runs) != 2 || runs[0]["id"] != "broken" || runs[0]["status"] != "damaged" || runs[1]["id"] != id {
+		t.Fatalf("status --json = %s (%v), want the damaged run listed as damaged, and the good run", stdout, err)
 	}
 	// ork validate names the run file's problem too.
 	_, stderr, code = run(t, dir, "validate", broken)

@@ -29,6 +29,10 @@ import (
 // orkBin is the ork binary built by TestMain.
 var orkBin string
 
+// buildTags are the build tags of orkBin: those of the test binary (see
+// the tagged test files), so that each build's tests run its own ork.
+var buildTags string
+
 func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
 }
@@ -41,7 +45,11 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	orkBin = filepath.Join(dir, "ork")
-	build := osexec.Command("go", "build", "-o", orkBin, "..")
+	args := []string{"build", "-o", orkBin}
+	if buildTags != "" {
+		args = append(args, "-tags", buildTags)
+	}
+	build := osexec.Command("go", append(args, "..")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: go build:", err)

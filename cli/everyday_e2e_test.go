@@ -354,6 +354,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	has(complete("ork", "tr"), "trigger")
 	has(complete("ork", "trigger", "--pa"), "--param", "--params-file")
 	has(complete("ork", "trigger", "he"), "hello")
+	has(complete("ork", "unpause", "he"), "hello")
 	has(complete("ork", "--dir", ".ork", "st"), "status")
 	has(complete("ork", "completion", ""), "bash", "zsh", "fish")
 

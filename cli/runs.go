@@ -53,7 +53,11 @@ func cmdTrigger(c *cli.Context) error {
 	if u := os.Getenv("USER"); u != "" {
 		who = "cli:" + u
 	}
-	r, err := runctl.NewRun(c.Context, db, name, params, who)
+	r, err := runctl.NewRun(c.Context, db, name, params, who, executorsBuilt)
+	var re *runctl.RefusedError
+	if errors.As(err, &re) {
+		return re.Err
+	}
 	if err != nil {
 		return notFoundHint(err, "`ork list-workflows` shows the workflows, `ork create-workflow` makes one")
 	}
@@ -98,7 +102,13 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 			ScriptDir: scriptDir(c), LogDir: db.LogDir(), Updates: updates,
 		}))
 		log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: slog.LevelError}))
-		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1})
+		// A bad setting of a tagged executor (ORK_CLOUDRUN_POLL_INTERVAL)
+		// is reported; that executor's tasks then fail, the others run.
+		if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
+			fmt.Fprintln(errw, "ork:", err)
+		}
+		// It serves this run: the workflows' schedules are `ork run`'s.
+		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1, NoSchedules: true})
 		localErr = make(chan error, 1)
 		var sctx context.Context
 		sctx, stopLocal = context.WithCancel(context.WithoutCancel(ctx))
@@ -272,9 +282,14 @@ func cmdStatus(c *cli.Context) error {
 		if r.Error != "" {
 			fmt.Fprintf(w, "Error:     %s\n", r.Error)
 		}
+		if !r.Status.Terminal() {
+			for _, why := range waitsFor(c, db, r) {
+				fmt.Fprintf(w, "Waiting:   %s\n", why)
+			}
+		}
 		return nil
 	}
-	runs, err := db.ListRuns(c.Context, model.RunFilter{WorkflowName: c.String("workflow"), Limit: c.Int("limit")})
+	runs, damaged, err := db.ListRunsDamaged(c.Context, model.RunFilter{WorkflowName: c.String("workflow"), Limit: c.Int("limit")})
 	if err != nil {
 		return err
 	}
@@ -285,6 +300,12 @@ func cmdStatus(c *cli.Context) error {
 			return fmt.Errorf("no such workflow %q (`ork list-workflows` shows the workflows)", name)
 		}
 	}
+	// A run file that does not parse is listed as damaged, not left out
+	// (unless the listing is of one workflow's runs: its workflow is not
+	// known).
+	if c.String("workflow") == "" {
+		runs = append(damagedRuns(damaged), runs...)
+	}
 	if c.Bool("json") {
 		if runs == nil {
 			runs = []*model.Run{}
@@ -294,6 +315,10 @@ func cmdStatus(c *cli.Context) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
 	for _, r := range runs {
+		if r.Status == RunDamaged {
+			fmt.Fprintf(tw, "%s\t?\t%s\t-\t-\t%s\n", r.ID, r.Status, r.Error)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.WorkflowName, r.Status, fmtTime(&r.CreatedAt), fmtDur(r.StartedAt, r.FinishedAt), truncate(r.Error, 60))
 	}
 	return tw.Flush()

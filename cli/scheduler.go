@@ -106,6 +106,9 @@ func newScheduler(c *cli.Context, db *filedb.DB, log *slog.Logger) (*sched.Sched
 	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
 		ScriptDir: sd, LogDir: db.LogDir(), Updates: updates, MaxLogBytes: maxLog,
 	}))
+	if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
+		return nil, err
+	}
 	s := sched.New(db, mgr, cfg)
 	return s, nil
 }

@@ -61,7 +61,7 @@ func cmdServe(c *cli.Context) error {
 	if !loopback {
 		fmt.Fprintf(c.App.ErrWriter, "warning: listening on %s, which is not a loopback address: ork serve has no authentication, so anyone who can reach it can see, trigger, cancel and retry runs\n", ln.Addr())
 	}
-	srv, err := web.New(ctx, db, web.Options{Logger: log, LoopbackOnly: loopback})
+	srv, err := web.New(ctx, db, web.Options{Logger: log, LoopbackOnly: loopback, CheckWorkflow: executorsBuilt})
 	if err != nil {
 		ln.Close()
 		return err

@@ -73,6 +73,9 @@ func cmdCreateWorkflow(c *cli.Context) error {
 	if _, err := os.Stat(filepath.Join(scriptDir(c), w.JobName)); err != nil && w.ExecutorType == model.ExecutorProcess {
 		fmt.Fprintf(c.App.ErrWriter, "warning: script %s does not exist yet\n", filepath.Join(scriptDir(c), w.JobName))
 	}
+	if err := executorsBuilt(w); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
+	}
 	fmt.Fprintf(c.App.Writer, "Created workflow %s (%s, %d task(s), executor %s)\n", w.Name, w.JobName, w.TaskCount, w.ExecutorType)
 	return nil
 }
@@ -166,6 +169,12 @@ func validateFile(p string, data []byte) error {
 		_, err := model.DecodeTask(p, data)
 		return err
 	}
-	_, err := model.DecodeWorkflowFile(p, data)
-	return err
+	w, err := model.DecodeWorkflowFile(p, data)
+	if err != nil {
+		return err
+	}
+	if err := executorsBuilt(w); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	return nil
 }

@@ -42,6 +42,11 @@
 //     stored or what later calls return. This covers the workflow snapshot
 //     of a run and of a TaskWithWorkflow, not the inside of params maps.
 //
+// A backend that implements model.ScheduleStore also runs the schedule
+// tests (schedule.go): a tick claimed once, even by claimers racing for it;
+// ticks at or before Through refused; AdvanceSchedule never moving back;
+// pause and unpause.
+//
 // Left untested, because the contract does not say and a backend may
 // reasonably choose: updates of ids that do not exist, ListTasks and
 // TaskCounts of a run that does not exist, a limit of zero, whether the
@@ -120,6 +125,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 	})
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("LargeBatch", s.testLargeBatch)
+	t.Run("Schedules", s.testSchedules) // schedule.go: only for a model.ScheduleStore
 }
 
 type suite struct {
@@ -422,7 +428,6 @@ func (s *suite) testRetryAt(t *testing.T) {
 	w := newWorkflow("hello", 2)
 	mustCreateWorkflow(ctx, t, db, w)
 	r, tasks := startRun(ctx, t, db, w, at(1))
-	_ = r
 	if _, err := db.UpdateTasks(ctx, []model.TaskUpdate{
 		{TaskID: tasks[0].ID, RunID: tasks[0].RunID, Status: model.TaskDispatched, At: at(2)},
 		{TaskID: tasks[1].ID, RunID: tasks[1].RunID, Status: model.TaskDispatched, At: at(2)},
@@ -445,14 +450,34 @@ func (s *suite) testRetryAt(t *testing.T) {
 	if len(pend) != 1 || pend[0].Task.ID != tasks[1].ID {
 		t.Fatalf("PendingTasks = %d tasks, want only the one whose retry time has come", len(pend))
 	}
-	ts, _ := db.ListTasks(ctx, tasks[0].RunID)
-	for _, tk := range ts {
-		if len(tk.Attempts) != 1 || tk.Attempts[0].Status != model.TaskFailed || tk.Attempts[0].Error != "exit status 1" {
+	ts, err := db.ListTasks(ctx, r.ID)
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("ListTasks = %d tasks, %v; want both", len(ts), err)
+	}
+	sameTime := func(got *time.Time, want time.Time) bool {
+		return got != nil && (got.Equal(want) || got.Equal(want.UTC().Truncate(time.Microsecond)))
+	}
+	for i, tk := range ts {
+		if tk.ID != tasks[i].ID || tk.Status != model.TaskPending || tk.Attempt != 1 || tk.Error != "exit status 1" {
+			t.Errorf("task %d = %s attempt %d error %q, want task %s pending after attempt 1, its error kept", i, tk.Status, tk.Attempt, tk.Error, tasks[i].ID)
+		}
+		if len(tk.Attempts) != 1 || tk.Attempts[0].Attempt != 1 || tk.Attempts[0].Status != model.TaskFailed || tk.Attempts[0].Error != "exit status 1" {
 			t.Errorf("task %d attempts = %+v, want the failed first attempt", tk.TaskIndex, tk.Attempts)
 		}
-		if tk.ID == tasks[0].ID && (tk.RetryAt == nil || !tk.RetryAt.Equal(later.UTC().Truncate(time.Microsecond)) && !tk.RetryAt.Equal(later)) {
-			t.Errorf("retry_at = %v, want %v", tk.RetryAt, later)
-		}
+	}
+	if !sameTime(ts[0].RetryAt, later) {
+		t.Errorf("task 0 retry_at = %v, want %v", ts[0].RetryAt, later)
+	}
+	if !sameTime(ts[1].RetryAt, past) {
+		t.Errorf("task 1 retry_at = %v, want %v", ts[1].RetryAt, past)
+	}
+	// Dispatching the due task leaves the other waiting: still no pending
+	// work before its time.
+	if _, err := db.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: tasks[1].ID, RunID: r.ID, Attempt: 2, Status: model.TaskDispatched, At: at(4)}}); err != nil {
+		t.Fatal(err)
+	}
+	if pend, err := db.PendingTasks(ctx, 10); err != nil || len(pend) != 0 {
+		t.Fatalf("PendingTasks after the due task left = %d tasks, %v; want none before the retry time", len(pend), err)
 	}
 }
 
@@ -536,9 +561,9 @@ func (s *suite) testReopenRun(t *testing.T) {
 	if err != nil || got.Status != model.RunPending || got.Error != "" || got.FinishedAt != nil {
 		t.Fatalf("run after ReopenRun = %+v, %v; want pending without error or end", got, err)
 	}
-	ts, _ := db.ListTasks(ctx, r.ID)
-	if len(ts) != 2 {
-		t.Fatalf("%d tasks after ReopenRun, want 2 (one removed)", len(ts))
+	ts, err := db.ListTasks(ctx, r.ID)
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("%d tasks after ReopenRun (%v), want 2 (one removed)", len(ts), err)
 	}
 	for _, tk := range ts {
 		switch tk.ID {
@@ -554,8 +579,8 @@ func (s *suite) testReopenRun(t *testing.T) {
 			t.Errorf("unexpected task %s", tk.ID)
 		}
 	}
-	if runs, _ := db.PendingRuns(ctx, 0); len(runs) != 1 || runs[0].ID != r.ID {
-		t.Errorf("PendingRuns after ReopenRun = %v, want the reopened run", runs)
+	if runs, err := db.PendingRuns(ctx, 0); err != nil || len(runs) != 1 || runs[0].ID != r.ID {
+		t.Errorf("PendingRuns after ReopenRun = %v, %v; want the reopened run", runs, err)
 	}
 }
 
@@ -592,8 +617,8 @@ func (s *suite) testCancelRequests(t *testing.T) {
 		t.Fatalf("CancelRequests = %v, want the two unfinished runs %v", got, want)
 	}
 	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: a.ID, Status: model.RunCancelled, At: at(5)}})
-	if got, _ := db.CancelRequests(ctx); !slices.Equal(got, []string{b.ID}) {
-		t.Fatalf("CancelRequests after run a ended = %v, want only %s", got, b.ID)
+	if got, err := db.CancelRequests(ctx); err != nil || !slices.Equal(got, []string{b.ID}) {
+		t.Fatalf("CancelRequests after run a ended = %v, %v; want only %s", got, err, b.ID)
 	}
 }
 
@@ -1955,6 +1980,7 @@ func runJSON(r *model.Run) string {
 	c.CreatedAt = c.CreatedAt.UTC()
 	c.StartedAt = utc(c.StartedAt)
 	c.FinishedAt = utc(c.FinishedAt)
+	c.ScheduledAt = utc(c.ScheduledAt)
 	c.Params = normParams(c.Params)
 	if c.Workflow != nil {
 		c.Workflow = normWorkflow(c.Workflow)

@@ -35,6 +35,7 @@ type memDB struct {
 	runs      map[string]*model.Run
 	tasks     map[string]*model.Task
 	cancels   map[string]bool
+	schedules map[string]model.ScheduleState // memdb_schedule_test.go
 }
 
 func newMemDB() *memDB {
@@ -43,6 +44,7 @@ func newMemDB() *memDB {
 		runs:      make(map[string]*model.Run),
 		tasks:     make(map[string]*model.Task),
 		cancels:   make(map[string]bool),
+		schedules: make(map[string]model.ScheduleState),
 	}
 }
 

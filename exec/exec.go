@@ -93,6 +93,9 @@ func (m *Manager) For(w *model.Workflow) (Executor, error) {
 	}
 	e, ok := m.executors[typ]
 	if !ok {
+		if typ == model.ExecutorCloudRun {
+			return nil, fmt.Errorf("no executor for executor_type %q in this build of ork: build it with `go build -tags cloudrun`", typ)
+		}
 		return nil, fmt.Errorf("no executor for executor_type %q in this build of ork", typ)
 	}
 	return e, nil

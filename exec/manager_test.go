@@ -45,7 +45,7 @@ func TestManagerFor(t *testing.T) {
 		{model.ExecutorProcess, proc, ""},
 		{"", proc, ""}, // an unnormalized workflow means a process
 		{"other", other, ""},
-		{"cloudrun", nil, `no executor for executor_type "cloudrun" in this build of ork`},
+		{"cloudrun", nil, `no executor for executor_type "cloudrun" in this build of ork: build it with ` + "`go build -tags cloudrun`"},
 		{"Process", nil, `no executor for executor_type "Process"`},
 	}
 	for _, tt := range tests {

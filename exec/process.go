@@ -412,16 +412,13 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, []string,
 	} else {
 		upstreamFile = "" // no upstream tasks: no file
 	}
-	params, err := marshalJSON(t.Task.Params)
+	vars, notes, err := TaskEnv(t)
 	if err != nil {
-		return nil, nil, fmt.Errorf("params of task %s: %w", t.Task.ID, err)
+		return nil, nil, err
 	}
-	if t.Task.Params == nil {
-		params = "{}"
-	}
-	vars, notes, err := paramVars(t.Task.Params)
+	params, err := ParamsJSON(t)
 	if err != nil {
-		return nil, nil, fmt.Errorf("task %s: %w", t.Task.ID, err)
+		return nil, nil, err
 	}
 	// Parameters too large for one variable go by file, like upstream
 	// outputs.
@@ -437,17 +434,10 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, []string,
 		notes = append(notes, fmt.Sprintf("the parameters (%d bytes of JSON) are over %d KiB: ORK_PARAMS is empty, ORK_PARAMS_FILE names a file holding them", len(params), MaxParamsEnv>>10))
 		params = ""
 	}
-	env := make([]string, 0, len(e.env)+len(vars)+13)
+	env := make([]string, 0, len(e.env)+len(vars)+7)
 	env = append(env, e.env...)
 	env = append(env, vars...)
 	env = append(env,
-		"ORK_RUN_ID="+t.Task.RunID,
-		"ORK_TASK_ID="+t.Task.ID,
-		"ORK_TASK_NAME="+t.Task.Name,
-		"ORK_TASK_INDEX="+strconv.Itoa(t.Task.TaskIndex),
-		"ORK_TASK_COUNT="+strconv.Itoa(t.Node().TaskCount),
-		"ORK_WORKFLOW="+t.Workflow.Name,
-		"ORK_ATTEMPT="+strconv.Itoa(t.Task.Attempt),
 		"ORK_PARAMS="+params,
 		"ORK_PARAMS_FILE="+paramsFile,
 		"ORK_LOG_DIR="+e.logKey,
@@ -456,6 +446,51 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, []string,
 		"ORK_OUTPUT="+output,
 	)
 	return env, notes, nil
+}
+
+// TaskEnv returns the variables that every executor gives task t, as
+// "NAME=value" strings in the order they are applied: each top-level
+// parameter that may have a variable of its own (see ProcessExecutor),
+// sorted by name, then ORK_RUN_ID, ORK_TASK_ID, ORK_TASK_NAME,
+// ORK_TASK_INDEX, ORK_TASK_COUNT, ORK_WORKFLOW and ORK_ATTEMPT. notes say
+// why the other parameters got none. ORK_PARAMS (see ParamsJSON),
+// ORK_UPSTREAM and the variables that name local files are each
+// executor's to add, as it can pass them.
+func TaskEnv(t model.TaskWithWorkflow) (vars, notes []string, err error) {
+	if t.Task == nil {
+		return nil, nil, errors.New("exec: TaskEnv needs a task")
+	}
+	vars, notes, err = paramVars(t.Task.Params)
+	if err != nil {
+		return nil, nil, fmt.Errorf("task %s: %w", t.Task.ID, err)
+	}
+	workflow := ""
+	if t.Workflow != nil {
+		workflow = t.Workflow.Name
+	}
+	vars = append(vars,
+		"ORK_RUN_ID="+t.Task.RunID,
+		"ORK_TASK_ID="+t.Task.ID,
+		"ORK_TASK_NAME="+t.Task.Name,
+		"ORK_TASK_INDEX="+strconv.Itoa(t.Task.TaskIndex),
+		"ORK_TASK_COUNT="+strconv.Itoa(t.Node().TaskCount),
+		"ORK_WORKFLOW="+workflow,
+		"ORK_ATTEMPT="+strconv.Itoa(t.Task.Attempt),
+	)
+	return vars, notes, nil
+}
+
+// ParamsJSON returns the value of ORK_PARAMS for task t: every parameter
+// as one compact JSON object, "{}" when there are none.
+func ParamsJSON(t model.TaskWithWorkflow) (string, error) {
+	if t.Task == nil || t.Task.Params == nil {
+		return "{}", nil
+	}
+	params, err := marshalJSON(t.Task.Params)
+	if err != nil {
+		return "", fmt.Errorf("params of task %s: %w", t.Task.ID, err)
+	}
+	return params, nil
 }
 
 // paramString formats one parameter value for the environment.

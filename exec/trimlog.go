@@ -13,7 +13,10 @@ const DefaultMaxLogBytes = 10 << 20
 
 // TrimLog bounds the log at path to about max bytes: a longer log keeps
 // its tail, from the first line start in its last max bytes, after a first
-// line that says how much was cut. The log is replaced atomically.
+// line that says how much was cut. The log is replaced atomically and
+// durably: the trimmed copy is synced before it is renamed over the log,
+// and the directory after, so a crash leaves the whole log or the whole
+// trimmed one, never an empty file where the log was.
 func TrimLog(path string, max int64) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -32,7 +35,8 @@ func TrimLog(path string, max int64) error {
 		tail = tail[i+1:]
 	}
 	cut := st.Size() - int64(len(tail))
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".trim-*")
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".trim-*")
 	if err != nil {
 		return err
 	}
@@ -48,8 +52,25 @@ func TrimLog(path string, max int64) error {
 		tmp.Close()
 		return err
 	}
+	// Durability: the trimmed copy is on disk before it replaces the log.
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// Durability: the replacement survives a crash.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

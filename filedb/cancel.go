@@ -30,7 +30,7 @@ func (d *DB) RequestCancel(ctx context.Context, runID string) error {
 	}
 	host, _ := os.Hostname()
 	data := fmt.Sprintf("cancel requested by pid %d on %s at %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
-	if err := createExclusive(d.cancelPath(runID), []byte(data)); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := d.createExclusive(d.cancelPath(runID), []byte(data)); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("request cancel of run %s: %w", runID, err)
 	}
 	d.mu.Lock()

@@ -21,7 +21,7 @@ func benchCommit(b *testing.B, n int) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := d.commit(ws, nil); err != nil {
+		if _, err := d.commit(ws, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,7 +8,9 @@
 //	  runs/<run_id>.json             one record per run
 //	  tasks/<run_id>/<name>.<i>.json one record per task, grouped by run
 //	  logs/<run_id>/...              task output, written by the executor
+//	  schedules/<name>.json          how far a schedule has got; <name>.paused while paused (schedule.go)
 //	  scheduler.lock                 flock'ed by the one running scheduler
+//	  runs.lock                      flock'ed by a retry or a prune of finished runs
 //	  .spare/                        spare inodes reused by later writes (not records)
 //
 // # Writes
@@ -44,5 +46,27 @@
 //
 // A file that does not parse is reported with its path, line and column
 // (once, through the logger), is left out, and is never overwritten; every
-// other run goes on.
+// other run goes on. The DB knows the size of every record it wrote or
+// read: before it replaces a file of another size (changed behind its
+// back) it reads it, and refuses to write over one that no longer parses.
+//
+// # One bad record
+//
+// A batch fails as a whole only when the disk fails (full, read-only). A
+// record that fails on its own account — removed, damaged, its directory
+// gone — fails alone: the rest of the batch is written, the method returns
+// a *model.PartialError naming it, and the task is quarantined (never
+// dispatched or created again by this DB), so its run waits for a person.
+//
+// # Retry and prune
+//
+// ReopenRun and Prune change finished runs, which have no other writer.
+// They take an flock on runs.lock and read the run again under it, so they
+// exclude each other across processes.
+//
+// # Durability tests
+//
+// Every sync, rename and link of a durable write goes through sysOps, a
+// seam the tests record to check the order; strace_test.go checks the real
+// system calls.
 package filedb

@@ -47,6 +47,8 @@ type DB struct {
 	rootFile *os.File
 	log      *slog.Logger
 	rescan   time.Duration
+	ops      sysOps // the system calls of durable writes (a seam for tests)
+	hooks    testHooks
 
 	mu      sync.Mutex
 	idx     *index // nil until the first scheduler-side call
@@ -66,6 +68,8 @@ type DB struct {
 
 	reportMu sync.Mutex
 	reported map[string]time.Time // damaged file -> mtime when reported
+
+	schedMu sync.Mutex // serialises this process's schedule state writes (schedule.go)
 }
 
 var _ model.Database = (*DB)(nil)
@@ -74,7 +78,9 @@ var _ model.SchedulerLocker = (*DB)(nil)
 
 // Init creates the directory layout of a database at dir. It is harmless to
 // run on an existing one.
-func Init(dir string) error {
+func Init(dir string) error { return initWith(dir, realOps) }
+
+func initWith(dir string, ops sysOps) error {
 	for _, sub := range []string{"", WorkflowsDir, RunsDir, TasksDir, LogsDir, spareDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return err
@@ -82,7 +88,7 @@ func Init(dir string) error {
 	}
 	// Durability: the new directories survive a crash.
 	for _, d := range []string{filepath.Dir(filepath.Clean(dir)), dir} {
-		if err := fsyncPath(d); err != nil {
+		if err := ops.syncFile(d); err != nil {
 			return err
 		}
 	}
@@ -115,6 +121,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		rootFile: rf,
 		log:      opts.Logger,
 		rescan:   opts.RescanInterval,
+		ops:      realOps,
 		changes:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		reported: make(map[string]time.Time),
@@ -217,7 +224,7 @@ func (d *DB) CreateWorkflow(ctx context.Context, w *model.Workflow) error {
 	if err != nil {
 		return err
 	}
-	if err := createExclusive(d.workflowPath(w.Name), data); err != nil {
+	if err := d.createExclusive(d.workflowPath(w.Name), data); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("workflow %q: %w", w.Name, model.ErrExists)
 		}
@@ -292,7 +299,7 @@ func (d *DB) DeleteWorkflow(ctx context.Context, name string) error {
 		return err
 	}
 	// Durability: the removal survives a crash.
-	return fsyncPath(filepath.Dir(p))
+	return d.ops.syncFile(filepath.Dir(p))
 }
 
 // ---- runs ----
@@ -313,13 +320,13 @@ func (d *DB) CreateRun(ctx context.Context, r *model.Run) error {
 	if err != nil {
 		return err
 	}
-	if err := createExclusive(d.runPath(r.ID), data); err != nil {
+	if err := d.createExclusive(d.runPath(r.ID), data); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("run %s: %w", r.ID, model.ErrExists)
 		}
 		return fmt.Errorf("create run %s: %w", r.ID, err)
 	}
-	d.indexCreated(r)
+	d.indexCreated(r, int64(len(data)))
 	d.notify()
 	return nil
 }
@@ -328,23 +335,40 @@ func (d *DB) CreateRun(ctx context.Context, r *model.Run) error {
 // The watcher may have brought the new file in already — and the scheduler
 // may even have finished the run since: only a run the index has never
 // seen is added, or a finished run would start again.
-func (d *DB) indexCreated(r *model.Run) {
+func (d *DB) indexCreated(r *model.Run, size int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.idx != nil && !d.idx.known[r.ID] {
 		d.idx.known[r.ID] = true
 		if !r.Status.Terminal() {
-			d.idx.addRun(copyRun(r))
+			d.idx.addRun(copyRun(r)).runSize = size
 		}
 	}
 }
 
 func (d *DB) readRun(path string) (*model.Run, error) {
+	r, _, err := d.readRunSized(path)
+	return r, err
+}
+
+// readRunSized reads a run file and returns its size too.
+func (d *DB) readRunSized(path string) (*model.Run, int64, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return model.DecodeRun(path, data)
+	r, err := model.DecodeRun(path, data)
+	return r, int64(len(data)), err
+}
+
+func checkRun(path string, data []byte) error {
+	_, err := model.DecodeRun(path, data)
+	return err
+}
+
+func checkTask(path string, data []byte) error {
+	_, err := model.DecodeTask(path, data)
+	return err
 }
 
 // GetRun returns a run by id.
@@ -369,8 +393,16 @@ func (d *DB) GetRun(ctx context.Context, id string) (*model.Run, error) {
 }
 
 // ListRuns reads the run files, newest first. Damaged files are reported
-// and skipped.
+// and skipped (ListRunsDamaged returns them).
 func (d *DB) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, error) {
+	runs, _, err := d.ListRunsDamaged(ctx, f)
+	return runs, err
+}
+
+// ListRunsDamaged is ListRuns that also returns the run files that do not
+// parse (each a *model.FileError when the file is damaged), so that a
+// listing can show them as damaged rather than leave them out.
+func (d *DB) ListRunsDamaged(ctx context.Context, f model.RunFilter) ([]*model.Run, []error, error) {
 	if f.Status != "" && !f.Status.Terminal() {
 		// Unfinished runs: the scheduler's index has them all.
 		d.mu.Lock()
@@ -387,28 +419,30 @@ func (d *DB) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, err
 				}
 			}
 			d.mu.Unlock()
-			return out, nil
+			return out, nil, nil
 		}
 		d.mu.Unlock()
 	}
 	dir := filepath.Join(d.root, RunsDir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []*model.Run
+	var damaged []error
 	for _, e := range ents {
 		n := e.Name()
 		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		r, err := d.readRun(filepath.Join(dir, n))
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				d.report(filepath.Join(dir, n), err)
+				damaged = append(damaged, err)
 			}
 			continue
 		}
@@ -426,7 +460,7 @@ func (d *DB) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, err
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
-	return out, nil
+	return out, damaged, nil
 }
 
 // ---- tasks (reads that need no index) ----
@@ -435,15 +469,22 @@ func (d *DB) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, err
 // index. Damaged files are reported and skipped; their errors are returned
 // too.
 func (d *DB) readTasks(runID string) ([]*model.Task, []error, error) {
+	ts, _, bad, err := d.readTasksSized(runID)
+	return ts, bad, err
+}
+
+// readTasksSized is readTasks that also returns each file's size, by task id.
+func (d *DB) readTasksSized(runID string) ([]*model.Task, map[string]int64, []error, error) {
 	dir := d.taskDir(runID)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, nil
+			return nil, nil, nil, nil
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	out := make([]*model.Task, 0, len(ents))
+	sizes := make(map[string]int64, len(ents))
 	var bad []error
 	for _, e := range ents {
 		n := e.Name()
@@ -463,9 +504,20 @@ func (d *DB) readTasks(runID string) ([]*model.Task, []error, error) {
 			continue
 		}
 		out = append(out, t)
+		sizes[t.ID] = int64(len(data))
 	}
 	sortTasks(out)
-	return out, bad, nil
+	return out, sizes, bad, nil
+}
+
+// DamagedTasks returns the task files of a run that do not parse (each a
+// *model.FileError), read from disk.
+func (d *DB) DamagedTasks(ctx context.Context, runID string) ([]error, error) {
+	if checkID("run", runID) != nil {
+		return nil, fmt.Errorf("run %q: %w", runID, model.ErrNotFound)
+	}
+	_, bad, err := d.readTasks(runID)
+	return bad, err
 }
 
 func sortTasks(ts []*model.Task) {

@@ -513,7 +513,8 @@ func TestSparesOfDeadSchedulerAreAdopted(t *testing.T) {
 }
 
 // Creating the tasks of a run again (as a restarted scheduler does) never
-// writes over a task file that is damaged.
+// writes over a task file that is damaged, and says so: the damaged task
+// fails alone, so that the caller does not start it.
 func TestCreateTasksSkipsDamagedFiles(t *testing.T) {
 	ctx := context.Background()
 	dir := initDir(t)
@@ -528,8 +529,11 @@ func TestCreateTasksSkipsDamagedFiles(t *testing.T) {
 	p := filepath.Join(dir, "tasks", r.ID, "hello.sh.1.json")
 	os.WriteFile(p, []byte("{\"id\": "), 0o644)
 	d, _ := openTest(t, dir)
-	if err := d.CreateTasks(ctx, model.NewTasks(r, time.Now())); err != nil {
-		t.Fatal(err)
+	ts := model.NewTasks(r, time.Now())
+	err := d.CreateTasks(ctx, ts)
+	var pe *model.PartialError
+	if !errors.As(err, &pe) || len(pe.Records) != 1 || pe.Records[0].TaskID != ts[1].ID || !errors.Is(err, model.ErrDamaged) {
+		t.Fatalf("CreateTasks over a damaged file = %v; want a PartialError naming task 1 as damaged", err)
 	}
 	if got := string(mustRead(t, p)); got != "{\"id\": " {
 		t.Fatalf("damaged task file was written over: %q", got)
@@ -549,7 +553,7 @@ func TestCreatedRunFinishedMeanwhileStaysFinished(t *testing.T) {
 	w.Normalize()
 	r := model.NewRun(w, nil, "test", time.Now())
 	data, _ := encode(r)
-	if err := createExclusive(d.runPath(r.ID), data); err != nil { // CreateRun's write
+	if err := d.createExclusive(d.runPath(r.ID), data); err != nil { // CreateRun's write
 		t.Fatal(err)
 	}
 	// Meanwhile the watcher's event: the scheduler takes the run and ends it.
@@ -559,7 +563,7 @@ func TestCreatedRunFinishedMeanwhileStaysFinished(t *testing.T) {
 	if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunSuccess}}); err != nil {
 		t.Fatal(err)
 	}
-	d.indexCreated(r) // the rest of CreateRun
+	d.indexCreated(r, int64(len(data))) // the rest of CreateRun
 	if runs, _ := d.PendingRuns(ctx, 0); len(runs) != 0 {
 		t.Fatalf("the finished run is pending again: %v", runs)
 	}

@@ -24,15 +24,53 @@ type runEntry struct {
 	counts  map[model.TaskStatus]int
 	dirMade bool            // tasks/<run_id>/ exists
 	damaged map[string]bool // task files that do not parse: never written over
+
+	// The sizes of the files as this DB last wrote or read them: a file of
+	// another size was changed behind its back, and is checked before it
+	// is replaced (see fileWrite.replace).
+	runSize int64
+	sizes   map[string]int64 // by task id
+	// broken says why no task of the run may start or be created: its
+	// record or its tasks directory was damaged or removed by hand while
+	// the run was unfinished. The run waits for a person.
+	broken string
 }
 
 func newRunEntry(r *model.Run) *runEntry {
 	return &runEntry{
-		run:    r,
-		tasks:  make(map[string]*model.Task),
-		queued: make(map[string]bool),
-		counts: make(map[model.TaskStatus]int),
+		run:     r,
+		tasks:   make(map[string]*model.Task),
+		queued:  make(map[string]bool),
+		counts:  make(map[model.TaskStatus]int),
+		runSize: -1,
+		sizes:   make(map[string]int64),
 	}
+}
+
+// size is the known size of a task's file, or -1.
+func (e *runEntry) size(id string) int64 {
+	if n, ok := e.sizes[id]; ok {
+		return n
+	}
+	return -1
+}
+
+// quarantine takes a task whose file could not be written out of the
+// entry: it is neither dispatched nor counted, and its file is never
+// written again by this DB. The run cannot end without it: it waits.
+func (e *runEntry) quarantine(ix *index, t *model.Task, path string) {
+	if old := e.tasks[t.ID]; old != nil {
+		e.counts[old.Status]--
+		delete(e.tasks, t.ID)
+	}
+	delete(e.sizes, t.ID)
+	if ix != nil && ix.taskRun[t.ID] == e {
+		delete(ix.taskRun, t.ID)
+	}
+	if e.damaged == nil {
+		e.damaged = make(map[string]bool)
+	}
+	e.damaged[path] = true
 }
 
 // put stores t (a fresh copy owned by the index) in the entry.
@@ -50,7 +88,15 @@ func (e *runEntry) put(t *model.Task) {
 
 // sortQueue puts the pending queue in task order (after loading from disk).
 func (e *runEntry) sortQueue() {
-	q := e.queue[e.head:]
+	// Tasks taken out of the entry (quarantined) leave the queue too.
+	q := slices.DeleteFunc(e.queue[e.head:], func(id string) bool {
+		if e.tasks[id] == nil {
+			delete(e.queued, id)
+			return true
+		}
+		return false
+	})
+	e.queue = e.queue[:e.head+len(q)]
 	slices.SortFunc(q, func(a, b string) int {
 		ta, tb := e.tasks[a], e.tasks[b]
 		if c := strings.Compare(ta.Name, tb.Name); c != 0 {
@@ -196,7 +242,7 @@ func (d *DB) loadRun(id string) *runEntry {
 		return e
 	}
 	p := d.runPath(id)
-	r, err := d.readRun(p)
+	r, size, err := d.readRunSized(p)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			d.report(p, err)
@@ -219,9 +265,10 @@ func (d *DB) loadRun(id string) *runEntry {
 		}
 	}
 	e := ix.addRun(r)
+	e.runSize = size
 	dir := d.taskDir(id)
 	cleanDeadTemps(dir)
-	ts, bad, err := d.readTasks(id)
+	ts, sizes, bad, err := d.readTasksSized(id)
 	if err != nil {
 		d.log.Error("cannot read tasks of run", "run", id, "err", err)
 	}
@@ -239,6 +286,7 @@ func (d *DB) loadRun(id string) *runEntry {
 	}
 	for _, t := range ts {
 		e.put(t)
+		e.sizes[t.ID] = sizes[t.ID]
 		ix.taskRun[t.ID] = e
 	}
 	e.sortQueue()
@@ -302,7 +350,7 @@ func (d *DB) entryFor(runID string) (*runEntry, bool, error) {
 	if e := d.loadRun(runID); e != nil {
 		return e, true, nil
 	}
-	r, err := d.readRun(d.runPath(runID))
+	r, size, err := d.readRunSized(d.runPath(runID))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, false, fmt.Errorf("run %s: %w", runID, model.ErrNotFound)
@@ -310,12 +358,14 @@ func (d *DB) entryFor(runID string) (*runEntry, bool, error) {
 		return nil, false, err
 	}
 	e := newRunEntry(r)
-	ts, _, err := d.readTasks(runID)
+	e.runSize = size
+	ts, sizes, _, err := d.readTasksSized(runID)
 	if err != nil {
 		return nil, false, err
 	}
 	for _, t := range ts {
 		e.put(t)
+		e.sizes[t.ID] = sizes[t.ID]
 	}
 	e.dirMade = len(ts) > 0
 	return e, false, nil
@@ -343,7 +393,9 @@ func (d *DB) PendingRuns(ctx context.Context, limit int) ([]*model.Run, error) {
 	return out, nil
 }
 
-// UpdateRuns applies run status changes as one batch.
+// UpdateRuns applies run status changes as one batch. A run whose record
+// was damaged or removed behind the DB's back is not written: it fails
+// alone, in a *model.PartialError, and starts no more tasks.
 func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -351,16 +403,29 @@ func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
 		return err
 	}
 	changed := make(map[string]*model.Run, len(us))
+	sizes := make(map[string]int64, len(us))
 	var order []string
+	var perr model.PartialError
+	refused := map[string]bool{}
 	for _, u := range us {
 		r := changed[u.RunID]
 		if r == nil {
+			if refused[u.RunID] {
+				continue
+			}
 			e, _, err := d.entryFor(u.RunID)
 			if err != nil {
-				return err
+				if !recordError(err) {
+					return err
+				}
+				// Removed, or damaged: this run's update fails alone.
+				refused[u.RunID] = true
+				perr.Records = append(perr.Records, &model.RecordError{RunID: u.RunID, Err: err})
+				continue
 			}
 			cp := *e.run
 			r = &cp
+			sizes[u.RunID] = e.runSize
 		}
 		if model.ApplyRunUpdate(r, u) {
 			if changed[u.RunID] == nil {
@@ -370,18 +435,44 @@ func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
 		}
 	}
 	ws := make([]fileWrite, 0, len(order))
+	var newDirs []string
 	for _, id := range order {
 		data, err := encode(changed[id])
 		if err != nil {
 			return err
 		}
-		ws = append(ws, fileWrite{path: d.runPath(id), data: data})
+		ws = append(ws, fileWrite{path: d.runPath(id), data: data, replace: true, size: sizes[id], check: checkRun})
+		// A running run always has its tasks directory, so that one
+		// removed by hand is seen (by `ork doctor`) for what it is.
+		if e := d.idx.runs[id]; e != nil && changed[id].Status == model.RunRunning && !e.dirMade {
+			dir := d.taskDir(id)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			e.dirMade = true
+			newDirs = append(newDirs, dir)
+		}
 	}
-	if err := d.commit(ws, nil); err != nil {
+	failed, err := d.commit(ws, newDirs)
+	if err != nil {
 		return err
 	}
-	for _, id := range order {
+	for i, id := range order {
 		r := changed[id]
+		e := d.idx.runs[id]
+		if failed != nil && failed[i] != nil {
+			perr.Records = append(perr.Records, &model.RecordError{RunID: id, Err: failed[i]})
+			if e != nil {
+				if errors.Is(failed[i], model.ErrNotFound) {
+					// Removed by hand: the run is gone.
+					d.idx.removeRun(id)
+				} else {
+					e.broken = failed[i].Error()
+					d.report(d.runPath(id), failed[i])
+				}
+			}
+			continue
+		}
 		d.idx.known[id] = true
 		if r.Status.Terminal() {
 			d.idx.removeRun(id)
@@ -389,14 +480,21 @@ func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
 				delete(d.idx.cancels, id)
 				os.Remove(d.cancelPath(id))
 			}
-		} else if e := d.idx.runs[id]; e != nil {
+		} else if e != nil {
 			e.run = r
+			e.runSize = int64(len(ws[i].data))
 		}
+	}
+	if len(perr.Records) > 0 {
+		return &perr
 	}
 	return nil
 }
 
 // CreateTasks stores new tasks as one batch; existing ids are left alone.
+// A task that cannot be created on its own account — its file exists
+// damaged, its run's record or tasks directory was damaged or removed —
+// fails alone, in a *model.PartialError; the others are created.
 func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -410,6 +508,10 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 	var ws []fileWrite
 	var newDirs []string
 	var add []staged
+	var perr model.PartialError
+	refuse := func(t *model.Task, err error) {
+		perr.Records = append(perr.Records, &model.RecordError{RunID: t.RunID, TaskID: t.ID, Err: err})
+	}
 	entries := make(map[string]*runEntry)
 	seen := make(map[string]bool, len(ts))
 	for _, t := range ts {
@@ -420,10 +522,14 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 		if e == nil {
 			var err error
 			if e, _, err = d.entryFor(t.RunID); err != nil {
+				if recordError(err) {
+					refuse(t, err)
+					continue
+				}
 				return err
 			}
 			entries[t.RunID] = e
-			if !e.dirMade {
+			if !e.dirMade && e.broken == "" {
 				dir := d.taskDir(t.RunID)
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					return err
@@ -431,8 +537,17 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 				newDirs = append(newDirs, dir)
 			}
 		}
-		if e.tasks[t.ID] != nil || seen[t.ID] || e.damaged[d.taskPath(t)] {
-			continue // exists, or exists damaged: left as it is
+		if e.broken != "" {
+			refuse(t, fmt.Errorf("%w: %s", model.ErrDamaged, e.broken))
+			continue
+		}
+		if e.damaged[d.taskPath(t)] {
+			// Exists damaged: left as it is, and not created again.
+			refuse(t, fmt.Errorf("%s does not parse and is left as it is: %w", d.taskPath(t), model.ErrDamaged))
+			continue
+		}
+		if e.tasks[t.ID] != nil || seen[t.ID] {
+			continue // exists: left as it is
 		}
 		seen[t.ID] = true
 		cp := *t
@@ -451,19 +566,28 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 	}
 	if len(ws) == 0 && len(newDirs) > 0 {
 		for _, nd := range newDirs {
-			if err := fsyncPath(filepath.Dir(nd)); err != nil {
+			if err := d.ops.syncFile(filepath.Dir(nd)); err != nil {
 				return err
 			}
 		}
 	}
-	if err := d.commit(ws, newDirs); err != nil {
+	failed, err := d.commit(ws, newDirs)
+	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		e.dirMade = true
+		if e.broken == "" {
+			e.dirMade = true
+		}
 	}
-	for _, s := range add {
+	for i, s := range add {
+		if failed != nil && failed[i] != nil {
+			refuse(s.t, failed[i])
+			d.markBroken(s.e, failed[i])
+			continue
+		}
 		s.e.put(s.t)
+		s.e.sizes[s.t.ID] = int64(len(ws[i].data))
 		if d.idx.runs[s.t.RunID] == s.e {
 			d.idx.taskRun[s.t.ID] = s.e
 		}
@@ -471,7 +595,24 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 	for _, e := range entries {
 		e.sortQueue()
 	}
+	if len(perr.Records) > 0 {
+		return &perr
+	}
 	return nil
+}
+
+// markBroken marks a run whose tasks directory is gone: none of its tasks
+// may start or be created any more. d.mu must be held.
+func (d *DB) markBroken(e *runEntry, err error) {
+	if e.broken != "" || !gone(err) {
+		return
+	}
+	dir := d.taskDir(e.run.ID)
+	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+		e.broken = fmt.Sprintf("%s was removed while the run was %s", dir, e.run.Status)
+		d.log.Error("the tasks of an unfinished run were removed by hand; the run waits: stop the scheduler, then see `ork doctor`",
+			"run", e.run.ID, "dir", dir)
+	}
 }
 
 // PendingTasks returns up to limit pending tasks, oldest run first.
@@ -484,6 +625,9 @@ func (d *DB) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkf
 	var out []model.TaskWithWorkflow
 	now := time.Now()
 	for _, e := range d.idx.order {
+		if e.broken != "" {
+			continue // waits for a person: see runEntry.broken
+		}
 		var w *model.Workflow // one copy of the snapshot per run and call
 		// Drop the dispatched head of the queue.
 		for e.head < len(e.queue) {
@@ -537,7 +681,9 @@ func (d *DB) ActiveTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) 
 }
 
 // UpdateTasks applies task status changes as one batch and returns the
-// tasks that changed.
+// tasks that changed. A task whose file was damaged or removed behind the
+// DB's back is not written: it fails alone, in a *model.PartialError, is
+// never dispatched again, and its run waits for a person.
 func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.Task, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -551,6 +697,7 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 	changed := make(map[string]*work, len(us))
 	var order []string
 	detached := make(map[string]*runEntry)
+	var perr model.PartialError
 	for _, u := range us {
 		w := changed[u.TaskID]
 		if w == nil {
@@ -560,6 +707,10 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 					var err error
 					e, _, err = d.entryFor(u.RunID)
 					if errors.Is(err, model.ErrNotFound) {
+						continue
+					} else if recordError(err) {
+						// The run's file is damaged: its task fails alone.
+						perr.Records = append(perr.Records, &model.RecordError{RunID: u.RunID, TaskID: u.TaskID, Err: err})
 						continue
 					} else if err != nil {
 						return nil, err
@@ -580,23 +731,51 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 	}
 	ws := make([]fileWrite, 0, len(order))
 	for _, id := range order {
-		data, err := encode(changed[id].t)
+		w := changed[id]
+		data, err := encode(w.t)
 		if err != nil {
 			return nil, err
 		}
-		ws = append(ws, fileWrite{path: d.taskPath(changed[id].t), data: data})
+		ws = append(ws, fileWrite{path: d.taskPath(w.t), data: data, replace: true, size: w.e.size(id), check: checkTask})
 	}
-	if err := d.commit(ws, nil); err != nil {
+	failed, err := d.commit(ws, nil)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]*model.Task, 0, len(order))
-	for _, id := range order {
+	for i, id := range order {
 		w := changed[id]
+		if failed != nil && failed[i] != nil {
+			perr.Records = append(perr.Records, &model.RecordError{RunID: w.t.RunID, TaskID: id, Err: failed[i]})
+			w.e.quarantine(d.idx, w.t, ws[i].path)
+			if !gone(failed[i]) {
+				d.report(ws[i].path, failed[i])
+			}
+			d.markBroken(w.e, failed[i])
+			continue
+		}
 		w.e.put(w.t)
+		w.e.sizes[id] = int64(len(ws[i].data))
 		cp := *w.t
 		out = append(out, &cp)
 	}
+	if len(perr.Records) > 0 {
+		return out, &perr
+	}
 	return out, nil
+}
+
+// recordError reports whether err is the failure of one record's file —
+// removed, or damaged — rather than of the disk.
+func recordError(err error) bool {
+	var fe *model.FileError
+	return errors.Is(err, model.ErrNotFound) || errors.As(err, &fe)
+}
+
+// gone reports whether a record's write failed because the record, or its
+// directory, was removed.
+func gone(err error) bool {
+	return errors.Is(err, model.ErrNotFound) || errors.Is(err, fs.ErrNotExist)
 }
 
 // unjoin splits an errors.Join error into its parts.

@@ -48,12 +48,30 @@ func (d *DB) LockScheduler(ctx context.Context) (func(), error) {
 	}
 	host, _ := os.Hostname()
 	info := fmt.Sprintf("pid %d on %s since %s\n", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
-	os.WriteFile(p, []byte(info), 0o644)
+	writeHolder(p, info)
 	return func() {
 		os.Truncate(p, 0)
 		unlockFile(f)
 		f.Close()
 	}, nil
+}
+
+// writeHolder writes who holds the lock into the lock file, in place: the
+// flock lives on the file's inode, so the file cannot be replaced by a
+// rename (that would make a second, unlocked lock file). It is not a
+// record and needs no sync: after a crash the kernel releases the flock,
+// and readers trust the contents only while the flock is held. The new
+// contents are written over the old ones and the file cut to their length
+// after, so a reader never finds it empty.
+func writeHolder(p, info string) {
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte(info), 0); err == nil {
+		f.Truncate(int64(len(info)))
+	}
 }
 
 // LockHolder describes who holds the scheduler lock of dir, as written in

@@ -2,15 +2,10 @@
 
 package filedb
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
-// syncFiles makes the data of the given (closed) files durable, one fsync
-// each where the system has no syncfs.
-func syncFiles(_ *os.File, paths []string) error {
-	for _, p := range paths {
-		if err := fsyncPath(p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// syncFS is not available here: callers fsync each file instead.
+func syncFS(*os.File) error { return errors.ErrUnsupported }

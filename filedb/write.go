@@ -3,11 +3,15 @@ package filedb
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
+
+	"github.com/ork-run/ork/model"
 )
 
 const tmpPrefix = ".tmp-"
@@ -16,7 +20,27 @@ const tmpPrefix = ".tmp-"
 type fileWrite struct {
 	path string
 	data []byte
+	// replace: the write replaces a record this DB knows. The record must
+	// still be there, and be the version the DB last wrote or read — size
+	// bytes long — or at least still parse (by check): a record removed or
+	// damaged behind the DB's back is never written over.
+	replace bool
+	size    int64
+	check   func(path string, data []byte) error
 }
+
+// sysOps are the system calls that make a write durable and visible. They
+// are a seam: the tests record their order (the data synced before the
+// rename that shows it, the rename before the sync of its directory) and
+// make one fail. Production code uses realOps only.
+type sysOps struct {
+	syncFile func(path string) error   // fsync(2) of a file or a directory
+	syncFS   func(root *os.File) error // syncfs(2); errors.ErrUnsupported where there is none
+	rename   func(oldpath, newpath string) error
+	link     func(oldpath, newpath string) error
+}
+
+var realOps = sysOps{syncFile: fsyncPath, syncFS: syncFS, rename: os.Rename, link: os.Link}
 
 // tmpSeq numbers this process's temporary files; with the pid in the name,
 // two processes never pick the same one, and a scheduler can tell which
@@ -53,6 +77,22 @@ func fsyncPath(p string) error {
 	return err
 }
 
+// syncAll makes the data of the given (closed) files durable: one syncfs
+// for several, an fsync for one (or each, where there is no syncfs).
+func (d *DB) syncAll(paths []string) error {
+	if len(paths) > 1 {
+		if err := d.ops.syncFS(d.rootFile); !errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
+	}
+	for _, p := range paths {
+		if err := d.ops.syncFile(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeTemp writes data to a new temporary file in dir and returns its path.
 func writeTemp(dir string, data []byte) (string, error) {
 	name := tmpName(dir)
@@ -71,9 +111,61 @@ func writeTemp(dir string, data []byte) (string, error) {
 	return name, nil
 }
 
+// diskError reports whether err is a failure of the disk as a whole (full,
+// read-only, failing), which fails a whole batch, rather than of one
+// record's file or directory, which fails only that record.
+func diskError(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE, syscall.EINTR:
+		return true
+	}
+	return false
+}
+
+// current checks that the record a write replaces is still the one the DB
+// knows (see fileWrite.replace).
+func (d *DB) current(w fileWrite) error {
+	st, err := os.Lstat(w.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			dir := filepath.Dir(w.path)
+			if _, derr := os.Stat(dir); errors.Is(derr, fs.ErrNotExist) {
+				return fmt.Errorf("%s: its directory %s was removed: %w", w.path, dir, model.ErrNotFound)
+			}
+			return fmt.Errorf("%s was removed: %w", w.path, model.ErrNotFound)
+		}
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file: %w", w.path, model.ErrDamaged)
+	}
+	if w.size >= 0 && st.Size() == w.size || w.check == nil {
+		return nil
+	}
+	data, err := os.ReadFile(w.path)
+	if err != nil {
+		return err
+	}
+	if err := w.check(w.path, data); err != nil {
+		return fmt.Errorf("%w: %w", model.ErrDamaged, err)
+	}
+	return nil
+}
+
 // commit writes a batch of files atomically and durably (see the package
 // doc): temporary files, one sync for all of them, renames, one sync per
-// directory. When it fails before the renames nothing visible has changed.
+// directory. When it returns an error nothing of the batch is acknowledged
+// (a failure of the disk: the caller writes the batch again later).
+//
+// A failure that belongs to one record — the record it replaces was
+// removed or damaged by hand, its directory is gone — fails only that
+// record: its entry in the returned slice (nil, or one entry per write) is
+// set, its file is left exactly as it is, and every other record is
+// written as if it were not in the batch.
 //
 // Creating an inode and freeing one are the expensive parts of a small
 // write on ext4, far more than the rename. So commit recycles: a replaced
@@ -81,43 +173,97 @@ func writeTemp(dir string, data []byte) (string, error) {
 // temporary file of a later write (overwritten, then renamed into place).
 // A crash leaves only spare inodes in .spare/, which the next scheduler
 // adopts or removes.
-func (d *DB) commit(ws []fileWrite, newDirs []string) error {
+func (d *DB) commit(ws []fileWrite, newDirs []string) ([]error, error) {
 	if len(ws) == 0 {
-		return nil
+		return nil, nil
 	}
-	tmps := make([]string, 0, len(ws))
-	cleanup := func() { d.discard(tmps) }
-	dirs := make(map[string]struct{}, 2)
-	for _, w := range ws {
-		dir := filepath.Dir(w.path)
-		dirs[dir] = struct{}{}
+	var failed []error
+	fail := func(i int, err error) {
+		if failed == nil {
+			failed = make([]error, len(ws))
+		}
+		failed[i] = err
+	}
+	tmps := make([]string, len(ws)) // "" for a failed record
+	var live []string
+	cleanup := func() { d.discard(live) }
+	for i, w := range ws {
+		if w.replace {
+			if err := d.current(w); err != nil {
+				if diskError(err) {
+					cleanup()
+					return nil, fmt.Errorf("read %s: %w", w.path, err)
+				}
+				fail(i, err)
+				continue
+			}
+		}
 		t, err := d.writeSpare(w.data)
 		if err != nil {
-			t, err = writeTemp(dir, w.data)
+			t, err = writeTemp(filepath.Dir(w.path), w.data)
 		}
 		if err != nil {
-			cleanup()
-			return fmt.Errorf("write %s: %w", w.path, err)
+			err = fmt.Errorf("write %s: %w", w.path, err)
+			if diskError(err) {
+				cleanup()
+				return nil, err
+			}
+			fail(i, err)
+			continue
 		}
-		tmps = append(tmps, t)
+		tmps[i] = t
+		live = append(live, t)
+	}
+	if len(live) == 0 {
+		// Durability: directories made for the batch survive a crash even
+		// when none of its records could be written.
+		for _, nd := range newDirs {
+			if err := d.ops.syncFile(filepath.Dir(nd)); err != nil {
+				return nil, fmt.Errorf("sync directory %s: %w", filepath.Dir(nd), err)
+			}
+		}
+		return failed, nil
 	}
 	// Durability: the contents of every new file reach the disk before any
 	// rename can make it visible, so a crash never shows a half-written file.
-	if err := syncFiles(d.rootFile, tmps); err != nil {
+	if err := d.syncAll(live); err != nil {
 		cleanup()
-		return fmt.Errorf("sync %s: %w", d.root, err)
+		return nil, fmt.Errorf("sync %s: %w", d.root, err)
 	}
+	dirs := make(map[string]struct{}, 2)
 	var replaced []string
 	for i, w := range ws {
+		if tmps[i] == "" {
+			continue
+		}
+		// The version being replaced is kept as a spare inode. Until the
+		// rename succeeds it is still the live record: it becomes a spare
+		// only then, and is unlinked if the rename fails (a spare is
+		// written into, and must never be linked to a record).
 		tn := d.trashName()
-		if err := os.Link(w.path, tn); err == nil {
+		linked := d.ops.link(w.path, tn) == nil
+		if err := d.ops.rename(tmps[i], w.path); err != nil {
+			if linked {
+				os.Remove(tn)
+			}
+			err = fmt.Errorf("rename into %s: %w", w.path, err)
+			if diskError(err) {
+				for j := i; j < len(ws); j++ {
+					if tmps[j] != "" {
+						d.discard([]string{tmps[j]})
+					}
+				}
+				d.recycle(replaced)
+				return nil, err
+			}
+			d.discard([]string{tmps[i]})
+			fail(i, err)
+			continue
+		}
+		if linked {
 			replaced = append(replaced, tn)
 		}
-		if err := os.Rename(tmps[i], w.path); err != nil {
-			d.discard(tmps[i:])
-			d.recycle(replaced)
-			return fmt.Errorf("rename into %s: %w", w.path, err)
-		}
+		dirs[filepath.Dir(w.path)] = struct{}{}
 	}
 	d.recycle(replaced)
 	for _, nd := range newDirs {
@@ -130,49 +276,57 @@ func (d *DB) commit(ws []fileWrite, newDirs []string) error {
 		for dir := range dirs {
 			paths = append(paths, dir)
 		}
-		if err := syncFiles(d.rootFile, paths); err != nil {
-			return fmt.Errorf("sync directories of %s: %w", d.root, err)
+		if err := d.syncAll(paths); err != nil {
+			return nil, fmt.Errorf("sync directories of %s: %w", d.root, err)
 		}
-		return nil
+		return failed, nil
 	}
 	for dir := range dirs {
-		if err := fsyncPath(dir); err != nil {
-			return fmt.Errorf("sync directory %s: %w", dir, err)
+		if err := d.ops.syncFile(dir); err != nil {
+			return nil, fmt.Errorf("sync directory %s: %w", dir, err)
 		}
 	}
-	return nil
+	return failed, nil
 }
 
 // maxSpare bounds the recycled inodes kept for later writes.
 const maxSpare = 4096
 
-// writeSpare writes data over a recycled inode and returns its path.
+// writeSpare writes data over a recycled inode and returns its path. A
+// spare that is linked anywhere else (a version a failed rename left
+// linked to its record) is never written into: it is unlinked instead.
 func (d *DB) writeSpare(data []byte) (string, error) {
-	d.spareMu.Lock()
-	n := len(d.spare)
-	if n == 0 {
+	for {
+		d.spareMu.Lock()
+		n := len(d.spare)
+		if n == 0 {
+			d.spareMu.Unlock()
+			return "", os.ErrNotExist
+		}
+		p := d.spare[n-1]
+		d.spare = d.spare[:n-1]
 		d.spareMu.Unlock()
-		return "", os.ErrNotExist
+		if linkCount(p) != 1 {
+			os.Remove(p)
+			continue
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			return "", err
+		}
+		_, err = f.WriteAt(data, 0)
+		if err == nil {
+			err = f.Truncate(int64(len(data)))
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			d.discard([]string{p})
+			return "", err
+		}
+		return p, nil
 	}
-	p := d.spare[n-1]
-	d.spare = d.spare[:n-1]
-	d.spareMu.Unlock()
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		return "", err
-	}
-	_, err = f.WriteAt(data, 0)
-	if err == nil {
-		err = f.Truncate(int64(len(data)))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		d.discard([]string{p})
-		return "", err
-	}
-	return p, nil
 }
 
 // recycle keeps replaced versions for writeSpare, up to maxSpare.
@@ -264,7 +418,7 @@ func (d *DB) adoptSpares() {
 // createExclusive writes a new file durably, failing with os.ErrExist when
 // path exists. The link(2) of a complete temporary file makes the new file
 // appear whole, and never replaces another process's file.
-func createExclusive(path string, data []byte) error {
+func (d *DB) createExclusive(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := writeTemp(dir, data)
 	if err != nil {
@@ -272,15 +426,15 @@ func createExclusive(path string, data []byte) error {
 	}
 	defer os.Remove(tmp)
 	// Durability: the contents are on disk before the name appears.
-	if err := fsyncPath(tmp); err != nil {
+	if err := d.ops.syncFile(tmp); err != nil {
 		return err
 	}
-	if err := os.Link(tmp, path); err != nil {
+	if err := d.ops.link(tmp, path); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return os.ErrExist
 		}
 		return err
 	}
 	// Durability: the new name survives a crash.
-	return fsyncPath(dir)
+	return d.ops.syncFile(dir)
 }

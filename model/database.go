@@ -24,7 +24,10 @@ type RunFilter struct {
 //
 // Workflows are looked up by name. Runs and tasks by id. Batch methods apply
 // all their changes durably before they return: an acknowledged write
-// survives a crash.
+// survives a crash. A batch method (CreateTasks, UpdateTasks, UpdateRuns)
+// may return a *PartialError: the records it names were not written (each
+// for a reason of its own, such as a file damaged by hand), every other
+// record was; the caller reports those and goes on.
 type Database interface {
 	// CreateWorkflow stores a new workflow; ErrExists if the name is taken.
 	CreateWorkflow(ctx context.Context, w *Workflow) error

@@ -213,6 +213,11 @@ func DecodeWorkflow(path string, data []byte) (*Workflow, error) {
 		return nil, &FileError{Path: path, Line: l, Column: c, Err: fmt.Errorf("task %q is defined twice", name)}
 	}
 	w.Normalize()
+	if w.Schedule != nil {
+		if err := w.Schedule.Validate(); err != nil {
+			return nil, scheduleFileError(path, data, err)
+		}
+	}
 	if err := w.Validate(); err != nil {
 		return nil, &FileError{Path: path, Err: err}
 	}

@@ -17,7 +17,7 @@ const (
 )
 
 // ExecutorTypes lists the executor types this version of ork accepts.
-var ExecutorTypes = []string{ExecutorProcess}
+var ExecutorTypes = []string{ExecutorProcess, ExecutorCloudRun}
 
 // Workflow is a named job definition. Triggering it makes a Run.
 type Workflow struct {
@@ -44,6 +44,8 @@ type Workflow struct {
 	Region        string    `json:"region,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// Schedule makes the workflow run by itself on a cron schedule.
+	Schedule *Schedule `json:"schedule,omitempty"`
 }
 
 // workflowNamespace seeds the stable IDs of workflows whose file has no id.
@@ -95,6 +97,9 @@ type Run struct {
 	// TaskCounts counts the run's tasks by status as they were when it
 	// ended, so that a finished run's summary reads one file.
 	TaskCounts map[TaskStatus]int `json:"task_counts,omitempty"`
+	// ScheduledAt is the tick a scheduled run is for (triggered_by
+	// "schedule").
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 }
 
 // Task is one unit of work of a run: one index of one job.

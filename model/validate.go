@@ -68,6 +68,11 @@ func (w *Workflow) Validate() error {
 	if w.MaxActiveRuns < 0 {
 		errs = append(errs, fmt.Errorf("max_active_runs %d is negative", w.MaxActiveRuns))
 	}
+	if w.Schedule != nil {
+		if err := w.Schedule.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if w.Tasks != nil {
 		if err := ValidateName(w.Name); err != nil {
 			errs = append(errs, err)
@@ -77,7 +82,8 @@ func (w *Workflow) Validate() error {
 				errs = append(errs, err)
 			}
 		}
-		return errors.Join(append(errs, w.validateDAG()...)...)
+		errs = append(errs, w.validateDAG()...)
+		return errors.Join(append(errs, w.validateCloudRun()...)...)
 	}
 	if err := ValidateName(w.Name); err != nil {
 		errs = append(errs, err)
@@ -91,5 +97,6 @@ func (w *Workflow) Validate() error {
 	if w.TaskCount < 1 {
 		errs = append(errs, fmt.Errorf("task_count %d is less than 1", w.TaskCount))
 	}
+	errs = append(errs, w.validateCloudRun()...)
 	return errors.Join(errs...)
 }

@@ -43,21 +43,40 @@ func (e *ConflictError) Error() string {
 // Is makes errors.Is(err, ErrConflict) true.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
+// RefusedError says a check refused to run a workflow (one that needs an
+// executor this ork was built without, say).
+type RefusedError struct {
+	Workflow string
+	Err      error
+}
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // NewRun makes a pending run of the workflow called name, with params
 // overriding the workflow's own; it does not store it (see Trigger). The
-// error wraps model.ErrNotFound when there is no such workflow.
-func NewRun(ctx context.Context, db model.Database, name string, params map[string]any, triggeredBy string) (*model.Run, error) {
+// error wraps model.ErrNotFound when there is no such workflow, and is a
+// *RefusedError when one of checks refuses the workflow.
+func NewRun(ctx context.Context, db model.Database, name string, params map[string]any, triggeredBy string, checks ...func(*model.Workflow) error) (*model.Run, error) {
 	w, err := db.GetWorkflow(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	for _, check := range checks {
+		if check == nil {
+			continue
+		}
+		if err := check(w); err != nil {
+			return nil, &RefusedError{Workflow: w.Name, Err: err}
+		}
+	}
 	return model.NewRun(w, params, triggeredBy, time.Now()), nil
 }
 
-// Trigger makes and stores a pending run of the workflow called name; a
-// scheduler starts it.
-func Trigger(ctx context.Context, db model.Database, name string, params map[string]any, triggeredBy string) (*model.Run, error) {
-	r, err := NewRun(ctx, db, name, params, triggeredBy)
+// Trigger makes and stores a pending run of the workflow called name, if
+// checks allow; a scheduler starts it.
+func Trigger(ctx context.Context, db model.Database, name string, params map[string]any, triggeredBy string, checks ...func(*model.Workflow) error) (*model.Run, error) {
+	r, err := NewRun(ctx, db, name, params, triggeredBy, checks...)
 	if err != nil {
 		return nil, err
 	}

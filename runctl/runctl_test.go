@@ -170,3 +170,21 @@ func TestRetrySucceededRunConflicts(t *testing.T) {
 		t.Errorf("Retry of a succeeded run: err = %v; want a ConflictError with status success", err)
 	}
 }
+
+// A check refuses a workflow: no run is made, and the error says why.
+func TestTriggerRefusedByCheck(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	refuse := func(w *model.Workflow) error { return errors.New("not built with " + w.Name) }
+	_, err := runctl.Trigger(ctx, db, "fan", nil, "test", nil, refuse)
+	var re *runctl.RefusedError
+	if !errors.As(err, &re) || re.Workflow != "fan" || err.Error() != "not built with fan" {
+		t.Fatalf("Trigger refused by a check: err = %v; want a RefusedError saying why", err)
+	}
+	if rs, _ := db.ListRuns(ctx, model.RunFilter{}); len(rs) != 0 {
+		t.Errorf("a refused trigger stored %d run(s)", len(rs))
+	}
+	if _, err := runctl.Trigger(ctx, db, "fan", nil, "test", func(*model.Workflow) error { return nil }); err != nil {
+		t.Errorf("Trigger with a passing check: %v", err)
+	}
+}

@@ -35,6 +35,11 @@ type Config struct {
 	CrashRetries int `json:"crash_retries"`
 	// Logger receives the scheduler's logs. Default slog.Default().
 	Logger *slog.Logger `json:"-"`
+	// NoSchedules: do not fire workflows' schedules (schedule.go). For a
+	// scheduler that serves one run, such as `ork trigger --wait`'s.
+	NoSchedules bool `json:"-"`
+	// Clock tells the schedules the time. Default: the system clock.
+	Clock Clock `json:"-"`
 }
 
 // DefaultMaxRunningTasks is the default limit on tasks running at once.

@@ -38,6 +38,7 @@ type nodeState struct {
 
 	ended, success, failed, skipped int
 	active                          int               // dispatched here and not ended
+	blocked                         int               // tasks whose record could not be created: the run waits
 	outputs                         []json.RawMessage // by index, if down
 
 	decided    bool
@@ -133,7 +134,7 @@ func failedRootOf(reason string) string {
 // allCreated reports whether every task of the run has a record.
 func (rs *runState) allCreated() bool {
 	for _, ns := range rs.nodes {
-		if ns.missing() > 0 {
+		if ns.missing() > 0 || ns.blocked > 0 {
 			return false
 		}
 	}
@@ -306,9 +307,13 @@ func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWith
 	}
 	// The attempt of a task created dispatched is durable before it starts,
 	// as for any dispatch.
-	if err := s.db.CreateTasks(ctx, tasks); err != nil {
+	failed, err := s.written("create tasks", s.db.CreateTasks(ctx, tasks))
+	if err != nil {
 		s.writeFailed("create tasks", err)
 		return nil, false
+	}
+	if len(failed) > 0 {
+		starts = s.blocked(starts, tasks, failed)
 	}
 	for _, p := range plans {
 		p.ns.holes = p.ns.holes[p.holes:]
@@ -318,7 +323,7 @@ func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWith
 		s.touched[p.rs.run.ID] = true
 	}
 	for _, t := range tasks {
-		if t.Status == model.TaskSkipped {
+		if t.Status == model.TaskSkipped && !failed[t.ID] {
 			s.observe(t)
 		}
 	}

@@ -20,6 +20,10 @@
 //     database (model.Notifier: another process triggered a run), or the
 //     poll interval.
 //
+// Beside the loop, a goroutine fires the workflows' schedules: it creates
+// the run of each tick, exactly once, and the loop starts it like any
+// other (schedule.go).
+//
 // A write that fails (a full disk) loses nothing: the updates stay queued
 // in memory and are written when the disk accepts them again.
 //
@@ -136,6 +140,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.launch.stopped()
 		}
 	}()
+	// Workflows' schedules fire in a goroutine of their own (schedule.go).
+	var ticks *schedules
+	if !s.cfg.NoSchedules {
+		ticks = newSchedules(s.db, s.cfg.Clock, s.log)
+	}
+	defer ticks.start(ctx)()
 	var changes <-chan struct{}
 	if n, ok := s.db.(model.Notifier); ok {
 		changes = n.Changes()
@@ -208,6 +218,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.add(u)
 		case <-changes:
 			lookCancels = true
+			ticks.poke() // a workflow may have been edited
 		case <-timer.C:
 			lookCancels = true
 		case <-grace:
@@ -288,6 +299,7 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			ups = append(ups, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1, Status: model.TaskDispatched, At: now})
 		}
 		changed, err := s.db.UpdateTasks(ctx, ups)
+		_, err = s.written("record task status", err)
 		if err != nil {
 			s.buf = ups[:nbuf]
 			s.writeFailed("record task status", err)
@@ -419,7 +431,7 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.TaskCount())
 	}
 	if len(bad) > 0 {
-		if err := s.db.UpdateRuns(ctx, bad); err != nil {
+		if _, err := s.written("fail runs without a workflow", s.db.UpdateRuns(ctx, bad)); err != nil {
 			s.log.Error("fail runs without a workflow", "err", err)
 		}
 		for _, u := range bad {
@@ -443,7 +455,7 @@ func (s *Scheduler) markRunning(ctx context.Context, ids []string, at time.Time)
 		us[i] = model.RunUpdate{RunID: id, Status: model.RunRunning, At: now}
 		s.touched[id] = true
 	}
-	if err := s.db.UpdateRuns(ctx, us); err != nil {
+	if _, err := s.written("mark runs running", s.db.UpdateRuns(ctx, us)); err != nil {
 		s.log.Error("mark runs running", "err", err)
 	}
 }
@@ -500,11 +512,15 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 		us = append(us, u)
 	}
 	if len(us) > 0 {
-		if err := s.db.UpdateRuns(ctx, us); err != nil {
+		failed, err := s.written("finish runs", s.db.UpdateRuns(ctx, us))
+		if err != nil {
 			s.log.Error("finish runs; will retry", "err", err)
 			return
 		}
 		for _, u := range us {
+			if failed[u.RunID] {
+				continue
+			}
 			lvl := slog.LevelInfo
 			if u.Status != model.RunSuccess {
 				lvl = slog.LevelWarn
@@ -653,7 +669,9 @@ func (s *Scheduler) recover(ctx context.Context) error {
 	}
 	if len(us) > 0 {
 		if _, err := s.db.UpdateTasks(ctx, us); err != nil {
-			return err
+			if _, err := s.written("recover tasks", err); err != nil {
+				return err
+			}
 		}
 	}
 	running, err := s.db.ListRuns(ctx, model.RunFilter{Status: model.RunRunning})

@@ -249,7 +249,12 @@ func (s *Server) trigger(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	run, err := runctl.Trigger(r.Context(), s.db, r.PathValue("name"), body.Params, s.opts.TriggeredBy)
+	run, err := runctl.Trigger(r.Context(), s.db, r.PathValue("name"), body.Params, s.opts.TriggeredBy, s.opts.CheckWorkflow)
+	var refused *runctl.RefusedError
+	if errors.As(err, &refused) {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
 	if err != nil {
 		s.dbError(w, r, err)
 		return

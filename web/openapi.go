@@ -46,7 +46,7 @@ func openAPIDoc() map[string]any {
 				"summary":     "Trigger a run; the scheduler starts it",
 				"parameters":  []m{pathParam("name", "workflow name", "string")},
 				"requestBody": m{"required": false, "content": jsonBody(m{"type": "object", "additionalProperties": false, "properties": m{"params": m{"type": "object", "additionalProperties": true}}})},
-				"responses":   m{"201": resp("the new run, pending", ref("Run")), "400": errResp("a malformed body (with line and column)"), "403": forbidden, "404": errResp("no such workflow"), "413": errResp("a body over 1 MiB")},
+				"responses":   m{"201": resp("the new run, pending", ref("Run")), "400": errResp("a malformed body (with line and column)"), "403": forbidden, "404": errResp("no such workflow"), "409": errResp("a workflow this ork cannot run (an executor it was built without)"), "413": errResp("a body over 1 MiB")},
 			}},
 			"/api/runs": m{"get": m{
 				"summary": "Runs, newest first, a page at a time",

@@ -56,6 +56,10 @@ type Options struct {
 	LoopbackOnly bool
 	// TriggeredBy is recorded in the runs the UI triggers. Default "web".
 	TriggeredBy string
+	// CheckWorkflow, if set, may refuse to trigger a workflow (409), as
+	// `ork trigger` refuses one that needs an executor this ork was built
+	// without.
+	CheckWorkflow func(*model.Workflow) error
 }
 
 // Server serves the API, the events and the UI of one database.

@@ -747,3 +747,23 @@ func TestNoServerErrorForBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A workflow the server's ork cannot run (CheckWorkflow refuses it) is
+// not triggered: 409, and no run.
+func TestTriggerRefused(t *testing.T) {
+	e := newEnv(t, Options{CheckWorkflow: func(w *model.Workflow) error {
+		if w.Name == "dag" {
+			return fmt.Errorf("workflow %q needs an executor this ork was built without", w.Name)
+		}
+		return nil
+	}})
+	res := e.do("POST", "/api/workflows/dag/trigger", "")
+	e.want(res, 409, "trigger a refused workflow")
+	if msg := res.errMsg(t); !strings.Contains(msg, "built without") {
+		t.Errorf("refusal says %q", msg)
+	}
+	if rs, _ := e.db.ListRuns(context.Background(), model.RunFilter{}); len(rs) != 0 {
+		t.Errorf("a refused trigger made %d run(s)", len(rs))
+	}
+	e.want(e.do("POST", "/api/workflows/hello/trigger", ""), 201, "trigger an allowed workflow")
+}

@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ork-run/ork/filedb"
+	"github.com/ork-run/ork/model"
+)
+
+// RunDamaged is the status `ork status` shows for a run whose file does not
+// parse. It is no status a run record can have.
+const RunDamaged model.RunStatus = "damaged"
+
+// damagedRuns turns run files that do not parse into entries of a listing:
+// the id from the file name, status "damaged", the problem as the error.
+func damagedRuns(errs []error) []*model.Run {
+	var out []*model.Run
+	for _, err := range errs {
+		r := &model.Run{Status: RunDamaged, Error: err.Error()}
+		var fe *model.FileError
+		if errors.As(err, &fe) {
+			r.ID = strings.TrimSuffix(filepath.Base(fe.Path), ".json")
+			if fe.Line > 0 {
+				r.Error = fmt.Sprintf("line %d, column %d: %v (see `ork doctor`)", fe.Line, fe.Column, fe.Err)
+			} else {
+				r.Error = fmt.Sprintf("%v (see `ork doctor`)", fe.Err)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// waitsFor says why an unfinished run cannot end, if a file of it was
+// damaged or removed by hand: each damaged task file, a tasks directory
+// gone while the run was running.
+func waitsFor(c *cli.Context, db *filedb.DB, r *model.Run) []string {
+	var out []string
+	if r.Status == model.RunRunning {
+		dir := filepath.Join(db.Dir(), filedb.TasksDir, r.ID)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			out = append(out, fmt.Sprintf("its task records (%s) were removed while it ran; it cannot end: see `ork doctor`", dir))
+		}
+	}
+	bad, err := db.DamagedTasks(c.Context, r.ID)
+	if err != nil {
+		return append(out, err.Error())
+	}
+	for _, b := range bad {
+		out = append(out, fmt.Sprintf("damaged task file, never run until repaired or removed (stop the scheduler first; see `ork doctor`): %v", b))
+	}
+	return out
+}

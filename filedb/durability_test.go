@@ -1,0 +1,206 @@
+package filedb
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/model"
+)
+
+// op is one durability-relevant system call, as the sysOps seam saw it.
+type op struct{ kind, a, b string } // fsync PATH, syncfs, rename OLD NEW, link OLD NEW
+
+type opRecorder struct {
+	mu  sync.Mutex
+	ops []op
+}
+
+func (r *opRecorder) add(o op) {
+	r.mu.Lock()
+	r.ops = append(r.ops, o)
+	r.mu.Unlock()
+}
+
+// take returns the calls recorded since the last take.
+func (r *opRecorder) take() []op {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.ops
+	r.ops = nil
+	return out
+}
+
+func (r *opRecorder) sysOps() sysOps {
+	return sysOps{
+		syncFile: func(p string) error {
+			err := realOps.syncFile(p)
+			if err == nil {
+				r.add(op{"fsync", filepath.Clean(p), ""})
+			}
+			return err
+		},
+		syncFS: func(f *os.File) error {
+			err := realOps.syncFS(f)
+			if err == nil {
+				r.add(op{"syncfs", f.Name(), ""})
+			}
+			return err
+		},
+		rename: func(a, b string) error {
+			err := realOps.rename(a, b)
+			if err == nil {
+				r.add(op{"rename", filepath.Clean(a), filepath.Clean(b)})
+			}
+			return err
+		},
+		link: func(a, b string) error {
+			err := realOps.link(a, b)
+			if err == nil {
+				r.add(op{"link", filepath.Clean(a), filepath.Clean(b)})
+			}
+			return err
+		},
+	}
+}
+
+// checkDurableOrder checks the calls of one operation: every record made
+// visible (renamed or linked into place) had its data synced before, in the
+// same operation, and its directory synced after; and every directory in
+// wantDirs was synced. It returns how many records it checked.
+func checkDurableOrder(t *testing.T, what string, ops []op, wantDirs ...string) int {
+	t.Helper()
+	synced := func(from, to int, path string) bool {
+		for k := from; k < to; k++ {
+			if ops[k].kind == "syncfs" || ops[k].kind == "fsync" && ops[k].a == path {
+				return true
+			}
+		}
+		return false
+	}
+	n := 0
+	for i, o := range ops {
+		if (o.kind != "rename" && o.kind != "link") || strings.Contains(o.b, string(filepath.Separator)+spareDir+string(filepath.Separator)) {
+			continue
+		}
+		n++
+		// A prune renames a durable record out of sight: no new data.
+		if !strings.HasPrefix(filepath.Base(o.b), prunePrefix) && !synced(0, i, o.a) {
+			t.Errorf("%s: %s %s -> %s before its data was synced; calls: %v", what, o.kind, o.a, o.b, ops)
+		}
+		if !synced(i+1, len(ops), filepath.Dir(o.b)) {
+			t.Errorf("%s: directory of %s not synced after the %s; calls: %v", what, o.b, o.kind, ops)
+		}
+	}
+	for _, dir := range wantDirs {
+		if !synced(0, len(ops), filepath.Clean(dir)) {
+			t.Errorf("%s: directory %s never synced; calls: %v", what, dir, ops)
+		}
+	}
+	if len(ops) == 0 {
+		t.Errorf("%s: no sync at all", what)
+	}
+	return n
+}
+
+// Every durable write path syncs the data before it makes it visible, and
+// the directory after: the commit of a batch (one file, many files, many
+// directories, a new directory), the exclusive creates (workflow, run,
+// cancel request), the reopen of a run, a prune, a removal, the state of a
+// schedule, Init.
+func TestEveryWriteIsSyncedInOrder(t *testing.T) {
+	ctx := context.Background()
+	rec := &opRecorder{}
+	root := filepath.Join(t.TempDir(), ".ork")
+	if err := initWith(root, rec.sysOps()); err != nil {
+		t.Fatal(err)
+	}
+	checkDurableOrder(t, "Init", rec.take(), filepath.Dir(root), root)
+
+	d, _ := openTest(t, root)
+	d.ops = rec.sysOps()
+	records := 0
+	step := func(what string, f func() error, wantDirs ...string) {
+		t.Helper()
+		rec.take()
+		if err := f(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		records += checkDurableOrder(t, what, rec.take(), wantDirs...)
+	}
+	w := testWorkflow("hello", 5)
+	step("CreateWorkflow", func() error { return d.CreateWorkflow(ctx, w) })
+	r := model.NewRun(w, nil, "test", time.Now())
+	step("CreateRun", func() error { return d.CreateRun(ctx, r) })
+	r2 := model.NewRun(w, nil, "test", time.Now())
+	step("CreateRun", func() error { return d.CreateRun(ctx, r2) })
+	if _, err := d.PendingRuns(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	ts := model.NewTasks(r, time.Now())
+	step("CreateTasks (new directory)", func() error { return d.CreateTasks(ctx, ts) }, filepath.Join(root, TasksDir))
+	step("UpdateRuns (running; makes the tasks directory)", func() error {
+		return d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}, {RunID: r2.ID, Status: model.RunRunning}})
+	}, filepath.Join(root, TasksDir))
+	update := func(what string, us []model.TaskUpdate) {
+		step(what, func() error { _, err := d.UpdateTasks(ctx, us); return err })
+	}
+	var us []model.TaskUpdate
+	for _, task := range ts {
+		us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Status: model.TaskDispatched})
+	}
+	update("UpdateTasks (a batch)", us)
+	update("UpdateTasks (one task)", []model.TaskUpdate{{TaskID: ts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning}})
+	ts2 := model.NewTasks(r2, time.Now())
+	step("CreateTasks (second run)", func() error { return d.CreateTasks(ctx, ts2) })
+	us = us[:0]
+	for _, task := range ts {
+		us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Attempt: 1, Status: model.TaskFailed})
+	}
+	for _, task := range ts2 {
+		us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r2.ID, Status: model.TaskCancelled})
+	}
+	update("UpdateTasks (two directories)", us)
+	step("RequestCancel", func() error { return d.RequestCancel(ctx, r2.ID) })
+	step("UpdateRuns (finish)", func() error {
+		return d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunFailed, At: time.Now().Add(-time.Hour)}, {RunID: r2.ID, Status: model.RunCancelled}})
+	})
+	step("ReopenRun", func() error { return d.ReopenRun(ctx, r.ID, ids(ts[:2]), ids(ts[2:])) }, d.taskDir(r.ID))
+	step("UpdateRuns (finish again)", func() error {
+		return d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunFailed, At: time.Now().Add(-time.Hour)}})
+	})
+	rec.take()
+	if got, err := d.Prune(ctx, time.Now(), 0); err != nil || len(got) != 2 {
+		t.Fatalf("Prune = %v, %v; want both runs deleted", got, err)
+	}
+	ops := rec.take()
+	records += checkDurableOrder(t, "Prune", ops, filepath.Join(root, RunsDir), filepath.Join(root, TasksDir), filepath.Join(root, LogsDir))
+	// The renames out of sight are durable before the runs' tasks go.
+	lastRename, runsSynced, tasksSynced := -1, -1, -1
+	for i, o := range ops {
+		switch {
+		case o.kind == "rename":
+			lastRename = i
+		case o.kind == "fsync" && o.a == filepath.Join(root, RunsDir) && runsSynced < 0:
+			runsSynced = i
+		case o.kind == "fsync" && o.a == filepath.Join(root, TasksDir) && tasksSynced < 0:
+			tasksSynced = i
+		}
+	}
+	if !(lastRename < runsSynced && runsSynced < tasksSynced) {
+		t.Errorf("Prune: want renames, then runs/ synced, then deletions synced; calls: %v", ops)
+	}
+	step("AdvanceSchedule (makes the schedules directory)", func() error {
+		return d.AdvanceSchedule(ctx, "hello", time.Now(), "@every 1h")
+	}, root)
+	step("SetPaused", func() error { return d.SetPaused(ctx, "hello", true) })
+	step("SetPaused (unpause: a removal)", func() error { return d.SetPaused(ctx, "hello", false) }, d.scheduleDir())
+	step("DeleteWorkflow", func() error { return d.DeleteWorkflow(ctx, "hello") }, filepath.Join(root, WorkflowsDir))
+	if records < 12 {
+		t.Fatalf("only %d records were checked", records)
+	}
+}
