@@ -38,7 +38,6 @@ import (
 
 	"github.com/ork-run/ork/filedb"
 	"github.com/ork-run/ork/model"
-	"github.com/ork-run/ork/sched"
 )
 
 // exitError carries a process exit code with a message (which may be empty
@@ -236,22 +235,6 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		requireFlags(cmd)
 	}
 	return app
-}
-
-func runFlags() []cli.Flag {
-	d := sched.Config{}.WithDefaults()
-	return []cli.Flag{
-		&cli.StringFlag{Name: "script-dir", EnvVars: []string{"ORK_SCRIPT_DIR"}, Usage: "where job scripts live (default: scripts/ beside the ork directory)"},
-		&cli.DurationFlag{Name: "poll-interval", Value: d.PollInterval, EnvVars: []string{"ORK_POLL_INTERVAL"}, Usage: "safety-net poll interval (events wake the scheduler at once)"},
-		&cli.IntFlag{Name: "max-tasks-per-batch", Value: d.MaxTasksPerBatch, EnvVars: []string{"ORK_MAX_TASKS_PER_BATCH"}, Usage: "pending tasks taken per loop"},
-		&cli.IntFlag{Name: "max-concurrent-dispatches", Value: d.MaxConcurrentDispatches, EnvVars: []string{"ORK_MAX_CONCURRENT_DISPATCHES"}, Usage: "executor calls in flight while dispatching"},
-		&cli.IntFlag{Name: "max-concurrent-status-checks", Value: d.MaxConcurrentStatusChecks, EnvVars: []string{"ORK_MAX_CONCURRENT_STATUS_CHECKS"}, Usage: "executor status checks in flight (at start-up recovery; Cloud Run polling)"},
-		&cli.IntFlag{Name: "max-running-tasks", Value: d.MaxRunningTasks, EnvVars: []string{"ORK_MAX_RUNNING_TASKS"}, Usage: "tasks dispatched or running at once"},
-		&cli.DurationFlag{Name: "shutdown-grace", Value: d.ShutdownGrace, EnvVars: []string{"ORK_SHUTDOWN_GRACE"}, Usage: "on SIGINT/SIGTERM, how long to wait for running tasks"},
-		&cli.IntFlag{Name: "crash-retries", Value: d.CrashRetries, EnvVars: []string{"ORK_CRASH_RETRIES"}, Usage: "retries of a task whose scheduler died while it ran (-1: none)"},
-		&cli.StringFlag{Name: "max-log-size", Value: "10MiB", EnvVars: []string{"ORK_MAX_LOG_SIZE"}, Usage: "keep at most this much of each attempt's log (its tail), e.g. 10MiB, 512KiB; 0: no bound"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, EnvVars: []string{"ORK_VERBOSE"}, Usage: "log every task"},
-	}
 }
 
 // ---- helpers ----

@@ -32,69 +32,25 @@ import (
 
 // refused reports whether the scheduler has exited because it found the
 // scheduler lock taken.
-//
-// Right after a scheduler is killed, its successor is sometimes refused
-// the lock for a moment: it names the dead scheduler as the holder. The
-// flock belongs to an open file description, which a child the dead
-// scheduler was forking at that instant still shares until it execs or
-// dies. This is seen under CPU load, and is a matter for filedb's lock;
-// the tests here retry such a start and log it, as a supervisor would.
 func (s *bgScheduler) refused() bool {
 	return s.done() && strings.Contains(s.output(), "another scheduler is running")
 }
 
-// kill9UnlessRefused is kill9, but returns false instead if the scheduler
-// had exited already, refused the lock; it returns true once it has
-// killed the scheduler.
-func (s *bgScheduler) kill9UnlessRefused(t *testing.T) bool {
+// startAfterCrash starts `ork run args...` and waits until it holds the
+// scheduler lock. A scheduler started just after another was killed must
+// get the lock (the kernel releases an flock when its holder dies, and
+// filedb waits a moment for a dead holder's lock): a refusal fails the
+// test.
+func startAfterCrash(t *testing.T, dir string, args ...string) *bgScheduler {
 	t.Helper()
-	if s.refused() {
-		return false
-	}
-	s.kill9(t)
-	return true
-}
-
-// waitLockedUnlessRefused waits until the scheduler holds the scheduler
-// lock, and reports whether it does: false means it was refused the lock
-// (see refused). It fails the test if the scheduler exits for another
-// reason.
-func (s *bgScheduler) waitLockedUnlessRefused(t *testing.T) bool {
-	t.Helper()
-	if s.lockedOrExited(t) {
-		return true
-	}
-	if !s.refused() {
+	s := startScheduler(t, dir, args...)
+	if !s.lockedOrExited(t) {
+		if s.refused() {
+			t.Fatalf("ork run (pid %d) was refused the lock just after a crash:\n%s", s.pid(), s.output())
+		}
 		t.Fatalf("ork run exited early (%v):\n%s", s.err, s.output())
 	}
-	return false
-}
-
-// countRefusal logs that the scheduler called name was refused the lock,
-// just after a crash, and counts it in *refusals. It fails the test after
-// 20 refusals.
-func countRefusal(t *testing.T, s *bgScheduler, name string, refusals *int) {
-	t.Helper()
-	*refusals++
-	t.Logf("%s (pid %d) was refused the lock, just after a crash: %s", name, s.pid(), strings.TrimSpace(s.output()))
-	if *refusals > 20 {
-		t.Fatalf("ork run refused the lock %d times", *refusals)
-	}
-}
-
-// startAfterCrash starts `ork run args...` until one holds the scheduler
-// lock (see refused), and returns it. A refusal is logged and counted in
-// *refusals.
-func startAfterCrash(t *testing.T, dir string, refusals *int, args ...string) *bgScheduler {
-	t.Helper()
-	for {
-		s := startScheduler(t, dir, args...)
-		if s.waitLockedUnlessRefused(t) {
-			return s
-		}
-		countRefusal(t, s, "ork run", refusals)
-		time.Sleep(10 * time.Millisecond)
-	}
+	return s
 }
 
 // crashProcGone reports whether process pid has ended; a zombie has.
@@ -153,25 +109,87 @@ type crashEvent struct {
 	kills   int  // kill markers before this line
 }
 
-// TestCrashKill9Harness runs a workflow of 500 short tasks under `ork run`
-// and kills the scheduler with SIGKILL at random moments, restarting it
-// each time, until the run is over (at least 10 kills during the run).
-// Then it checks that nothing was lost, nothing ran twice at once as far
-// as a file of side effects can tell, and that the directory is clean.
-// The test writes a marker line into that file after each kill: a script
-// of the dead scheduler that still writes after it outlived its scheduler.
+// crashAttempt and crashTask are the parts of a task record (`ork tasks
+// --json`) the harness checks.
+type crashAttempt struct {
+	Attempt    int        `json:"attempt"`
+	Status     string     `json:"status"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Error      string     `json:"error"`
+	Log        string     `json:"log"`
+}
+
+type crashTask struct {
+	Name      string         `json:"name"`
+	TaskIndex int            `json:"task_index"`
+	Status    string         `json:"status"`
+	Attempt   int            `json:"attempt"`
+	Error     string         `json:"error"`
+	Attempts  []crashAttempt `json:"attempts"`
+}
+
+// crashMode says how the harness ends each scheduler.
+type crashMode int
+
+const (
+	// kill9Mode: SIGKILL at a random moment.
+	kill9Mode crashMode = iota
+	// stopThenKillMode: SIGTERM, then SIGKILL a moment later, while the
+	// stopping scheduler waits (default grace 10s) for its running tasks.
+	// A scheduler that finished stopping before the SIGKILL exited 0.
+	stopThenKillMode
+)
+
+// TestCrashKill9Harness runs a workflow of 300 tasks of 30 ms under `ork
+// run` with the default settings, and kills the scheduler with SIGKILL at
+// random moments, restarting it each time, at least 10 times while the run
+// is unfinished. The run must succeed with no task failed: see
+// crashHarness for everything it checks.
 //
 // The seed of the random moments is logged; ORK_CRASH_SEED=<seed> replays
 // the same schedule of kills (the moments only: the machine's timing is
 // not replayed).
 func TestCrashKill9Harness(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the kill -9 harness takes tens of seconds")
+		t.Skip("the kill -9 harness takes seconds")
 	}
+	crashHarness(t, kill9Mode, 300, 10)
+}
+
+// TestCrashStopThenKillHarness is the harness with a graceful stop before
+// each kill: SIGTERM, then SIGKILL while the scheduler waits for its
+// running tasks. The tasks it had dispatched but not started went back to
+// the queue with no attempt counted; the running ones are interrupted by
+// the kill.
+func TestCrashStopThenKillHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the kill -9 harness takes seconds")
+	}
+	crashHarness(t, stopThenKillMode, 300, 8)
+}
+
+// crashHarness runs a workflow of n tasks of 30 ms under `ork run` with no
+// flags (the defaults a user gets), ending the scheduler as mode says at
+// random moments and restarting it each time, until the run is over and
+// at least minKills kills landed while it was unfinished. Then it checks:
+//   - every restart got the scheduler lock at once (none refused);
+//   - the run succeeded, every task succeeded, none failed;
+//   - each task's attempts on record are its success and, before it,
+//     attempts "interrupted" by a dying scheduler, each of which began (its
+//     log exists: no attempt is charged for a task that was only dispatched
+//     ahead) and each blamed on a different kill that fell while it ran —
+//     so a task's recorded attempts never exceed 1 + the kills that fell
+//     while it ran;
+//   - by the side effects of the scripts, written to a file: every attempt
+//     that started was counted, attempts started in order, each once, no
+//     two ran at once, and no script outlived its scheduler (the harness
+//     writes a marker line into that file after each kill);
+//   - every JSON file parses, no temporary file is left, ork doctor is
+//     content.
+func crashHarness(t *testing.T, mode crashMode, tasks, minKills int) {
 	const (
-		tasks      = 500
-		minKills   = 10
-		killBudget = 45 * time.Second // stop killing after this, and let the last scheduler finish
+		killBudget = 40 * time.Second // stop killing after this, and let the last scheduler finish
 		finishIn   = 30 * time.Second
 	)
 	began := time.Now()
@@ -192,17 +210,13 @@ func TestCrashKill9Harness(t *testing.T) {
 	// tasks running at once never mix.
 	writeScript(t, dir, "side.sh", fmt.Sprintf(`#!/bin/sh
 echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ start" >> %[1]s
-sleep 0.0$((ORK_TASK_INDEX %% 10))
+sleep 0.03
 echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 `, side))
 	mustRun(t, dir, "create-workflow", "--name", "crash", "--job-name", "side.sh", "--task-count", strconv.Itoa(tasks))
 	out, _ := mustRun(t, dir, "trigger", "crash")
 	id := runID(t, out)
 
-	// A few running tasks at a time make the run last long enough for the
-	// kills to land in it, whatever the number of CPUs; crash retries are
-	// many so that a task hit by several kills still ends in success.
-	args := []string{"--crash-retries", "1000", "--max-running-tasks", "4"}
 	var scheds []*bgScheduler
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -212,48 +226,84 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 		}
 	})
 	start := func() *bgScheduler {
-		p := startScheduler(t, dir, args...)
+		p := startAfterCrash(t, dir)
 		scheds = append(scheds, p)
 		return p
 	}
+	finished := func() bool {
+		st := runStatus(t, dir, id).Status
+		return st == "success" || st == "failed" || st == "cancelled"
+	}
 
 	p := start()
-	kills, midRun, refusals := 0, 0, 0
-	finished := false
-	for kills < minKills || (!finished && time.Since(began) < killBudget) {
-		time.Sleep(time.Duration(100+rng.IntN(501)) * time.Millisecond)
-		if !p.kill9UnlessRefused(t) {
-			countRefusal(t, p, fmt.Sprintf("ork run #%d", len(scheds)), &refusals)
-			p = start()
-			continue
+	var killedAt []time.Time // when each kill had taken effect
+	midRun, stoppedClean := 0, 0
+	for len(killedAt) < minKills && time.Since(began) < killBudget {
+		// Each scheduler dies at a random moment of its progress: after
+		// 5 to 25 tasks have ended under it. (A moment drawn in units of
+		// progress rather than of time lands as often in mid-run on a
+		// loaded machine as on an idle one.)
+		// The side-effect file is watched closely (every 2ms); the run's
+		// status, which costs a command, only once every task has ended
+		// at least once.
+		target, _ := crashEnds(side)
+		target += 5 + rng.IntN(21)
+		over := false
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+			if p.done() {
+				t.Fatalf("ork run exited (%v):\n%s", p.err, p.output())
+			}
+			n, distinct := crashEnds(side)
+			if n >= target {
+				break
+			}
+			if distinct >= tasks && finished() {
+				over = true
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %d task ends in 30s under ork run #%d:\n%s", target-n, len(scheds), p.output())
+			}
 		}
-		kills++
-		st := runStatus(t, dir, id).Status
-		finished = st == "success" || st == "failed" || st == "cancelled"
-		if !finished {
+		if over {
+			break
+		}
+		time.Sleep(time.Duration(rng.IntN(21)) * time.Millisecond)
+		if mode == stopThenKillMode {
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatalf("SIGTERM to ork run: %v", err)
+			}
+			time.Sleep(time.Duration(5+rng.IntN(36)) * time.Millisecond)
+			if p.done() {
+				// It finished stopping first: a clean stop, exit 0.
+				if p.err != nil {
+					t.Fatalf("ork run after SIGTERM: %v\n%s", p.err, p.output())
+				}
+				stoppedClean++
+				p = start()
+				continue
+			}
+		}
+		p.kill9(t)
+		killedAt = append(killedAt, time.Now())
+		if !finished() {
 			midRun++
 		}
 		// The scripts of the dead scheduler died with it (parent-death
 		// signal): none may write a line after this marker. (The status
 		// check above leaves them tens of milliseconds to die.)
-		appendLine(t, side, fmt.Sprintf("kill %d", kills))
+		appendLine(t, side, fmt.Sprintf("kill %d", len(killedAt)))
 		p = start()
 	}
+	kills := len(killedAt)
 	killPhase := time.Since(began)
 
-	// The last scheduler finishes the run. (Waiting for it to hold the
-	// lock also means it handles SIGTERM by then: it takes the lock after
-	// it has set up its signal handling.)
-	for !p.waitLockedUnlessRefused(t) {
-		countRefusal(t, p, fmt.Sprintf("ork run #%d", len(scheds)), &refusals)
-		p = start()
-	}
+	// The last scheduler finishes the run.
 	waitFor(t, finishIn, "run "+id+" to end under the last scheduler", func() bool {
 		if p.done() {
 			t.Fatalf("the last ork run exited (%v):\n%s", p.err, p.output())
 		}
-		st := runStatus(t, dir, id).Status
-		return st == "success" || st == "failed" || st == "cancelled"
+		return finished()
 	})
 	p.stop(t)
 
@@ -263,22 +313,24 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 	if r := runStatus(t, dir, id); r.Status != "success" {
 		t.Errorf("run %s: status %q (error %q), want success", id, r.Status, r.Error)
 	}
-	ts := runTasks(t, dir, id)
+	tout, _ := mustRun(t, dir, "tasks", id, "--json")
+	var ts []crashTask
+	decodeJSON(t, "tasks --json", tout, &ts)
 	if len(ts) != tasks {
 		t.Fatalf("run %s has %d tasks, want %d", id, len(ts), tasks)
 	}
-	recorded := make(map[int]jsonTask, tasks)
+	recorded := make(map[int]crashTask, tasks)
+	interruptedN, maxAttempt := 0, 0
+	hist := map[int]int{} // tasks by number of interruptions
 	for _, tk := range ts {
-		if tk.Status != "success" {
-			t.Errorf("task %d: status %q (attempt %d, error %q), want success", tk.TaskIndex, tk.Status, tk.Attempt, tk.Error)
-		}
-		if tk.Attempt < 1 {
-			t.Errorf("task %d: attempt %d recorded, want at least 1", tk.TaskIndex, tk.Attempt)
-		}
 		if _, dup := recorded[tk.TaskIndex]; dup {
 			t.Errorf("task index %d listed twice", tk.TaskIndex)
 		}
 		recorded[tk.TaskIndex] = tk
+		maxAttempt = max(maxAttempt, tk.Attempt)
+		checkCrashAttempts(t, dir, id, tk, killedAt)
+		interruptedN += max(len(tk.Attempts)-1, 0)
+		hist[max(len(tk.Attempts)-1, 0)]++
 	}
 
 	// The side effects, task by task, in file order.
@@ -286,7 +338,7 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 	if markers != kills {
 		t.Errorf("%d kill markers in %s, want %d", markers, side, kills)
 	}
-	ranTwice, maxAttempt := 0, 0
+	ranTwice := 0
 	for i := range tasks {
 		tk, ok := recorded[i]
 		if !ok {
@@ -307,7 +359,6 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 		if len(starts) > 1 {
 			ranTwice++
 		}
-		maxAttempt = max(maxAttempt, tk.Attempt)
 		// Every attempt that started was counted before it started, and
 		// attempts start in the order of their numbers, each once.
 		distinct := make(map[int]bool)
@@ -363,8 +414,96 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 	if out, stderr, code := run(t, dir, "doctor"); code != 0 {
 		t.Errorf("ork doctor: exit %d\n%s%s", code, out, stderr)
 	}
-	t.Logf("%d tasks, %d kills (%d during the run) in %v; %d tasks ran more than once, max attempt %d; %d restarts refused the lock; total %v",
-		tasks, kills, midRun, killPhase.Round(time.Millisecond), ranTwice, maxAttempt, refusals, time.Since(began).Round(time.Millisecond))
+	t.Logf("%d tasks, %d kills (%d during the run), %d clean stops, in %v; %d attempts interrupted (tasks by interruptions: %v), %d tasks ran more than once, max attempt %d; total %v",
+		tasks, kills, midRun, stoppedClean, killPhase.Round(time.Millisecond), interruptedN, hist, ranTwice, maxAttempt, time.Since(began).Round(time.Millisecond))
+}
+
+// crashEnds counts the end lines in the side-effect file p, and the tasks
+// that have one.
+func crashEnds(p string) (ends, tasks int) {
+	data, _ := os.ReadFile(p)
+	seen := make(map[string]bool)
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if idx, ok := bytes.CutSuffix(line, []byte(" end")); ok {
+			ends++
+			if i := bytes.IndexByte(idx, ' '); i > 0 {
+				seen[string(idx[:i])] = true
+			}
+		}
+	}
+	return ends, len(seen)
+}
+
+// checkCrashAttempts checks the attempts on record of one task of the
+// harness (see crashHarness); killedAt are the moments of the kills.
+func checkCrashAttempts(t *testing.T, dir, runID string, tk crashTask, killedAt []time.Time) {
+	t.Helper()
+	if tk.Status != "success" {
+		t.Errorf("task %d: status %q (attempt %d, error %q), want success", tk.TaskIndex, tk.Status, tk.Attempt, tk.Error)
+		return
+	}
+	n := len(tk.Attempts)
+	if n == 0 || n != tk.Attempt {
+		t.Errorf("task %d: attempt %d with %d attempts on record, want one record per attempt", tk.TaskIndex, tk.Attempt, n)
+		return
+	}
+	if n >= 4 {
+		var b strings.Builder
+		for _, a := range tk.Attempts {
+			st := "-"
+			if a.StartedAt != nil {
+				st = a.StartedAt.Format("05.000")
+			}
+			fmt.Fprintf(&b, " [%d %s start %s end %s]", a.Attempt, a.Status, st, a.FinishedAt.Format("05.000"))
+		}
+		var ks []string
+		for _, k := range killedAt {
+			ks = append(ks, k.Format("05.000"))
+		}
+		t.Logf("task %d: %d attempts:%s; kills at %v", tk.TaskIndex, n, b.String(), ks)
+	}
+	lastKill := -1 // the kill blamed for the previous interrupted attempt
+	var prevEnd *time.Time
+	for i, a := range tk.Attempts {
+		if a.Attempt != i+1 {
+			t.Errorf("task %d: attempt record %d is attempt %d", tk.TaskIndex, i, a.Attempt)
+		}
+		if i == n-1 {
+			if a.Status != "success" {
+				t.Errorf("task %d: last attempt %+v, want success", tk.TaskIndex, a)
+			}
+			break
+		}
+		if a.Status != "interrupted" || !strings.HasPrefix(a.Error, "scheduler died") || a.FinishedAt == nil {
+			t.Errorf("task %d: attempt %+v, want interrupted: scheduler died", tk.TaskIndex, a)
+			continue
+		}
+		// It began: its log was created before its process started.
+		logPath := filepath.Join(dir, ".ork", "logs", runID, fmt.Sprintf("side.sh.%d.%d.log", tk.TaskIndex, a.Attempt))
+		if _, err := os.Stat(logPath); err != nil {
+			t.Errorf("task %d: attempt %d recorded interrupted, but it never began (%v): a task dispatched ahead was charged an attempt", tk.TaskIndex, a.Attempt, err)
+		}
+		// The kill that interrupted it: the last before its end was
+		// recorded (by the next scheduler's recovery).
+		k := -1
+		for j, at := range killedAt {
+			if at.Before(*a.FinishedAt) {
+				k = j
+			}
+		}
+		switch {
+		case k < 0:
+			t.Errorf("task %d: attempt %d recorded interrupted at %s, before any kill", tk.TaskIndex, a.Attempt, a.FinishedAt.Format(time.RFC3339Nano))
+		case k <= lastKill:
+			t.Errorf("task %d: attempts interrupted twice by kill %d: more attempts than kills that fell while it ran", tk.TaskIndex, k+1)
+		case a.StartedAt != nil && !a.StartedAt.Before(killedAt[k]):
+			t.Errorf("task %d: attempt %d started at %s, after kill %d that it is blamed on", tk.TaskIndex, a.Attempt, a.StartedAt.Format(time.RFC3339Nano), k+1)
+		case prevEnd != nil && !prevEnd.Before(killedAt[k]):
+			t.Errorf("task %d: attempt %d blamed on kill %d, which fell before its previous attempt ended", tk.TaskIndex, a.Attempt, k+1)
+		}
+		lastKill = max(lastKill, k)
+		prevEnd = a.FinishedAt
+	}
 }
 
 // appendLine appends line to file p, in one write.
@@ -462,10 +601,12 @@ func checkCrashDir(t *testing.T, dir string) {
 }
 
 // TestCrashNoOrphansAfterKill kills the scheduler while a task's script
-// waits for a child (sleep 30). The parent-death signal kills the script;
-// the sleep survives, reparented. The next scheduler must kill it at
-// start-up (Sweep) before it retries the task, so that the task's first
-// attempt does not go on beside the second.
+// waits for a child (sleep 30) and has started another in a session of its
+// own (setsid sleep 30). The parent-death signal kills the script; the
+// sleeps survive, reparented. The next scheduler must kill both at
+// start-up (Sweep: they carry the id of a task recorded as unfinished)
+// before it retries the task, so that the task's first attempt does not go
+// on beside the second.
 func TestCrashNoOrphansAfterKill(t *testing.T) {
 	t.Parallel()
 	dir := newProject(t)
@@ -476,6 +617,8 @@ func TestCrashNoOrphansAfterKill(t *testing.T) {
 	writeScript(t, dir, "orphan.sh", fmt.Sprintf(`#!/bin/sh
 echo $$ > %[1]s/script.$ORK_ATTEMPT.pid
 if [ "$ORK_ATTEMPT" = 1 ]; then
+	setsid sleep 30 &
+	echo $! > %[1]s/setsid.pid
 	sleep 30
 fi
 echo "attempt $ORK_ATTEMPT done"
@@ -511,8 +654,7 @@ echo "attempt $ORK_ATTEMPT done"
 	}
 
 	began := time.Now()
-	refusals := 0
-	second := startAfterCrash(t, dir, &refusals)
+	second := startAfterCrash(t, dir)
 	deadline := began.Add(5 * time.Second)
 	for !crashProcGone(sleep) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -520,6 +662,14 @@ echo "attempt $ORK_ATTEMPT done"
 	if !crashProcGone(sleep) {
 		t.Errorf("the sleep %d left by the killed scheduler still runs 5s after a new `ork run` started: it does not sweep leftovers at start-up\nork run:\n%s",
 			sleep, second.output())
+	}
+	if detached := crashReadPid(filepath.Join(pids, "setsid.pid")); detached == 0 {
+		t.Errorf("the script wrote no pid for its setsid child")
+	} else {
+		t.Cleanup(func() { syscall.Kill(detached, syscall.SIGKILL) })
+		if !crashProcGone(detached) {
+			t.Errorf("the setsid sleep %d left by the killed scheduler still runs after the new `ork run` swept", detached)
+		}
 	}
 
 	waitFor(t, 20*time.Second, "run "+id+" to end", func() bool {

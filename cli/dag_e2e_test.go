@@ -775,21 +775,23 @@ func TestDAGTasksListing(t *testing.T) {
 	sched.stopWith(t, syscall.SIGINT, 10*time.Second)
 }
 
-// TestDAGLargeUpstreamOutput checks that an output under the 1 MiB limit
-// reaches the downstream task. It fails today: ORK_UPSTREAM is one
-// environment variable, and Linux refuses to start a process with a
-// variable over 128 KiB (MAX_ARG_STRLEN), so the downstream task fails with
-// "argument list too long". Set ORK_TEST_LARGE_UPSTREAM=1 to run it.
+// TestDAGLargeUpstreamOutput checks what README promises of outputs up to
+// 1 MiB: an upstream output over what an environment variable can hold
+// (Linux: 128 KiB) reaches the downstream task through ORK_UPSTREAM_FILE,
+// and ORK_UPSTREAM is then empty (it holds the JSON up to 64 KiB only)
+// rather than making the start fail.
 func TestDAGLargeUpstreamOutput(t *testing.T) {
-	// An upstream output over what an environment variable can hold (Linux:
-	// 128 KiB) reaches the downstream task through ORK_UPSTREAM_FILE, and
-	// ORK_UPSTREAM is then empty rather than making the start fail.
 	t.Parallel()
 	dir := newDAGProject(t,
 		map[string]string{"large": `{"name": "large", "tasks": {
 			"big":  {"job_name": "big.sh"},
-			"down": {"job_name": "down.sh", "depends_on": ["big"]}}}`},
+			"down": {"job_name": "down.sh", "depends_on": ["big"]},
+			"small": {"job_name": "small.sh"},
+			"down2": {"job_name": "same.sh", "depends_on": ["small"]}}}`},
 		map[string]string{
+			// A small output: in ORK_UPSTREAM and in ORK_UPSTREAM_FILE alike.
+			"small.sh": "#!/bin/sh\necho '{\"a\": 1}' > \"$ORK_OUTPUT\"\n",
+			"same.sh":  "#!/bin/sh\nif [ -n \"$ORK_UPSTREAM\" ] && [ \"$ORK_UPSTREAM\" = \"$(cat \"$ORK_UPSTREAM_FILE\")\" ]; then echo '{\"same\": true}'; else echo '{\"same\": false}'; fi > \"$ORK_OUTPUT\"\n",
 			// 200,000 bytes: well under 1 MiB.
 			"big.sh":  "#!/bin/sh\n{ printf '{\"a\":\"'; head -c 199992 /dev/zero | tr '\\0' x; printf '\"}'; } > \"$ORK_OUTPUT\"\n",
 			"down.sh": "#!/bin/sh\necho \"{\\\"env\\\": ${#ORK_UPSTREAM}, \\\"file\\\": $(wc -c < \"$ORK_UPSTREAM_FILE\")}\" > \"$ORK_OUTPUT\"\n",
@@ -799,4 +801,6 @@ func TestDAGLargeUpstreamOutput(t *testing.T) {
 	wantTask(t, by, "big[0]", "success", "")
 	down := wantTask(t, by, "down[0]", "success", "")
 	sameJSON(t, "down output", down.Output, `{"env": 0, "file": 200008}`)
+	down2 := wantTask(t, by, "down2[0]", "success", "")
+	sameJSON(t, "down2 output", down2.Output, `{"same": true}`)
 }

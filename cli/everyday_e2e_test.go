@@ -277,7 +277,7 @@ func TestEverydayCommandLine(t *testing.T) {
 		{[]string{"--bogus", "status"}, "unknown flag --bogus"},
 		{[]string{"create-workflow", "-n", "x", "-j", "hello.sh", "--timeout", "30"}, "write a duration with its unit, like 5s"},
 		{[]string{"run", "--poll-interval", "5"}, "write a duration with its unit, like 5s"},
-		{[]string{"run", "--max-tasks-per-batch", "-1"}, "--max-tasks-per-batch (ORK_MAX_TASKS_PER_BATCH) is -1: must be 0 (the default) or more"},
+		{[]string{"run", "--max-tasks-per-batch", "-1"}, "--max-tasks-per-batch (ORK_MAX_TASKS_PER_BATCH) is -1: must be 1 or more"},
 		{[]string{"completion", "tcsh"}, `no completion for shell "tcsh"`},
 		{[]string{"create-workflow", "-n", "x"}, "missing required flag --job-name (see `ork create-workflow --help`)"},
 		{[]string{"create-workflow"}, "missing required flag --name and --job-name"},

@@ -114,11 +114,37 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 		sctx, stopLocal = context.WithCancel(context.WithoutCancel(ctx))
 		go func(s *sched.Scheduler, done chan error) { done <- s.Run(sctx) }(local, localErr)
 	}
-	endLocal := func() {
+	// haltLocal: the in-process scheduler stops what it runs and puts it
+	// back in the queue (an interrupt: the user asked).
+	haltLocal := func() {
 		if local != nil {
 			stopLocal()
 			<-localErr
 			local = nil
+		}
+	}
+	// endLocal: the in-process scheduler ends without stopping anything —
+	// it may run the tasks of other runs, whose own `ork trigger --wait`
+	// waits on it: it starts nothing more and waits for what runs to end,
+	// so that no task runs twice because this process ended. The next
+	// scheduler goes on with the rest.
+	endLocal := func() {
+		if local == nil {
+			return
+		}
+		local.Drain()
+		select {
+		case <-localErr:
+			local = nil
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		fmt.Fprintln(errw, "waiting for tasks of other runs that this process started to end (interrupt to stop them; `ork run` goes on with the rest)")
+		select {
+		case <-localErr:
+			local = nil
+		case <-ctx.Done():
+			haltLocal()
 		}
 	}
 	defer endLocal()
@@ -144,7 +170,7 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 				fmt.Fprint(errw, "\r\033[K")
 			}
 			if local != nil {
-				endLocal() // stops the tasks and puts them back in the queue
+				haltLocal() // stops the tasks and puts them back in the queue
 				return &exitError{code: 130, msg: "interrupted: run " + r.ID + " is stopped, its unfinished tasks back in the queue; `ork run` resumes it"}
 			}
 			return &exitError{code: 130, msg: "interrupted; run " + r.ID + " goes on under the running scheduler (`ork status " + r.ID + "`)"}
@@ -180,7 +206,7 @@ func waitRun(c *cli.Context, db *filedb.DB, r *model.Run, start func(context.Con
 	if tty && lastShown != "" {
 		fmt.Fprint(errw, "\r\033[K")
 	}
-	endLocal()
+	// The in-process scheduler ends (endLocal, deferred) after the summary.
 	summary := fmt.Sprintf("%d tasks", total)
 	if final.Status != model.RunSuccess || (r.Workflow != nil && r.Workflow.IsDAG()) {
 		// Say how the tasks ended (skipped ones too); a big flat run that

@@ -77,16 +77,11 @@ func cmdDoctor(c *cli.Context) error {
 // newScheduler makes the scheduler of `ork run` (and `ork serve`) on db,
 // configured by the flags of runFlags.
 func newScheduler(c *cli.Context, db *filedb.DB, log *slog.Logger) (*sched.Scheduler, error) {
-	cfg := sched.Config{
-		PollInterval:              c.Duration("poll-interval"),
-		MaxTasksPerBatch:          c.Int("max-tasks-per-batch"),
-		MaxConcurrentDispatches:   c.Int("max-concurrent-dispatches"),
-		MaxConcurrentStatusChecks: c.Int("max-concurrent-status-checks"),
-		MaxRunningTasks:           c.Int("max-running-tasks"),
-		ShutdownGrace:             c.Duration("shutdown-grace"),
-		CrashRetries:              c.Int("crash-retries"),
-		Logger:                    log,
+	cfg, err := schedConfig(c, func(msg string) { log.Warn(msg) })
+	if err != nil {
+		return nil, err
 	}
+	cfg.Logger = log
 	if err := checkSchedConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -98,6 +93,7 @@ func newScheduler(c *cli.Context, db *filedb.DB, log *slog.Logger) (*sched.Sched
 	if err != nil {
 		return nil, fmt.Errorf("--max-log-size: %w", err)
 	}
+	log.Info("task logs", "max-log-size", c.String("max-log-size"))
 	if maxLog == 0 {
 		maxLog = -1 // no bound
 	}
@@ -109,6 +105,5 @@ func newScheduler(c *cli.Context, db *filedb.DB, log *slog.Logger) (*sched.Sched
 	if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
 		return nil, err
 	}
-	s := sched.New(db, mgr, cfg)
-	return s, nil
+	return sched.New(db, mgr, cfg), nil
 }

@@ -117,6 +117,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("PendingTasks", s.testPendingTasks)
 		t.Run("ActiveTasks", s.testActiveTasks)
 		t.Run("RetryAt", s.testRetryAt)
+		t.Run("WithdrawUnstarted", s.testWithdrawUnstarted)
 		t.Run("UpdateTasksRules", s.testUpdateTasksRules)
 		t.Run("UpdateTasksSameTaskTwice", s.testUpdateTasksSameTaskTwice)
 		t.Run("BatchVisibleOnReturn", s.testBatchVisibleOnReturn)

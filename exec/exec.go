@@ -125,15 +125,25 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 
 // Sweeper is implemented by executors that can find work a dead scheduler
 // left behind on this machine and stop it: a scheduler calls Sweep once at
-// start-up, before it retries the tasks that were running, so that no task
-// ever runs twice at the same time.
+// start-up with the tasks recorded as unfinished (dispatched or running),
+// before it retries them, so that no task ever runs twice at the same
+// time. Sweep stops what belongs to those tasks, and nothing else.
 type Sweeper interface {
-	Sweep(ctx context.Context) (stopped int, err error)
+	Sweep(ctx context.Context, unfinished []model.TaskWithWorkflow) (stopped int, err error)
+}
+
+// StartProber is implemented by executors that can tell whether an attempt
+// they do not know (Check said known=false) ever began to start. An
+// attempt that did not is withdrawn by the scheduler rather than counted:
+// its task goes back to the queue with its attempt number unchanged.
+// When in doubt, Began must say true.
+type StartProber interface {
+	Began(ctx context.Context, t model.TaskWithWorkflow) (bool, error)
 }
 
 // Sweep calls Sweep on every registered executor that is a Sweeper and
 // returns how many leftovers they stopped in all.
-func (m *Manager) Sweep(ctx context.Context) (int, error) {
+func (m *Manager) Sweep(ctx context.Context, unfinished []model.TaskWithWorkflow) (int, error) {
 	m.mu.RLock()
 	es := make([]Executor, 0, len(m.executors))
 	for _, e := range m.executors {
@@ -144,7 +154,7 @@ func (m *Manager) Sweep(ctx context.Context) (int, error) {
 	var first error
 	for _, e := range es {
 		if sw, ok := e.(Sweeper); ok {
-			n, err := sw.Sweep(ctx)
+			n, err := sw.Sweep(ctx, unfinished)
 			total += n
 			if err != nil && first == nil {
 				first = err

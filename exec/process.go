@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,20 +126,33 @@ type ProcessConfig struct {
 // left out). An attempt that did not start gets no update: Execute returns
 // the error.
 //
-// # Process groups and orphans
+// # A task's processes end with the task
 //
-// Each script is the leader of a new process group, so Shutdown can signal
-// the script and everything it started at once. On Linux the script also
-// gets SIGKILL when the scheduler dies (the parent-death signal), so a
-// restarted scheduler finds no script of its predecessor still running.
-// The parent-death signal reaches the script only, not processes it has
-// started; those are reached by Shutdown through the process group while
-// the scheduler lives, and by Sweep once it has died: a new scheduler calls
-// Sweep at start-up, and it kills every process left that carries this
-// executor's ORK_LOG_DIR. (Linux
-// sends it when the thread that started the process exits; Go ends threads
-// only for goroutines that exit while locked with runtime.LockOSThread,
-// which ork does not do.)
+// Each script is the leader of a new process group. The rule: every
+// process a task started ends when the task ends, however it ends.
+//
+//   - When the script exits (success or not), what is left of its process
+//     group (a command run in the background, `sleep 120 &`) gets SIGKILL at
+//     once, before the process is reaped, so the group id cannot have been
+//     reused. Processes that left the group (`setsid`, a daemon) but still
+//     carry the attempt's environment (ORK_LOG_DIR, ORK_TASK_ID,
+//     ORK_ATTEMPT) are found in /proc and get SIGKILL within a moment (one
+//     scan of /proc serves every attempt that ended meanwhile, at most one
+//     scan per endScanInterval).
+//   - A timeout or a cancel (Stop), and Shutdown, signal the whole group:
+//     SIGTERM, then SIGKILL after the kill grace; then the script's exit
+//     applies the rule above.
+//   - When the scheduler dies, the kernel kills the script (the
+//     parent-death signal; Linux sends it when the thread that started the
+//     process exits, and Go ends threads only for goroutines that exit while
+//     locked with runtime.LockOSThread, which ork does not do). What the
+//     script started is killed by the next scheduler at start-up: Sweep
+//     kills the processes that carry this executor's ORK_LOG_DIR and the
+//     id of a task recorded as unfinished, and nothing else.
+//
+// A process that removed these variables from its environment (env -i) is
+// not found by its environment; in the script's process group it is still
+// killed.
 //
 // On Linux, a process is watched through a pidfd in the runtime's poller, so
 // a running process costs one parked goroutine and no OS thread; the exit is
@@ -175,6 +189,15 @@ type ProcessExecutor struct {
 	sweeping sync.RWMutex
 	procs    sync.WaitGroup // registered processes that have not exited
 	waiters  sync.WaitGroup // wait goroutines
+
+	// ended holds the attempts whose script has exited: processes of theirs
+	// that left the process group are looked for by endScan.
+	endMu    sync.Mutex
+	ended    map[attemptKey]bool
+	endWake  chan struct{}
+	endDone  chan struct{} // closed when endScan has returned (or never started)
+	endOnce  sync.Once     // starts endScan
+	endScans atomic.Int64  // scans of /proc made for ended attempts
 
 	stopping chan struct{} // closed when Shutdown begins
 	done     chan struct{} // closed when Shutdown stops sending updates
@@ -216,6 +239,9 @@ func NewProcessExecutor(cfg ProcessConfig) *ProcessExecutor {
 		dirs:      make(map[string]struct{}),
 		byName:    make(map[string]*attempt),
 		byTask:    make(map[attemptKey]*attempt),
+		ended:     make(map[attemptKey]bool),
+		endWake:   make(chan struct{}, 1),
+		endDone:   make(chan struct{}),
 		stopping:  make(chan struct{}),
 		done:      make(chan struct{}),
 		finished:  make(chan struct{}),
@@ -819,19 +845,95 @@ func (e *ProcessExecutor) wait(a *attempt) {
 	e.send(u)
 }
 
-// exited forgets attempt a, whose process has ended. zombie tells that the
-// process is not reaped yet, so its process group id cannot have been
-// reused: during Shutdown, what is left of the group is killed then.
+// exited forgets attempt a, whose process has ended, and kills what its
+// script left running: the task's processes end with the task. zombie
+// tells that the process is not reaped yet, so its process group id cannot
+// have been reused: what is left of the group is killed then. (Without a
+// way to wait before reaping, the group is not signalled: its id may be
+// another's by now.) Processes that left the group are left to endScan.
 func (e *ProcessExecutor) exited(a *attempt, zombie bool) {
 	e.mu.Lock()
 	delete(e.byName, a.name)
 	delete(e.byTask, a.key)
-	if zombie && e.closing {
+	if zombie {
 		_ = signalGroup(a.cmd.Process, syscall.SIGKILL)
 	}
 	e.mu.Unlock()
+	e.endMu.Lock()
+	e.ended[a.key] = true
+	e.endMu.Unlock()
+	e.endOnce.Do(func() { go e.endScan() })
+	select {
+	case e.endWake <- struct{}{}:
+	default:
+	}
 	e.procs.Done()
 }
+
+// endScanInterval is the least time between two scans of /proc for the
+// processes of ended attempts that left their process group.
+const endScanInterval = 50 * time.Millisecond
+
+// endScan kills, for every attempt whose script has exited, the processes
+// that still carry its environment (those that left its process group:
+// setsid, daemons). One scan of /proc serves every attempt that ended
+// since the last, so its cost does not grow with the rate of task ends.
+// It returns once Shutdown is done, after a last scan.
+func (e *ProcessExecutor) endScan() {
+	defer close(e.endDone)
+	last := time.Time{}
+	for {
+		final := false
+		select {
+		case <-e.endWake:
+		case <-e.finished:
+			final = true
+		}
+		if !final {
+			if wait := endScanInterval - time.Since(last); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-e.finished:
+				}
+			}
+		}
+		e.endMu.Lock()
+		keys := e.ended
+		e.ended = make(map[attemptKey]bool)
+		e.endMu.Unlock()
+		if len(keys) > 0 {
+			killAttempts(e.logKey, keys)
+			e.endScans.Add(1)
+			last = time.Now()
+		}
+		if final {
+			return
+		}
+	}
+}
+
+// Began reports whether attempt t.Task.Attempt ever began to start: its log
+// file, which is created before the process starts, exists. An attempt
+// without one never ran a process (see StartProber).
+func (e *ProcessExecutor) Began(ctx context.Context, t model.TaskWithWorkflow) (bool, error) {
+	if t.Task == nil {
+		return true, errors.New("exec: Began needs a task")
+	}
+	p, err := LogPath(e.logDir, t.Task.RunID, t.Task.Name, t.Task.TaskIndex, t.Task.Attempt)
+	if err != nil {
+		return true, err
+	}
+	_, err = os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+var _ StartProber = (*ProcessExecutor)(nil)
 
 // sendRunning sends a running update. Once Shutdown has begun it gives up
 // when the channel is full: the terminal update that follows says more.
@@ -940,6 +1042,9 @@ func (e *ProcessExecutor) Shutdown(ctx context.Context) error {
 		e.devNull.Close()
 	}
 	close(e.finished)
+	// The last scan for the attempts that ended.
+	e.endOnce.Do(func() { close(e.endDone) })
+	<-e.endDone
 	return nil
 }
 

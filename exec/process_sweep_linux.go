@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ork-run/ork/model"
 )
 
 // sweepWait bounds how long Sweep looks for leftovers, and then how long it
@@ -18,21 +20,24 @@ import (
 const sweepWait = 2 * time.Second
 
 // Sweep kills the processes a dead scheduler's tasks left behind on this
-// machine, and returns how many it killed.
+// machine, and returns how many it killed. unfinished are the tasks
+// recorded as dispatched or running: only their processes are killed.
 //
 // The parent-death signal kills a task's script when its scheduler dies,
 // but not what the script started: a command run in the background, or the
 // one a shell script waits for. Those outlive it, reparented to init, and
 // may go on working while a new scheduler retries their task. Every task
-// process carries ORK_LOG_DIR, and its children inherit it; Sweep reads the
-// environment of every process in /proc and sends SIGKILL to each whose
-// environment has the entry ORK_LOG_DIR=<this executor's log directory>,
-// exactly. It leaves alone the calling process, the processes this executor
+// process carries ORK_LOG_DIR and ORK_TASK_ID, and its children inherit
+// them; Sweep reads the environment of every process in /proc and sends
+// SIGKILL to each whose environment has the entry ORK_LOG_DIR=<this
+// executor's log directory>, exactly, and the ORK_TASK_ID of an unfinished
+// task. It leaves alone the calling process, the processes this executor
 // runs itself (its scripts and their process groups), processes it may not
-// read (those of other users), and those of other projects, whose log
-// directory differs. /proc shows the environment a process was started
-// with: a process started with ORK_LOG_DIR removed from its environment
-// (env -u, env -i) is not found.
+// read (those of other users), those of other projects, whose log
+// directory differs, and those of tasks that ended (a task's processes end
+// with it: see ProcessExecutor). /proc shows the environment a process was
+// started with: a process started with these variables removed from its
+// environment (env -u, env -i) is not found.
 //
 // A process may fork while it is being killed, so Sweep looks again until
 // a pass finds nothing new (within sweepWait), then waits up to sweepWait
@@ -46,21 +51,34 @@ const sweepWait = 2 * time.Second
 // A scheduler calls Sweep once at start-up, before it retries the tasks
 // that were running, so that no task ever runs twice at the same time.
 // Without /proc, Sweep does nothing and returns 0.
-func (e *ProcessExecutor) Sweep(ctx context.Context) (int, error) {
-	if e.logKey == "" {
+func (e *ProcessExecutor) Sweep(ctx context.Context, unfinished []model.TaskWithWorkflow) (int, error) {
+	if e.logKey == "" || len(unfinished) == 0 {
 		return 0, nil
 	}
 	if _, err := os.Stat("/proc/self/environ"); err != nil {
 		return 0, nil // no procfs: nothing can be found
 	}
 	entry := []byte("ORK_LOG_DIR=" + e.logKey)
+	ids := make(map[string]bool, len(unfinished))
+	for _, t := range unfinished {
+		if t.Task != nil {
+			ids[t.Task.ID] = true
+		}
+	}
+	match := func(env []byte) bool {
+		if !bytes.Contains(env, entry) {
+			return false
+		}
+		k, ok := envAttempt(env, entry)
+		return ok && ids[k.taskID]
+	}
 	killed := make(map[int]bool)
 	deadline := time.Now().Add(sweepWait)
 	for {
 		if err := ctx.Err(); err != nil {
 			return len(killed), err
 		}
-		n, err := e.sweepOnce(entry, killed)
+		n, err := e.sweepOnce(match, killed)
 		if err != nil {
 			return len(killed), err
 		}
@@ -99,9 +117,9 @@ func (e *ProcessExecutor) Sweep(ctx context.Context) (int, error) {
 }
 
 // sweepOnce makes one pass over /proc, killing every process whose
-// environment holds entry and that is not in killed yet, and adds them to
+// environment match accepts and that is not in killed yet, and adds them to
 // killed. It returns how many it added.
-func (e *ProcessExecutor) sweepOnce(entry []byte, killed map[int]bool) (int, error) {
+func (e *ProcessExecutor) sweepOnce(match func(env []byte) bool, killed map[int]bool) (int, error) {
 	// No process of ours starts during the pass (see start).
 	e.sweeping.Lock()
 	defer e.sweeping.Unlock()
@@ -128,37 +146,20 @@ func (e *ProcessExecutor) sweepOnce(entry []byte, killed map[int]bool) (int, err
 		if err != nil || pid <= 0 || pid == self || ours[pid] || killed[pid] {
 			continue
 		}
-		if !hasEnvEntry(pid, entry) {
+		env, err := os.ReadFile("/proc/" + name + "/environ")
+		if err != nil || !match(env) {
 			continue
 		}
 		state, pgid, ok := procStat(pid)
 		if !ok || state == 'Z' || state == 'X' || ours[pgid] {
 			continue
 		}
-		if killLeftover(pid, entry) {
+		if killIf(pid, match) {
 			killed[pid] = true
 			added++
 		}
 	}
 	return added, nil
-}
-
-// hasEnvEntry reports whether the environment of process pid, as
-// /proc/<pid>/environ shows it, has entry as one whole entry. An
-// environment that cannot be read has none.
-func hasEnvEntry(pid int, entry []byte) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil || !bytes.Contains(data, entry) {
-		return false
-	}
-	for len(data) > 0 {
-		var kv []byte
-		kv, data, _ = bytes.Cut(data, []byte{0})
-		if bytes.Equal(kv, entry) {
-			return true
-		}
-	}
-	return false
 }
 
 // procStat returns the state and the process group of process pid, from
@@ -192,12 +193,12 @@ func procGone(pid int) bool {
 	return !ok || state == 'Z' || state == 'X'
 }
 
-// killLeftover sends SIGKILL to process pid if its environment still has
-// entry, and reports whether it did. The process is held by a pidfd while
-// its environment is checked again: if pid was reused since the first
+// killIf sends SIGKILL to process pid if match still accepts its
+// environment, and reports whether it did. The process is held by a pidfd
+// while its environment is read again: if pid was reused since the first
 // look, the pidfd names the process that held it then, and the signal goes
 // nowhere.
-func killLeftover(pid int, entry []byte) bool {
+func killIf(pid int, match func(env []byte) bool) bool {
 	fd, _, errno := syscall.Syscall(pidfdOpenTrap(), uintptr(pid), 0, 0)
 	if errno == syscall.ESRCH {
 		return false // gone already
@@ -208,7 +209,8 @@ func killLeftover(pid int, entry []byte) bool {
 		return syscall.Kill(pid, syscall.SIGKILL) == nil
 	}
 	defer syscall.Close(int(fd))
-	if !hasEnvEntry(pid, entry) {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil || !match(env) {
 		return false
 	}
 	_, _, errno = syscall.Syscall6(pidfdSendSignalTrap(), fd, uintptr(syscall.SIGKILL), 0, 0, 0, 0)

@@ -36,50 +36,60 @@ func startOrphaner(t *testing.T, e *ProcessExecutor, pidFile, id string) (script
 	return script, child
 }
 
+// leftover starts `sleep 300` as a process a dead scheduler's task left
+// behind: with the task's environment, outside any process group of ours.
+// It is killed when the test ends, whatever happens.
+func leftover(t *testing.T, logKey, taskID string) int {
+	t.Helper()
+	cmd := osexec.Command("sleep", "300")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ORK_LOG_DIR=" + logKey, "ORK_TASK_ID=" + taskID, "ORK_ATTEMPT=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
 // TestSweepKillsOrphans is the crash Sweep is for: a scheduler died, the
 // parent-death signal killed its script, and the script's child lives on.
 // A new executor over the same log directory (named another way, through a
-// symbolic link) finds the child and kills it.
+// symbolic link) finds the child of the task recorded as unfinished and
+// kills it; a leftover of a task not recorded as unfinished is not its
+// business.
 func TestSweepKillsOrphans(t *testing.T) {
 	root := t.TempDir()
 	scripts := filepath.Join(root, "scripts")
-	writeFile(t, filepath.Join(scripts, "orphaner.sh"), "#!/bin/sh\n"+orphanScript+"\n", 0o755)
+	if err := os.MkdirAll(filepath.Join(root, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink(root, filepath.Join(root, "link")); err != nil {
 		t.Fatal(err)
 	}
-
-	// The dead scheduler's executor.
-	updates := make(chan StatusUpdate, 16)
-	dead := NewProcessExecutor(ProcessConfig{ScriptDir: scripts, LogDir: filepath.Join(root, "logs"), Updates: updates, KillGrace: -1})
-	t.Cleanup(func() { dead.Shutdown(context.Background()) })
-	script, child := startOrphaner(t, dead, filepath.Join(root, "child.pid"), "orphaned-task")
-
-	// The parent-death signal, as it would be: the script alone dies.
-	if err := syscall.Kill(script, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, script, 5*time.Second)
-	time.Sleep(50 * time.Millisecond)
-	if gone(child) {
-		t.Fatalf("the child %d died with its script: nothing is left to sweep", child)
-	}
+	logKey := resolveDir(filepath.Join(root, "logs"))
+	child := leftover(t, logKey, "orphaned-task")
+	child2 := leftover(t, logKey, "ended-task")
 
 	e := NewProcessExecutor(ProcessConfig{ScriptDir: scripts, LogDir: filepath.Join(root, "link", "logs"), Updates: make(chan StatusUpdate, 1)})
+	unfinished := []model.TaskWithWorkflow{newTask("orphaner.sh", "orphaned-task", 0)}
 	start := time.Now()
-	n, err := e.Sweep(context.Background())
+	n, err := e.Sweep(context.Background(), unfinished)
 	if err != nil {
 		t.Fatalf("Sweep: %v", err)
 	}
-	if n < 1 {
-		t.Errorf("Sweep = %d, want at least 1 (the orphaned child %d)", n, child)
+	if n != 1 {
+		t.Errorf("Sweep = %d, want 1 (the orphaned child %d)", n, child)
 	}
 	if !gone(child) {
 		t.Errorf("the orphaned child %d still runs after Sweep returned", child)
 	}
+	if gone(child2) {
+		t.Errorf("the child %d of a task not recorded as unfinished was killed", child2)
+	}
 	t.Logf("Sweep killed %d process(es) in %v", n, time.Since(start))
 
 	// A second sweep finds nothing.
-	if n, err := e.Sweep(context.Background()); n != 0 || err != nil {
+	if n, err := e.Sweep(context.Background(), unfinished); n != 0 || err != nil {
 		t.Errorf("second Sweep = %d, %v; want 0, nil", n, err)
 	}
 }
@@ -105,7 +115,7 @@ func TestSweepSparesOthers(t *testing.T) {
 		"ORK_LOG_DIR=",
 	} {
 		cmd := osexec.Command("sleep", "300")
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), env}
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), env, "ORK_TASK_ID=own-task", "ORK_ATTEMPT=1"}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +126,7 @@ func TestSweepSparesOthers(t *testing.T) {
 	script, child := startOrphaner(t, f.e, filepath.Join(t.TempDir(), "child.pid"), "own-task")
 	pids = append(pids, script, child)
 
-	n, err := f.e.Sweep(context.Background())
+	n, err := f.e.Sweep(context.Background(), []model.TaskWithWorkflow{newTask("orphaner.sh", "own-task", 0)})
 	if n != 0 || err != nil {
 		t.Errorf("Sweep = %d, %v; want 0, nil", n, err)
 	}
@@ -131,11 +141,12 @@ func TestSweepSparesOthers(t *testing.T) {
 // executor without a log directory.
 func TestSweepNothingToDo(t *testing.T) {
 	f := newFixture(t, nil)
-	if n, err := f.e.Sweep(context.Background()); n != 0 || err != nil {
+	unfinished := []model.TaskWithWorkflow{newTask("ok.sh", "some-task", 0)}
+	if n, err := f.e.Sweep(context.Background(), unfinished); n != 0 || err != nil {
 		t.Errorf("Sweep = %d, %v; want 0, nil", n, err)
 	}
 	e := NewProcessExecutor(ProcessConfig{ScriptDir: f.scripts, Updates: make(chan StatusUpdate, 1)})
-	if n, err := e.Sweep(context.Background()); n != 0 || err != nil {
+	if n, err := e.Sweep(context.Background(), unfinished); n != 0 || err != nil {
 		t.Errorf("Sweep without a log directory = %d, %v; want 0, nil", n, err)
 	}
 }
@@ -149,7 +160,7 @@ func TestSweepAfterRunsEnded(t *testing.T) {
 	if final.Status != model.TaskSuccess {
 		t.Fatalf("final %+v", final)
 	}
-	if n, err := f.e.Sweep(context.Background()); n != 0 || err != nil {
+	if n, err := f.e.Sweep(context.Background(), []model.TaskWithWorkflow{newTask("ok.sh", "done-task", 0)}); n != 0 || err != nil {
 		t.Errorf("Sweep = %d, %v; want 0, nil", n, err)
 	}
 }

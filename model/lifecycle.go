@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -45,12 +46,48 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 // ended.
 type Attempt struct {
 	Attempt    int        `json:"attempt"`
-	Status     TaskStatus `json:"status"` // how the attempt ended: success, failed, cancelled, or pending (interrupted, to be retried)
+	Status     TaskStatus `json:"status"` // how the attempt ended: success, failed, cancelled, or interrupted (to be run again)
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	ExitCode   *int       `json:"exit_code,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	Log        string     `json:"log,omitempty"`
+}
+
+// AttemptInterrupted is how an attempt ends that was cut short by its
+// scheduler: one that died (a crash, kill -9) or stopped (SIGTERM, after
+// the shutdown grace). The task goes back to the queue; an interrupted
+// attempt does not count against the task's retries. It is an attempt's
+// status only, never a task's.
+const AttemptInterrupted TaskStatus = "interrupted"
+
+// SchedulerDied begins the error of an attempt interrupted because its
+// scheduler died (not because it stopped): Task.Interruptions counts these.
+const SchedulerDied = "scheduler died"
+
+// Interruptions counts the attempts of t that were cut short because their
+// scheduler died (see SchedulerDied). A scheduler bounds them, so that a
+// task that keeps killing its scheduler ends failed.
+func (t *Task) Interruptions() int {
+	n := 0
+	for _, a := range t.Attempts {
+		if a.Status == AttemptInterrupted && strings.HasPrefix(a.Error, SchedulerDied) {
+			n++
+		}
+	}
+	return n
+}
+
+// Failures counts the attempts of t that failed: those the task's retries
+// bound (interrupted attempts do not count).
+func (t *Task) Failures() int {
+	n := 0
+	for _, a := range t.Attempts {
+		if a.Status == TaskFailed {
+			n++
+		}
+	}
+	return n
 }
 
 // MaxRetryBackoff caps the wait between retries.

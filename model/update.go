@@ -28,6 +28,12 @@ type TaskUpdate struct {
 	// AttemptStatus, on a move back to pending, says how the attempt that
 	// ends went: "failed" (to be retried) or, by default, "interrupted".
 	AttemptStatus string
+	// Unstarted, on a move back to pending, withdraws an attempt that never
+	// started (no process was ever started for it): the task gets its
+	// previous attempt number back and no attempt record. It applies only
+	// to a dispatched task whose start was never recorded; otherwise the
+	// update is an ordinary move back to pending (an interrupted attempt).
+	Unstarted bool
 }
 
 // ApplyTaskUpdate applies u to t in place and reports whether it changed t.
@@ -40,6 +46,8 @@ type TaskUpdate struct {
 //   - dispatched or running -> pending puts a task back in the queue (a
 //     retry, or a scheduler that died while the task ran), not before
 //     RetryAt;
+//   - dispatched -> pending with Unstarted, for a task whose start was
+//     never recorded, withdraws the attempt: it never was one;
 //   - a pending task becomes terminal only by an update for no particular
 //     attempt (a cancel): a late executor report of an attempt that was
 //     put back in the queue is stale;
@@ -87,11 +95,17 @@ func ApplyTaskUpdate(t *Task, u TaskUpdate) bool {
 		if !t.Status.Active() || (u.Attempt != 0 && u.Attempt != t.Attempt) {
 			return false
 		}
-		outcome := u.AttemptStatus
-		if outcome == "" {
-			outcome = "interrupted"
+		if u.Unstarted && t.Status == TaskDispatched && t.StartedAt == nil {
+			t.Attempt--
+			t.DispatchedAt, t.ExitCode, t.RetryAt = nil, nil, nil
+			t.Error, t.Log, t.ExecutionName = u.Error, "", ""
+			break
 		}
-		t.Attempts = append(t.Attempts, Attempt{Attempt: t.Attempt, Status: TaskStatus(outcome),
+		outcome := TaskStatus(u.AttemptStatus)
+		if outcome == "" {
+			outcome = AttemptInterrupted
+		}
+		t.Attempts = append(t.Attempts, Attempt{Attempt: t.Attempt, Status: outcome,
 			StartedAt: t.StartedAt, FinishedAt: &at, ExitCode: u.ExitCode, Error: u.Error, Log: t.Log})
 		t.Error = u.Error
 		t.ExitCode = u.ExitCode

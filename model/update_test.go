@@ -226,6 +226,23 @@ func TestApplyTaskUpdate(t *testing.T) {
 			}),
 		},
 		{
+			desc:    "an attempt that never started is withdrawn",
+			before:  mkTask(model.TaskDispatched, 3, dispatchedAt(t0, "")),
+			u:       model.TaskUpdate{TaskID: "t1", Attempt: 3, Status: model.TaskPending, Unstarted: true, At: t2},
+			changed: true,
+			after:   mkTask(model.TaskPending, 2),
+		},
+		{
+			desc:    "an attempt that started is not withdrawn: it was interrupted",
+			before:  mkTask(model.TaskRunning, 1, dispatchedAt(t0, "pid 7"), startedAt(t1)),
+			u:       model.TaskUpdate{TaskID: "t1", Attempt: 1, Status: model.TaskPending, Unstarted: true, Error: "x", At: t2},
+			changed: true,
+			after: mkTask(model.TaskPending, 1, dispatchedAt(t0, ""), startedAt(t1), func(tk *model.Task) {
+				tk.Error = "x"
+				tk.Attempts = []model.Attempt{{Attempt: 1, Status: model.AttemptInterrupted, StartedAt: ptime(t1), FinishedAt: ptime(t2), Error: "x"}}
+			}),
+		},
+		{
 			desc:   "requeue of an older attempt is stale",
 			before: mkTask(model.TaskRunning, 2, dispatchedAt(t0, "pid 7"), startedAt(t1)),
 			u:      model.TaskUpdate{TaskID: "t1", Attempt: 1, Status: model.TaskPending, At: t2},

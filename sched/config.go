@@ -30,9 +30,14 @@ type Config struct {
 	// tasks before it stops them and puts them back in the queue. Default
 	// 10s; negative means do not wait.
 	ShutdownGrace time.Duration `json:"shutdown_grace"`
-	// CrashRetries is how many times a task is retried when a scheduler
-	// died while it ran. Default 1; negative means never.
-	CrashRetries int `json:"crash_retries"`
+	// MaxInterruptions bounds the attempts of a task that may be cut short
+	// by the death of their scheduler (a crash, a kill -9): an interrupted
+	// attempt runs again without counting against the task's retries, but
+	// the task whose attempt is interrupted once more than this fails —
+	// it may be what kills its scheduler. Default 5; negative means none
+	// (the first such interruption fails the task). A graceful stop does
+	// not count.
+	MaxInterruptions int `json:"max_interruptions"`
 	// Logger receives the scheduler's logs. Default slog.Default().
 	Logger *slog.Logger `json:"-"`
 	// NoSchedules: do not fire workflows' schedules (schedule.go). For a
@@ -41,6 +46,12 @@ type Config struct {
 	// Clock tells the schedules the time. Default: the system clock.
 	Clock Clock `json:"-"`
 }
+
+// DefaultMaxInterruptions is the default of Config.MaxInterruptions.
+const DefaultMaxInterruptions = 5
+
+// DefaultShutdownGrace is the default of Config.ShutdownGrace.
+const DefaultShutdownGrace = 10 * time.Second
 
 // DefaultMaxRunningTasks is the default limit on tasks running at once.
 func DefaultMaxRunningTasks() int { return 4 * runtime.NumCPU() }
@@ -63,10 +74,10 @@ func (c Config) WithDefaults() Config {
 		c.MaxRunningTasks = DefaultMaxRunningTasks()
 	}
 	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 10 * time.Second
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
-	if c.CrashRetries == 0 {
-		c.CrashRetries = 1
+	if c.MaxInterruptions == 0 {
+		c.MaxInterruptions = DefaultMaxInterruptions
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -74,8 +85,17 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// String shows the settings in the form of `ork run` flags.
+// Lookahead is how many tasks beyond the running slots may wait
+// dispatched, so that a slot freed while the loop waits for the disk finds
+// a task ready to start: as many as there are slots. A task dispatched
+// ahead that never starts (the scheduler stopped or died first) goes back
+// to the queue with no attempt counted.
+func (c Config) Lookahead() int { return c.MaxRunningTasks }
+
+// String shows the settings in the form of `ork run` flags (0 where a
+// negative value means none).
 func (c Config) String() string {
-	return fmt.Sprintf("poll-interval=%s max-tasks-per-batch=%d max-concurrent-dispatches=%d max-concurrent-status-checks=%d max-running-tasks=%d",
-		c.PollInterval, c.MaxTasksPerBatch, c.MaxConcurrentDispatches, c.MaxConcurrentStatusChecks, c.MaxRunningTasks)
+	return fmt.Sprintf("poll-interval=%s max-tasks-per-batch=%d max-concurrent-dispatches=%d max-concurrent-status-checks=%d max-running-tasks=%d shutdown-grace=%s max-interruptions=%d",
+		c.PollInterval, c.MaxTasksPerBatch, c.MaxConcurrentDispatches, c.MaxConcurrentStatusChecks, c.MaxRunningTasks,
+		max(c.ShutdownGrace, 0), max(c.MaxInterruptions, 0))
 }

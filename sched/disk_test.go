@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,17 +20,58 @@ import (
 	"github.com/ork-run/ork/sched"
 )
 
-// smallDisk mounts a 2 MiB tmpfs for the test; it skips where the test may
-// not mount (not root).
-func smallDisk(t *testing.T) string {
+// smallDisk mounts a 2 MiB tmpfs for the test (with opts added to its
+// mount options). Where the test may not mount (not root) it skips — but
+// fails under CI (CI=true), which runs as root so that these tests run.
+func smallDisk(t *testing.T, opts ...string) string {
 	t.Helper()
 	mnt := filepath.Join(t.TempDir(), "disk")
 	os.MkdirAll(mnt, 0o755)
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m"); err != nil {
+	data := strings.Join(append([]string{"size=2m"}, opts...), ",")
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, data); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("cannot mount a small disk (%v): CI must run the tests as root, so that the full-disk tests run", err)
+		}
 		t.Skipf("cannot mount a small disk here (%v): run as root to test a full disk", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
 	return mnt
+}
+
+// startLog is a file, off the small disk, where every task start of a
+// disk test writes a line.
+type startLog string
+
+func (p startLog) count() int {
+	data, _ := os.ReadFile(string(p))
+	return strings.Count(string(data), "\n")
+}
+
+// logFiles counts the task logs under dir: the executor creates an
+// attempt's log just before it starts the process, so a new log is a
+// start under way.
+func logFiles(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".log") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// noStartsWhile checks that no task starts for d while the disk refuses
+// writes (after a moment for a start under way when the refusal came):
+// no attempt's log is created under logDir meanwhile.
+func noStartsWhile(t *testing.T, logDir string, d time.Duration) {
+	t.Helper()
+	time.Sleep(100 * time.Millisecond)
+	before := logFiles(logDir)
+	time.Sleep(d)
+	if n := logFiles(logDir) - before; n > 0 {
+		t.Errorf("%d tasks started in %s while the disk refused writes, want none", n, d)
+	}
 }
 
 // fill writes a file until the disk is full and returns its path.
@@ -61,15 +103,17 @@ func fill(t *testing.T, dir string) string {
 
 // diskRun is a run under way on a small disk of its own (see smallDisk).
 type diskRun struct {
-	mnt string // the disk's mount point; the database is mnt/.ork
-	e   *env
-	s   *sched.Scheduler
-	r   *model.Run
+	mnt    string // the disk's mount point; the database is mnt/.ork
+	e      *env
+	s      *sched.Scheduler
+	r      *model.Run
+	starts startLog
 }
 
 // startDiskRun makes a database on a small disk (the scripts stay off it),
 // starts a scheduler over it running at most 2 tasks at a time, triggers
-// a workflow of n tasks of 0.05s each, and returns once 4 of them have
+// a workflow of n tasks of 0.4s each (long enough that the running ones
+// end while a test watches that nothing starts), and returns once 4 of them have
 // succeeded.
 func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
 	t.Helper()
@@ -81,7 +125,8 @@ func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
 	e := &env{t: t, dir: dir, scripts: filepath.Join(t.TempDir(), "scripts"), logDir: logDir, logs: &syncBuffer{}}
 	os.MkdirAll(e.scripts, 0o755)
 	e.db = e.open()
-	e.script("step.sh", "sleep 0.05")
+	starts := startLog(filepath.Join(t.TempDir(), "starts"))
+	e.script("step.sh", "echo $ORK_TASK_INDEX >> "+string(starts)+"\nsleep 0.4")
 	w := e.workflow("steps", "step.sh", n)
 	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond, MaxRunningTasks: 2})
 	r := e.trigger(e.db, w)
@@ -89,21 +134,21 @@ func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
 		c, _ := e.db.TaskCounts(context.Background(), r.ID)
 		return c[model.TaskSuccess] >= 4
 	})
-	return &diskRun{mnt: mnt, e: e, s: s, r: r}
+	return &diskRun{mnt: mnt, e: e, s: s, r: r, starts: starts}
 }
 
 // A full disk stops progress, loses nothing, and the scheduler carries on
 // when space returns.
 func TestFullDiskLosesNothing(t *testing.T) {
 	// Let some tasks finish, then fill the disk.
-	d := startDiskRun(t, 40, "")
+	d := startDiskRun(t, 16, "")
 	e, s, r := d.e, d.s, d.r
 	filler := fill(t, d.mnt)
 	before, _ := e.db.TaskCounts(context.Background(), r.ID)
 	waitUntil(t, 10*time.Second, "the scheduler reports the full disk", func() bool {
 		return strings.Contains(e.logs.String(), "no space left on device")
 	})
-	time.Sleep(300 * time.Millisecond)
+	noStartsWhile(t, e.taskLogDir(), 400*time.Millisecond)
 	if got, _ := e.db.GetRun(context.Background(), r.ID); got.Status.Terminal() {
 		t.Fatalf("run ended while the disk was full: %s %q", got.Status, got.Error)
 	}
@@ -158,7 +203,7 @@ func mustReadFile(t *testing.T, p string) []byte {
 func TestReadOnlyDiskLosesNothing(t *testing.T) {
 	// The tasks' logs live elsewhere here: a file system cannot turn
 	// read-only while a running task has its log open for writing.
-	d := startDiskRun(t, 30, t.TempDir())
+	d := startDiskRun(t, 12, t.TempDir())
 	e, s, r, mnt := d.e, d.s, d.r, d.mnt
 	// The remount waits for a moment when no file is open for writing
 	// (between two of the scheduler's batches).
@@ -174,7 +219,7 @@ func TestReadOnlyDiskLosesNothing(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the scheduler reports the read-only disk", func() bool {
 		return strings.Contains(e.logs.String(), "read-only file system")
 	})
-	time.Sleep(300 * time.Millisecond)
+	noStartsWhile(t, e.taskLogDir(), 400*time.Millisecond)
 	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT, ""); err != nil {
 		t.Fatalf("remount read-write: %v", err)
 	}
@@ -186,5 +231,65 @@ func TestReadOnlyDiskLosesNothing(t *testing.T) {
 		if task.Status != model.TaskSuccess {
 			t.Errorf("task %d = %s %q", task.TaskIndex, task.Status, task.Error)
 		}
+	}
+}
+
+// A task whose log cannot be created (its disk has no inode left) does not
+// start and is not failed: it goes back to the queue with no attempt
+// counted, nothing starts while the disk refuses, and the run succeeds
+// once the disk has room again.
+func TestLogDiskFullRequeuesTasks(t *testing.T) {
+	logs := smallDisk(t, "nr_inodes=64")
+	// Use up the inodes: nothing can be created on the disk.
+	var fillers []string
+	for i := 0; ; i++ {
+		p := filepath.Join(logs, "filler"+strconv.Itoa(i))
+		f, err := os.Create(p)
+		if err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the inodes: %v", err)
+			}
+			break
+		}
+		f.Close()
+		fillers = append(fillers, p)
+	}
+	e := newEnv(t)
+	e.logDir = logs
+	starts := startLog(filepath.Join(t.TempDir(), "starts"))
+	e.script("step.sh", "echo $ORK_TASK_INDEX >> "+string(starts))
+	w := e.workflow("steps", "step.sh", 3)
+	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond})
+	r := e.trigger(e.db, w)
+	waitUntil(t, 10*time.Second, "a task refused for want of room for its log", func() bool {
+		return strings.Contains(e.logs.String(), "task could not start: the disk refuses writes")
+	})
+	noStartsWhile(t, logs, 300*time.Millisecond)
+	if n := starts.count(); n > 0 {
+		t.Errorf("%d tasks started while their logs could not be created", n)
+	}
+	if got, _ := e.db.GetRun(context.Background(), r.ID); got.Status.Terminal() {
+		t.Fatalf("run ended while its logs could not be written: %s %q", got.Status, got.Error)
+	}
+	for _, task := range e.tasks(r) {
+		if task.Status.Terminal() || len(task.Attempts) > 0 || (task.Status == model.TaskPending && task.Attempt != 0) {
+			t.Errorf("task %d = %s attempt %d (%d on record) while its log could not be written, want pending with no attempt counted",
+				task.TaskIndex, task.Status, task.Attempt, len(task.Attempts))
+		}
+	}
+	for _, p := range fillers {
+		os.Remove(p)
+	}
+	got := e.wait(s, r)
+	if got.Status != model.RunSuccess {
+		t.Fatalf("run after room returned = %s %q", got.Status, got.Error)
+	}
+	for _, task := range e.tasks(r) {
+		if task.Status != model.TaskSuccess || task.Attempt != 1 || len(task.Attempts) != 1 {
+			t.Errorf("task %d = %s in attempt %d with %d on record, want success in attempt 1, its only one", task.TaskIndex, task.Status, task.Attempt, len(task.Attempts))
+		}
+	}
+	if n := starts.count(); n != 3 {
+		t.Errorf("%d task starts, want 3", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
 )
 
@@ -24,6 +25,7 @@ type launcher struct {
 	out   chan model.TaskUpdate       // executor updates and start failures, for the loop
 	halt  chan struct{}               // closed: start nothing more
 	stop  chan struct{}               // closed: stop forwarding updates
+	syncs chan chan struct{}          // see sync
 
 	mu        sync.Mutex
 	holding   map[attemptKey]bool // attempts that hold a slot
@@ -47,13 +49,8 @@ type attemptKey struct {
 	attempt int
 }
 
-// lookahead is how many tasks beyond the running slots may wait dispatched:
-// enough that a slot freed while the loop waits for the disk finds a task
-// ready to start. They show as dispatched until they start.
-func (c Config) lookahead() int { return 4 * c.MaxRunningTasks }
-
 func newLauncher(s *Scheduler) *launcher {
-	capacity := s.cfg.MaxRunningTasks + s.cfg.lookahead()
+	capacity := s.cfg.MaxRunningTasks + s.cfg.Lookahead()
 	return &launcher{
 		s:         s,
 		slots:     make(chan struct{}, s.cfg.MaxRunningTasks),
@@ -61,6 +58,7 @@ func newLauncher(s *Scheduler) *launcher {
 		out:       make(chan model.TaskUpdate, 4*capacity+64),
 		halt:      make(chan struct{}),
 		stop:      make(chan struct{}),
+		syncs:     make(chan chan struct{}),
 		holding:   make(map[attemptKey]bool),
 		deadlines: make(map[attemptKey]deadline),
 		timedOut:  make(map[attemptKey]time.Duration),
@@ -90,11 +88,20 @@ func (l *launcher) work(ctx context.Context) {
 		}
 		select {
 		case <-l.halt:
-			l.mu.Lock()
-			l.unstarted = append(l.unstarted, p)
-			l.mu.Unlock()
+			l.keep(p)
 			return
 		case l.slots <- struct{}{}:
+		}
+		// While the disk refuses writes nothing new starts: the start of
+		// a task could not be recorded, nor its end.
+		for l.s.diskRefuses() {
+			select {
+			case <-l.halt:
+				<-l.slots
+				l.keep(p)
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 		k := attemptKey{p.Task.ID, p.Task.Attempt}
 		// Hold the slot before the start: the task may end before Execute
@@ -106,19 +113,28 @@ func (l *launcher) work(ctx context.Context) {
 			continue
 		}
 		l.holding[k] = true
-		if limit := p.Node().Timeout; limit > 0 {
-			l.deadlines[k] = deadline{p: p, at: time.Now().Add(limit)}
-		}
 		l.mu.Unlock()
-		if err := l.s.execute(ctx, p); err != nil {
+		err := l.s.execute(ctx, p)
+		if limit := p.Node().Timeout; limit > 0 && err == nil {
+			// The timeout counts from the start, once Execute has
+			// returned: a slow fork on a loaded host does not eat into
+			// the task's time. A task that already ended (released) has
+			// no deadline to keep.
+			l.mu.Lock()
+			if l.holding[k] {
+				l.deadlines[k] = deadline{p: p, at: time.Now().Add(limit)}
+			}
+			l.mu.Unlock()
+		}
+		if err != nil {
 			l.release(k)
 			t := p.Task
 			if diskTrouble(err) {
 				// Not the task's fault: it goes back to the queue, and
 				// dispatching pauses until the disk takes writes again.
-				l.s.log.Error("task could not start: the disk refuses writes; it will be retried", "run", t.RunID, "task", t.Label(), "err", err)
+				l.s.log.Error("task could not start: the disk refuses writes; it goes back to the queue", "run", t.RunID, "task", t.Label(), "err", err)
 				l.s.pauseUntil.Store(time.Now().Add(l.s.cfg.PollInterval).UnixNano())
-				l.out <- requeue(t, "not started: "+err.Error())
+				l.out <- unstarted(t, "not started: "+err.Error())
 				continue
 			}
 			l.s.log.Warn("task did not start", "run", t.RunID, "task", t.Label(), "err", err)
@@ -137,24 +153,74 @@ func (l *launcher) forward() {
 		select {
 		case <-l.stop:
 			return
-		case u := <-updates:
-			if u.Status.Terminal() {
-				k := attemptKey{u.TaskID, u.Attempt}
-				l.mu.Lock()
-				limit, timedOut := l.timedOut[k]
-				delete(l.timedOut, k)
-				l.mu.Unlock()
-				if timedOut {
-					// Stopped for its timeout: that is why it ended. It is
-					// recorded only now that its process is gone, so a retry
-					// never overlaps it.
-					u.Status, u.Error = model.TaskFailed, fmt.Sprintf("timed out after %s", limit)
+		case done := <-l.syncs:
+			// Everything the executors have sent goes to the loop now.
+			for more := true; more; {
+				select {
+				case u := <-updates:
+					l.pass(u)
+				default:
+					more = false
 				}
-				l.release(k)
 			}
-			l.out <- u.TaskUpdate()
+			close(done)
+		case u := <-updates:
+			l.pass(u)
 		}
 	}
+}
+
+// sync returns once every update the executors had sent when it was
+// called has been handed to add (the loop's), with those waiting in out.
+func (l *launcher) sync(add func(model.TaskUpdate)) {
+	done := make(chan struct{})
+	req := l.syncs
+	for {
+		select {
+		case req <- done:
+			req = nil
+		case <-done:
+			for {
+				select {
+				case u := <-l.out:
+					add(u)
+				default:
+					return
+				}
+			}
+		case u := <-l.out: // the forwarder may wait for room in out
+			add(u)
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// pass hands one executor update to the loop, freeing the slot of an
+// attempt that ended.
+func (l *launcher) pass(u exec.StatusUpdate) {
+	if u.Status.Terminal() {
+		k := attemptKey{u.TaskID, u.Attempt}
+		l.mu.Lock()
+		limit, timedOut := l.timedOut[k]
+		delete(l.timedOut, k)
+		l.mu.Unlock()
+		if timedOut {
+			// Stopped for its timeout: that is why it ended. It is
+			// recorded only now that its process is gone, so a retry
+			// never overlaps it.
+			u.Status, u.Error = model.TaskFailed, fmt.Sprintf("timed out after %s", limit)
+		}
+		l.release(k)
+	}
+	l.out <- u.TaskUpdate()
+}
+
+// keep sets aside a task a worker took but will not start (halted).
+func (l *launcher) keep(p model.TaskWithWorkflow) {
+	l.mu.Lock()
+	l.unstarted = append(l.unstarted, p)
+	l.mu.Unlock()
 }
 
 func (l *launcher) release(k attemptKey) {

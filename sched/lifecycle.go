@@ -11,14 +11,15 @@ import (
 
 // flight is a task this scheduler dispatched that has not ended.
 type flight struct {
-	attempt int
-	runID   string
-	name    string
+	attempt  int
+	runID    string
+	name     string
+	failures int // failed attempts before this one (interrupted ones do not count)
 }
 
 // fly records a dispatched task as in flight.
 func (s *Scheduler) fly(p model.TaskWithWorkflow) {
-	s.inflight[p.Task.ID] = flight{attempt: p.Task.Attempt, runID: p.Task.RunID, name: p.Task.Name}
+	s.inflight[p.Task.ID] = flight{attempt: p.Task.Attempt, runID: p.Task.RunID, name: p.Task.Name, failures: p.Task.Failures()}
 	if ns := s.nodeState(p.Task.RunID, p.Task.Name); ns != nil {
 		ns.active++
 	}
@@ -55,9 +56,9 @@ func (s *Scheduler) nodeState(runID, name string) *nodeState {
 
 // retries turns the failures in the buffer of attempts that may be retried
 // into moves back to the queue, not before their backoff: the task's
-// `retries` (or, for a task whose scheduler died, CrashRetries if that is
-// more) bounds the retries; the delay grows exponentially from its
-// retry_backoff, with jitter.
+// `retries` bounds its failed attempts (interrupted ones do not count); the
+// delay grows exponentially from its retry_backoff with each failure, with
+// jitter.
 func (s *Scheduler) retries(now time.Time) {
 	for i, u := range s.buf {
 		if u.Status != model.TaskFailed || u.Attempt == 0 {
@@ -68,14 +69,15 @@ func (s *Scheduler) retries(now time.Time) {
 			continue
 		}
 		ns := s.nodeState(f.runID, f.name)
-		if ns == nil || u.Attempt > ns.node.Retries {
+		failure := f.failures + 1 // this one
+		if ns == nil || failure > ns.node.Retries {
 			continue
 		}
-		at := now.Add(model.RetryDelay(ns.node.RetryBackoff, u.Attempt))
+		at := now.Add(model.RetryDelay(ns.node.RetryBackoff, failure))
 		u.Status = model.TaskPending
 		u.AttemptStatus = string(model.TaskFailed)
 		u.RetryAt = &at
-		u.Error = fmt.Sprintf("attempt %d of %d failed: %s; retrying", u.Attempt, ns.node.Retries+1, u.Error)
+		u.Error = fmt.Sprintf("attempt %d failed: %s; retry %d of %d", u.Attempt, u.Error, failure, ns.node.Retries)
 		s.buf[i] = u
 		s.retryTimes = append(s.retryTimes, at)
 		s.log.Warn("task failed; will retry", "run", f.runID, "task", f.name, "task_id", u.TaskID, "attempt", u.Attempt, "retry_at", at.Format(time.RFC3339Nano))
@@ -138,6 +140,18 @@ func (s *Scheduler) cancels(ctx context.Context) bool {
 		s.log.Error("read cancel requests", "err", err)
 		return false
 	}
+	if len(ids) == 0 {
+		return true
+	}
+	// A task that ended before the cancel is recorded as it ended, not
+	// cancelled: the exits the executors have reported so far are written
+	// first, and a run they complete ends as it would have.
+	s.launch.sync(s.add)
+	s.flush(ctx)
+	if len(s.buf) > 0 {
+		return false // the disk refuses writes: look again later
+	}
+	s.finishRuns(ctx)
 	for _, id := range ids {
 		if err := s.cancelRun(ctx, id); err != nil {
 			s.writeFailed("cancel run "+id, err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
 	"github.com/ork-run/ork/sched"
 )
@@ -197,5 +198,88 @@ func TestMaxActiveRuns(t *testing.T) {
 		if ends[i].StartedAt.Before(*ends[i-1].FinishedAt) {
 			t.Fatalf("run %d started at %s, before run %d finished at %s: two runs were active", i, ends[i].StartedAt, i-1, ends[i-1].FinishedAt)
 		}
+	}
+}
+
+// raceDB holds back the cancel requests it reports until a task's exit
+// has been sent by its executor: the loop then learns of the cancel with
+// the task's exit already reported.
+type raceDB struct {
+	model.Database
+	exitSent <-chan struct{}
+}
+
+func (r *raceDB) CancelRequests(ctx context.Context) ([]string, error) {
+	ids, err := r.Database.CancelRequests(ctx)
+	if len(ids) > 0 {
+		select {
+		case <-r.exitSent:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return ids, err
+}
+
+func (r *raceDB) Changes() <-chan struct{} { return r.Database.(model.Notifier).Changes() }
+
+// A cancel that races a task's end: the task's script completed, and its
+// executor reported it, before the scheduler applied the cancel; so the
+// task is recorded as it ended (success), not cancelled. The other task,
+// running then, is cancelled.
+func TestCancelAfterExitKeepsTheExit(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	e.script("done.sh", fmt.Sprintf(`[ "$ORK_TASK_INDEX" = 0 ] || exec sleep 30
+touch %[1]s/started
+while [ ! -f %[1]s/go ]; do sleep 0.01; done`, dir))
+	w := e.workflow("race", "done.sh", 2)
+
+	// The executor reports through a relay that tells when task 0's end
+	// has been passed on to the scheduler's channel.
+	fromExec := make(chan exec.StatusUpdate, 16)
+	toSched := make(chan exec.StatusUpdate, 16)
+	exitSent := make(chan struct{})
+	go func() {
+		for u := range fromExec {
+			toSched <- u
+			if u.Status.Terminal() && strings.HasSuffix(u.Log, "done.sh.0.1.log") {
+				close(exitSent)
+			}
+		}
+	}()
+	mgr := exec.NewManager(toSched)
+	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
+		ScriptDir: e.scripts, LogDir: e.taskLogDir(), Updates: fromExec, KillGrace: 500 * time.Millisecond,
+	}))
+	s := sched.New(&raceDB{Database: e.db, exitSent: exitSent}, mgr, sched.Config{MaxRunningTasks: 2, Logger: e.logger()})
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-ran })
+
+	r := e.trigger(e.db, w)
+	waitUntil(t, 10*time.Second, "task 0 to start", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "started"))
+		return err == nil
+	})
+	if err := e.open().RequestCancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := e.wait(s, r)
+	if got.Status != model.RunCancelled {
+		t.Errorf("run = %s, want cancelled (task 1 was cancelled)", got.Status)
+	}
+	ts := e.tasks(r)
+	if len(ts) != 2 {
+		t.Fatalf("%d tasks, want 2", len(ts))
+	}
+	if ts[0].Status != model.TaskSuccess || ts[0].ExitCode == nil || *ts[0].ExitCode != 0 {
+		t.Errorf("task 0, whose script completed before the cancel was applied = %s %q, want success", ts[0].Status, ts[0].Error)
+	}
+	if ts[1].Status != model.TaskCancelled {
+		t.Errorf("task 1 = %s, want cancelled", ts[1].Status)
 	}
 }

@@ -8,13 +8,17 @@
 //     failed tasks).
 //  2. Pending runs are taken: the scheduler keeps the state of each (dag.go)
 //     and creates its tasks node by node as they become ready.
-//  3. Pending tasks, as many as the free slots allow, are marked dispatched
-//     (their attempt counted) in the same batch — before anything starts, so
-//     a crash can never hide an attempt — and handed to the launcher, which
-//     starts each the moment a running slot frees up, with a bounded number
-//     of executor calls in flight (launch.go). Tasks that do not start are
-//     recorded failed. A run's task records are created as slots free up,
-//     the first ones already dispatched.
+//  3. Pending tasks, as many as the free slots allow (and as many again,
+//     the lookahead), are marked dispatched (their attempt number taken) in
+//     the same batch — before anything starts, so a crash can never hide an
+//     attempt — and handed to the launcher, which starts each the moment a
+//     running slot frees up, with a bounded number of executor calls in
+//     flight (launch.go). Tasks that cannot start are recorded failed; those
+//     that could not start for want of disk space, or that never started
+//     because the scheduler stopped or died first, go back to the queue with
+//     their attempt withdrawn. While the disk refuses writes, nothing starts.
+//     A run's task records are created as slots free up, the first ones
+//     already dispatched.
 //  4. The runs started in step 2 are marked running.
 //  5. The loop sleeps until a status update, a change signalled by the
 //     database (model.Notifier: another process triggered a run), or the
@@ -27,15 +31,24 @@
 // A write that fails (a full disk) loses nothing: the updates stay queued
 // in memory and are written when the disk accepts them again.
 //
+// At start-up (recover) the scheduler deals with what a dead one left: see
+// docs/RELIABILITY.md. An attempt cut short by its scheduler is recorded
+// interrupted and does not count against the task's retries; a task whose
+// attempts a dying scheduler interrupted more than MaxInterruptions times
+// fails.
+//
 // sched knows model.Database and the exec interfaces only, never a
 // concrete backend or executor.
 package sched
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,9 +76,19 @@ type Scheduler struct {
 	backoff  time.Duration
 	// retryTimes: when tasks put back in the queue for a retry come due.
 	retryTimes []time.Time
+	// behind: tasks put back in the queue because their scheduler died
+	// while they ran; they start after the other pending tasks (see
+	// dispatchOrder).
+	behind map[string]bool
 	// pauseUntil (unix ns): a task could not start because the disk refused
 	// a write; dispatch nothing before this.
 	pauseUntil atomic.Int64
+	// writesFailing: the last write failed (the disk refuses writes);
+	// nothing new starts until one succeeds.
+	writesFailing atomic.Bool
+
+	drainOnce sync.Once
+	drainCh   chan struct{} // closed by Drain
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // run id -> closed when the run ends
@@ -89,8 +112,26 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		inflight: make(map[string]flight),
 		runs:     make(map[string]*runState),
 		touched:  make(map[string]bool),
+		behind:   make(map[string]bool),
 		waiters:  make(map[string][]chan struct{}),
+		drainCh:  make(chan struct{}),
 	}
+}
+
+// Drain makes Run return once the tasks running now have ended, however
+// long they take: it starts nothing more (tasks dispatched but not started
+// go back to the queue, with no attempt counted) and stops nothing. A
+// scheduler that serves one caller's run — `ork trigger --wait` — drains
+// when that run has ended, so that it never stops another run's task: the
+// next scheduler finds the rest of the work in the queue. If Run's context
+// is cancelled meanwhile, Run stops as usual, after its shutdown grace.
+func (s *Scheduler) Drain() { s.drainOnce.Do(func() { close(s.drainCh) }) }
+
+// diskRefuses reports whether the disk refuses writes now: a write failed
+// and none has succeeded since, or a task could not start for lack of
+// space a moment ago. Nothing new starts meanwhile.
+func (s *Scheduler) diskRefuses() bool {
+	return s.writesFailing.Load() || time.Now().UnixNano() < s.pauseUntil.Load()
 }
 
 // Config returns the scheduler's settings, defaults filled in.
@@ -152,6 +193,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	updates := s.launch.out
 	done := ctx.Done()
+	drain := (<-chan struct{})(s.drainCh)
 	stopping := false
 	lookCancels := true
 	var grace <-chan time.Time
@@ -196,14 +238,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		timer.Reset(max(wait, time.Millisecond))
 		select {
+		case <-drain:
+			drain = nil
+			if !stopping {
+				stopping = true
+				s.haltLaunches()
+				if len(s.inflight) > 0 {
+					s.log.Info("draining: waiting for running tasks to end", "tasks", len(s.inflight))
+				}
+			}
 		case <-done:
 			done = nil
 			stopping = true
-			// Stop starting tasks; those dispatched but not started go back
-			// to the queue now.
-			for _, p := range s.launch.halted() {
-				s.buf = append(s.buf, requeue(p.Task, "not started: the scheduler is stopping"))
-			}
+			s.haltLaunches()
 			if len(s.inflight) > 0 {
 				s.log.Info("stopping: waiting for running tasks", "tasks", len(s.inflight), "grace", s.cfg.ShutdownGrace)
 			}
@@ -232,6 +279,79 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			default:
 			}
 		}
+	}
+}
+
+// dispatchOrder returns the first limit of the pending tasks ps (in the
+// database's order), those whose last attempt a dying scheduler
+// interrupted last — and not at all while their run has other tasks to
+// create: they go to the back of their run's queue, the least interrupted
+// and the longest waiting first, so that a scheduler that crashes again and
+// again does not find the same tasks running each time.
+func (s *Scheduler) dispatchOrder(ps []model.TaskWithWorkflow, limit int) []model.TaskWithWorkflow {
+	var front, back []model.TaskWithWorkflow
+	for _, p := range ps {
+		if s.behind[p.Task.ID] || diedLast(p.Task) {
+			back = append(back, p)
+		} else {
+			front = append(front, p)
+		}
+	}
+	if len(back) > 0 {
+		// Behind the tasks of their run still to be created.
+		back = slices.DeleteFunc(back, func(p model.TaskWithWorkflow) bool { return s.toCreate(p.Task.RunID) })
+		slices.SortStableFunc(back, func(a, b model.TaskWithWorkflow) int {
+			if c := cmp.Compare(a.Task.Interruptions(), b.Task.Interruptions()); c != 0 {
+				return c
+			}
+			return lastEnd(a.Task).Compare(lastEnd(b.Task))
+		})
+		ps = append(front, back...)
+	}
+	if len(ps) > limit {
+		ps = ps[:limit]
+	}
+	for _, p := range ps {
+		delete(s.behind, p.Task.ID)
+	}
+	return ps
+}
+
+// diedLast reports whether the last attempt of t was interrupted because
+// its scheduler died.
+func diedLast(t *model.Task) bool {
+	n := len(t.Attempts)
+	return n > 0 && t.Attempts[n-1].Status == model.AttemptInterrupted && strings.HasPrefix(t.Attempts[n-1].Error, model.SchedulerDied)
+}
+
+// lastEnd is when the last attempt of t ended (zero if none).
+func lastEnd(t *model.Task) time.Time {
+	if n := len(t.Attempts); n > 0 && t.Attempts[n-1].FinishedAt != nil {
+		return *t.Attempts[n-1].FinishedAt
+	}
+	return time.Time{}
+}
+
+// toCreate reports whether run runID has tasks that are ready to be
+// created and started (see materialize).
+func (s *Scheduler) toCreate(runID string) bool {
+	rs := s.runs[runID]
+	if rs == nil {
+		return false
+	}
+	for _, ns := range rs.nodes {
+		if ns.missing() > 0 && rs.decide(ns) && ns.skip == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// haltLaunches stops starting tasks; those dispatched but not started go
+// back to the queue now, with no attempt counted: they never started.
+func (s *Scheduler) haltLaunches() {
+	for _, p := range s.launch.halted() {
+		s.buf = append(s.buf, unstarted(p.Task, ""))
 	}
 }
 
@@ -265,11 +385,11 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	}
 	var pending []model.TaskWithWorkflow
 	limit := 0
-	if dispatch && time.Now().UnixNano() < s.pauseUntil.Load() {
+	if dispatch && s.diskRefuses() {
 		dispatch = false
 	}
 	if dispatch {
-		free := s.cfg.MaxRunningTasks + s.cfg.lookahead() - len(s.inflight)
+		free := s.cfg.MaxRunningTasks + s.cfg.Lookahead() - len(s.inflight)
 		for _, u := range s.buf {
 			if _, ok := s.ends(u); ok {
 				free++
@@ -277,10 +397,11 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		}
 		if limit = min(free, s.cfg.MaxTasksPerBatch); limit > 0 {
 			var err error
-			if pending, err = s.db.PendingTasks(ctx, limit); err != nil {
+			if pending, err = s.db.PendingTasks(ctx, limit+len(s.behind)); err != nil {
 				s.log.Error("list pending tasks", "err", err)
 				pending = nil
 			}
+			pending = s.dispatchOrder(pending, limit)
 		}
 	}
 	pending = s.withinMaxParallel(pending)
@@ -368,10 +489,12 @@ func (s *Scheduler) writeFailed(what string, err error) {
 		s.backoff = min(2*s.backoff, s.cfg.PollInterval)
 	}
 	s.retryAt = time.Now().Add(s.backoff)
+	s.writesFailing.Store(true)
 	s.log.Error(what+" failed; will retry, nothing is lost", "err", err, "retry_in", s.backoff)
 }
 
 func (s *Scheduler) writeOK() {
+	s.writesFailing.Store(false)
 	s.backoff = 0
 	s.retryAt = time.Time{}
 }
@@ -574,7 +697,7 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 	stoppedBy := func(a int) string { return fmt.Sprintf("attempt %d stopped by scheduler shutdown", a) }
 	for i, u := range s.buf {
 		if a, ok := stopped[u.TaskID]; ok && a == u.Attempt && u.Status == model.TaskFailed {
-			s.buf[i] = requeue(&model.Task{ID: u.TaskID, RunID: u.RunID, Attempt: a}, stoppedBy(a))
+			s.buf[i] = interrupted(&model.Task{ID: u.TaskID, RunID: u.RunID, Attempt: a}, stoppedBy(a))
 		}
 	}
 	s.flush(ctx)
@@ -585,7 +708,7 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 		}
 		for _, p := range active {
 			if f, ok := s.inflight[p.Task.ID]; ok && f.attempt == p.Task.Attempt {
-				s.buf = append(s.buf, requeue(p.Task, stoppedBy(f.attempt)))
+				s.buf = append(s.buf, interrupted(p.Task, stoppedBy(f.attempt)))
 			}
 		}
 		s.flush(ctx)
@@ -593,37 +716,75 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 	s.log.Info("scheduler stopped", "stopped_tasks", len(stopped))
 }
 
-// requeue is the update that puts a dispatched task back in the queue.
-func requeue(t *model.Task, why string) model.TaskUpdate {
-	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending, Error: why, At: time.Now()}
+// interrupted is the update that puts a task whose attempt was cut short
+// by its scheduler back in the queue: the attempt is recorded interrupted,
+// and does not count against the task's retries.
+func interrupted(t *model.Task, why string) model.TaskUpdate {
+	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending,
+		AttemptStatus: string(model.AttemptInterrupted), Error: why, At: time.Now()}
 }
 
-// recover deals with what a previous scheduler left behind: tasks
-// dispatched or running that no executor knows any more are retried (up to
-// CrashRetries times) or failed, and runs whose tasks all ended are
-// finished. It runs once, before the loop, and looks at unfinished work
-// only.
-func (s *Scheduler) recover(ctx context.Context) error {
-	// First stop whatever a dead scheduler's tasks left running on this
-	// machine (children that outlived their script), so that a task we
-	// retry never runs twice at the same time.
-	if n, err := s.mgr.Sweep(ctx); err != nil {
-		s.log.Warn("sweeping leftovers of a dead scheduler", "err", err)
-	} else if n > 0 {
-		s.log.Warn("stopped processes a dead scheduler left running", "processes", n)
+// unstarted is the update that puts a dispatched task that never started
+// back in the queue: its attempt is withdrawn (no record, the attempt number
+// it had before).
+func unstarted(t *model.Task, why string) model.TaskUpdate {
+	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending,
+		Unstarted: true, Error: why, At: time.Now()}
+}
+
+// interruptionDelay is how long a task waits, back in the queue, after its
+// k-th interruption by a dying scheduler. After the first it does not wait:
+// a scheduler restarted after one crash resumes where it was. After more,
+// it waits about 250ms, doubling with each further interruption, up to 4s,
+// the exact time drawn at random between half and one and a half times
+// that: a task that was running when its scheduler died again and again is
+// not among the first to start after the next restart, where the next
+// crash of a scheduler that keeps dying would find it again.
+func interruptionDelay(k int) time.Duration {
+	if k <= 1 {
+		return 0
 	}
+	d := min(250*time.Millisecond<<min(k-2, 8), 4*time.Second)
+	return time.Duration(float64(d) * (0.5 + rand.Float64()))
+}
+
+// recover deals with what a previous scheduler left behind, before the loop
+// starts, looking at unfinished work only:
+//   - processes its tasks left running on this machine are killed (Sweep,
+//     for the tasks recorded as unfinished only);
+//   - an attempt the executor still runs is adopted; one that ended is
+//     recorded;
+//   - an attempt that never started (no start recorded, and the executor
+//     says it never began) is withdrawn: the task goes back to pending with
+//     the attempt number it had, and no attempt record;
+//   - an attempt that started is recorded interrupted and the task goes
+//     back to the queue, not counted against its retries — unless the
+//     task's attempts were interrupted by a dying scheduler more than
+//     MaxInterruptions times: then it fails;
+//   - runs whose tasks had all ended are finished.
+func (s *Scheduler) recover(ctx context.Context) error {
 	active, err := s.db.ActiveTasks(ctx)
 	if err != nil {
 		return err
 	}
+	// First stop whatever the tasks of a dead scheduler left running on
+	// this machine (children that outlived their script), so that a task
+	// run again never runs twice at the same time.
+	if n, err := s.mgr.Sweep(ctx, active); err != nil {
+		s.log.Warn("sweeping processes left by the tasks of a dead scheduler", "err", err)
+	} else if n > 0 {
+		s.log.Warn("stopped processes that unfinished tasks of a dead scheduler left running", "processes", n)
+	}
 	type checked struct {
 		known bool
+		began bool
 		u     exec.StatusUpdate
 	}
 	res := make([]checked, len(active))
 	sem := make(chan struct{}, s.cfg.MaxConcurrentStatusChecks)
 	var wg sync.WaitGroup
 	for i, p := range active {
+		res[i].began = true
 		if p.Workflow == nil {
 			continue
 		}
@@ -640,31 +801,58 @@ func (s *Scheduler) recover(ctx context.Context) error {
 				s.log.Warn("status check failed; treating the task as lost", "task", p.Task.Label(), "err", err)
 				return
 			}
-			res[i] = checked{known, u}
+			res[i].known, res[i].u = known, u
+			t := p.Task
+			if known || t.Status != model.TaskDispatched || t.StartedAt != nil || t.ExecutionName != "" {
+				return
+			}
+			if pr, ok := e.(exec.StartProber); ok {
+				began, err := pr.Began(ctx, p)
+				if err != nil {
+					s.log.Warn("cannot tell whether an attempt began; counting it", "task", t.Label(), "err", err)
+					began = true
+				}
+				res[i].began = began
+			}
 		}()
 	}
 	wg.Wait()
 	now := time.Now()
+	limit := max(s.cfg.MaxInterruptions, 0)
 	var us []model.TaskUpdate
 	for i, p := range active {
 		t := p.Task
 		if res[i].known {
-			s.inflight[t.ID] = flight{attempt: t.Attempt, runID: t.RunID, name: t.Name}
+			s.inflight[t.ID] = flight{attempt: t.Attempt, runID: t.RunID, name: t.Name, failures: t.Failures()}
 			s.launch.occupy(attemptKey{t.ID, t.Attempt})
 			if res[i].u.Status.Terminal() {
 				s.buf = append(s.buf, res[i].u.TaskUpdate())
 			}
 			continue
 		}
-		u := model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, At: now}
-		if t.Attempt <= max(s.cfg.CrashRetries, p.Node().Retries) {
-			u.Status = model.TaskPending
-			u.Error = fmt.Sprintf("scheduler died while running attempt %d; retrying", t.Attempt)
-		} else {
-			u.Status = model.TaskFailed
-			u.Error = fmt.Sprintf("scheduler died while running attempt %d", t.Attempt)
+		if !res[i].began {
+			u := unstarted(t, "")
+			u.At = now
+			us = append(us, u)
+			s.log.Info("withdrew an attempt of a dead scheduler that never started", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt)
+			continue
 		}
-		s.log.Warn("recovered task of a dead scheduler", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "now", u.Status)
+		k := t.Interruptions() + 1
+		u := interrupted(t, fmt.Sprintf("%s while running attempt %d; running it again", model.SchedulerDied, t.Attempt))
+		u.At = now
+		if k > limit {
+			u.Status, u.AttemptStatus = model.TaskFailed, ""
+			u.Error = fmt.Sprintf("%s while running attempt %d: its attempts were interrupted %d times, more than max-interruptions (%d) allows; the task may be what kills its scheduler",
+				model.SchedulerDied, t.Attempt, k, limit)
+		} else {
+			s.behind[t.ID] = true
+			if d := interruptionDelay(k); d > 0 {
+				at := now.Add(d)
+				u.RetryAt = &at
+				s.retryTimes = append(s.retryTimes, at)
+			}
+		}
+		s.log.Warn("recovered a task of a dead scheduler", "run", t.RunID, "task", t.Label(), "attempt", t.Attempt, "interruptions", k, "now", u.Status)
 		us = append(us, u)
 	}
 	if len(us) > 0 {
@@ -679,12 +867,17 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		return err
 	}
 	for _, r := range running {
-		s.touched[r.ID] = true
 		existing, err := s.db.ListTasks(ctx, r.ID)
 		if err != nil {
 			return err
 		}
 		s.track(r, existing)
+	}
+	// Runs whose tasks had all ended are finished now, before anything new
+	// is dispatched. (Only they: the others are finished by the loop when
+	// their last task ends.)
+	for _, r := range running {
+		s.touched[r.ID] = true
 	}
 	s.finishRuns(ctx)
 	return nil

@@ -280,7 +280,10 @@ func TestTriggerFromAnotherProcessWakesScheduler(t *testing.T) {
 	e.script("ok.sh", "exit 0")
 	w := e.workflow("ok", "ok.sh", 1)
 	s, _ := e.start(e.db, sched.Config{PollInterval: time.Hour})
-	time.Sleep(50 * time.Millisecond) // let the scheduler go to sleep
+	// A first run served: the scheduler then waits for the next event.
+	if got := e.wait(s, e.trigger(e.db, w)); got.Status != model.RunSuccess {
+		t.Fatalf("first run = %s", got.Status)
+	}
 	other := e.open()
 	r := e.trigger(other, w)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -297,7 +300,9 @@ func TestTriggerFromAnotherProcessWakesScheduler(t *testing.T) {
 func TestOneSchedulerPerDatabase(t *testing.T) {
 	e := newEnv(t)
 	_, _ = e.start(e.db, sched.Config{})
-	time.Sleep(50 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "the first scheduler to hold the lock", func() bool {
+		return strings.HasPrefix(filedb.LockHolder(e.dir), fmt.Sprintf("pid %d ", os.Getpid()))
+	})
 	_, stop2 := e.start(e.open(), sched.Config{})
 	err := stop2()
 	var le *model.LockedError
@@ -306,55 +311,151 @@ func TestOneSchedulerPerDatabase(t *testing.T) {
 	}
 }
 
-// Tasks a dead scheduler left dispatched or running are retried at once
-// (not after a timeout) as a new attempt, up to CrashRetries; past that
-// they fail with a clear error.
+// crashed makes run r look as a scheduler that died leaves it: running,
+// with its tasks created pending. It returns the tasks.
+func (e *env) crashed(r *model.Run) []*model.Task {
+	e.t.Helper()
+	ctx := context.Background()
+	ts := model.NewTasks(r, time.Now())
+	if err := e.db.CreateTasks(ctx, ts); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+		e.t.Fatal(err)
+	}
+	return ts
+}
+
+// up applies task updates, one batch per argument.
+func (e *env) up(batches ...[]model.TaskUpdate) {
+	e.t.Helper()
+	for _, us := range batches {
+		if _, err := e.db.UpdateTasks(context.Background(), us); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// interruptedBefore gives task t n attempts interrupted by a dying
+// scheduler, as earlier recoveries record them.
+func (e *env) interruptedBefore(t *model.Task, n int) {
+	e.t.Helper()
+	for a := 1; a <= n; a++ {
+		e.up([]model.TaskUpdate{{TaskID: t.ID, RunID: t.RunID, Status: model.TaskDispatched, Attempt: a}},
+			[]model.TaskUpdate{{TaskID: t.ID, RunID: t.RunID, Status: model.TaskRunning, Attempt: a}},
+			[]model.TaskUpdate{{TaskID: t.ID, RunID: t.RunID, Status: model.TaskPending, Attempt: a,
+				AttemptStatus: string(model.AttemptInterrupted), Error: model.SchedulerDied + " while running attempt " + strconv.Itoa(a)}})
+	}
+}
+
+// Recovery with the default settings: tasks a dead scheduler left running
+// are run again at once (not after a timeout), their attempt recorded
+// interrupted; a task dispatched that never started is not charged an
+// attempt; a task interrupted more than MaxInterruptions (default 5) times
+// fails; a task interrupted again and again waits, longer each time.
 func TestRecoveryAfterCrash(t *testing.T) {
 	e := newEnv(t)
 	e.script("ok.sh", "exit 0")
-	w := e.workflow("ok", "ok.sh", 3)
-	ctx := context.Background()
+	w := e.workflow("ok", "ok.sh", 5)
 	r := e.trigger(e.db, w)
-	ts := model.NewTasks(r, time.Now())
-	if err := e.db.CreateTasks(ctx, ts); err != nil {
+	ts := e.crashed(r)
+	// As a crashed scheduler leaves them:
+	//   0: running in attempt 1;
+	//   1: dispatched in attempt 1, never started (no log: dispatched ahead);
+	//   2: dispatched in attempt 1, its log created (its start under way);
+	//   3: running in attempt 6 after 5 interruptions: one too many;
+	//   4: running in attempt 5 after 4 interruptions: the last allowed.
+	e.interruptedBefore(ts[3], 5)
+	e.interruptedBefore(ts[4], 4)
+	id := func(i, a int) model.TaskUpdate { return model.TaskUpdate{TaskID: ts[i].ID, RunID: r.ID, Attempt: a} }
+	disp := func(i, a int) model.TaskUpdate { u := id(i, a); u.Status = model.TaskDispatched; return u }
+	run := func(i, a int) model.TaskUpdate { u := id(i, a); u.Status = model.TaskRunning; return u }
+	e.up([]model.TaskUpdate{disp(0, 1), disp(1, 1), disp(2, 1), disp(3, 6), disp(4, 5)},
+		[]model.TaskUpdate{run(0, 1), run(3, 6), run(4, 5)})
+	logOf2, err := exec.LogPath(e.taskLogDir(), r.ID, "ok.sh", 2, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+	os.MkdirAll(filepath.Dir(logOf2), 0o755)
+	if err := os.WriteFile(logOf2, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// As a crashed scheduler leaves them: task 0 running in attempt 1,
-	// task 1 dispatched in attempt 1, task 2 running in its second attempt.
-	up := func(us ...model.TaskUpdate) {
-		if _, err := e.db.UpdateTasks(ctx, us); err != nil {
-			t.Fatal(err)
-		}
-	}
-	up(model.TaskUpdate{TaskID: ts[0].ID, RunID: r.ID, Status: model.TaskDispatched},
-		model.TaskUpdate{TaskID: ts[1].ID, RunID: r.ID, Status: model.TaskDispatched},
-		model.TaskUpdate{TaskID: ts[2].ID, RunID: r.ID, Status: model.TaskDispatched, Attempt: 2})
-	up(model.TaskUpdate{TaskID: ts[0].ID, RunID: r.ID, Status: model.TaskRunning},
-		model.TaskUpdate{TaskID: ts[2].ID, RunID: r.ID, Status: model.TaskRunning})
 	e.db.Close()
 
-	db := e.open()
-	e.db = db
+	e.db = e.open()
 	start := time.Now()
-	s, _ := e.start(db, sched.Config{CrashRetries: 1, PollInterval: time.Hour})
+	s, _ := e.start(e.db, sched.Config{PollInterval: time.Hour})
 	got := e.wait(s, r)
-	if time.Since(start) > 5*time.Second {
-		t.Fatalf("recovery took %s: it must not wait for a timeout", time.Since(start))
-	}
-	if got.Status != model.RunFailed || !strings.Contains(got.Error, "ok.sh[2]") {
-		t.Fatalf("run = %s %q, want failed naming ok.sh[2]", got.Status, got.Error)
+	if got.Status != model.RunFailed || !strings.Contains(got.Error, "1 of 5 tasks failed: ok.sh[3]") {
+		t.Fatalf("run = %s %q, want failed because of ok.sh[3] only", got.Status, got.Error)
 	}
 	byIndex := e.tasks(r)
-	for _, i := range []int{0, 1} {
-		if task := byIndex[i]; task.Status != model.TaskSuccess || task.Attempt != 2 {
-			t.Errorf("task %d = %s attempt %d, want success in attempt 2", i, task.Status, task.Attempt)
+	statuses := func(task *model.Task) []string {
+		var out []string
+		for _, a := range task.Attempts {
+			out = append(out, fmt.Sprintf("%d:%s", a.Attempt, a.Status))
+		}
+		return out
+	}
+	want := map[int]string{
+		0: "[1:interrupted 2:success]",
+		1: "[1:success]",
+		2: "[1:interrupted 2:success]",
+		3: "[1:interrupted 2:interrupted 3:interrupted 4:interrupted 5:interrupted 6:failed]",
+		4: "[1:interrupted 2:interrupted 3:interrupted 4:interrupted 5:interrupted 6:success]",
+	}
+	for i, task := range byIndex {
+		if got := fmt.Sprint(statuses(task)); got != want[i] {
+			t.Errorf("task %d (%s, attempt %d, %q): attempts %s, want %s", i, task.Status, task.Attempt, task.Error, got, want[i])
 		}
 	}
-	if task := byIndex[2]; task.Status != model.TaskFailed || task.Attempt != 2 || !strings.Contains(task.Error, "scheduler died while running") {
-		t.Errorf("task 2 = %s attempt %d %q, want failed: scheduler died", task.Status, task.Attempt, task.Error)
+	if a := byIndex[0].Attempts[0]; !strings.HasPrefix(a.Error, model.SchedulerDied) || a.StartedAt == nil || a.FinishedAt == nil {
+		t.Errorf("interrupted attempt of task 0 = %+v, want the scheduler's death with start and end", a)
+	}
+	if task := byIndex[3]; task.Status != model.TaskFailed || !strings.Contains(task.Error, "more than max-interruptions (5)") {
+		t.Errorf("task 3 = %s %q, want failed: more than max-interruptions (5)", task.Status, task.Error)
+	}
+	if i := byIndex[4].Interruptions(); i != 5 {
+		t.Errorf("task 4: %d interruptions recorded, want 5", i)
+	}
+	// Tasks 0 and 1 (interrupted once, never started) started again at
+	// once; task 4, interrupted for the fifth time, waited (2s, ±50%).
+	for _, i := range []int{0, 1} {
+		if d := byIndex[i].StartedAt.Sub(start); d > 3*time.Second {
+			t.Errorf("task %d started %s after the scheduler: recovery must not wait", i, d)
+		}
+	}
+	if d := byIndex[4].StartedAt.Sub(start); d < time.Second {
+		t.Errorf("task 4 started again %s after the scheduler, want 1s or more (the delay after a fifth interruption)", d)
+	}
+}
+
+// A run whose tasks had all ended when its scheduler died is finished at
+// recovery: before the new scheduler dispatches anything.
+func TestRecoveryFinishesEndedRuns(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", "exit 0")
+	done := e.trigger(e.db, e.workflow("done", "ok.sh", 2))
+	ts := e.crashed(done)
+	for _, st := range []model.TaskStatus{model.TaskDispatched, model.TaskRunning, model.TaskSuccess} {
+		e.up([]model.TaskUpdate{{TaskID: ts[0].ID, RunID: done.ID, Status: st}, {TaskID: ts[1].ID, RunID: done.ID, Status: st}})
+	}
+	next := e.trigger(e.db, e.workflow("next", "ok.sh", 1))
+	e.db.Close()
+
+	e.db = e.open()
+	s, _ := e.start(e.db, sched.Config{PollInterval: time.Hour})
+	got := e.wait(s, done)
+	if got.Status != model.RunSuccess || got.TaskCounts[model.TaskSuccess] != 2 {
+		t.Fatalf("run = %s %v, want success with 2 tasks", got.Status, got.TaskCounts)
+	}
+	if n := e.wait(s, next); n.Status != model.RunSuccess {
+		t.Fatalf("next run = %s %q", n.Status, n.Error)
+	}
+	first := e.tasks(next)[0]
+	if !got.FinishedAt.Before(*first.DispatchedAt) {
+		t.Errorf("the run whose tasks had ended was finished at %s, after the next run's task was dispatched (%s): not at recovery",
+			got.FinishedAt.Format(time.RFC3339Nano), first.DispatchedAt.Format(time.RFC3339Nano))
 	}
 }
 
@@ -402,6 +503,9 @@ exit 0`, pidDir))
 		if task.Status != model.TaskPending || task.Attempt != 1 {
 			t.Errorf("after shutdown task %d = %s attempt %d, want pending (requeued) after attempt 1", task.TaskIndex, task.Status, task.Attempt)
 		}
+		if len(task.Attempts) != 1 || task.Attempts[0].Status != model.AttemptInterrupted || task.Interruptions() != 0 {
+			t.Errorf("after shutdown task %d attempts = %+v, want attempt 1 interrupted by the stop (not counted as a scheduler's death)", task.TaskIndex, task.Attempts)
+		}
 	}
 	s2, _ := e.start(e.db, sched.Config{})
 	if got := e.wait(s2, r); got.Status != model.RunSuccess {
@@ -442,5 +546,51 @@ func TestFailedWritesLoseNothing(t *testing.T) {
 		if task.Status != model.TaskSuccess || task.Attempt != 1 {
 			t.Errorf("task %d = %s attempt %d", task.TaskIndex, task.Status, task.Attempt)
 		}
+	}
+}
+
+// A task a dying scheduler interrupted goes to the back of its run's queue:
+// the next scheduler starts the tasks still to come first, then the
+// interrupted ones, the least interrupted first — so that a scheduler that
+// keeps crashing does not find the same task running each time.
+func TestInterruptedTaskGoesToTheBack(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", "exit 0")
+	w := e.workflow("ok", "ok.sh", 4)
+	r := e.trigger(e.db, w)
+	// Only tasks 0 and 1 exist: task 0 pending after two attempts cut
+	// short by dying schedulers, task 1 running when the last one died.
+	ts := model.NewNodeTasks(r, r.Workflow.Nodes()[0], 0, 2, time.Now())
+	if err := e.db.CreateTasks(context.Background(), ts); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.UpdateRuns(context.Background(), []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	e.interruptedBefore(ts[0], 2)
+	e.up([]model.TaskUpdate{{TaskID: ts[1].ID, RunID: r.ID, Status: model.TaskDispatched}},
+		[]model.TaskUpdate{{TaskID: ts[1].ID, RunID: r.ID, Status: model.TaskRunning}})
+	e.db.Close()
+
+	e.db = e.open()
+	// One at a time, started in the order dispatched.
+	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 1, MaxConcurrentDispatches: 1})
+	if got := e.wait(s, r); got.Status != model.RunSuccess {
+		t.Fatalf("run = %s %q", got.Status, got.Error)
+	}
+	got := e.tasks(r)
+	order := []int{2, 3, 1, 0} // fresh tasks, then by interruptions
+	for i := 1; i < len(order); i++ {
+		a, b := got[order[i-1]], got[order[i]]
+		if !a.StartedAt.Before(*b.StartedAt) {
+			t.Errorf("task %d started at %s, not before task %d (%s): want the order %v",
+				a.TaskIndex, a.StartedAt.Format(time.RFC3339Nano), b.TaskIndex, b.StartedAt.Format(time.RFC3339Nano), order)
+		}
+	}
+	if got[1].Attempt != 2 || len(got[1].Attempts) != 2 || got[1].Attempts[0].Status != model.AttemptInterrupted {
+		t.Errorf("task 1 = attempt %d, %+v; want success in attempt 2 after attempt 1 interrupted", got[1].Attempt, got[1].Attempts)
+	}
+	if got[0].Attempt != 3 || got[0].Interruptions() != 2 {
+		t.Errorf("task 0 = attempt %d with %d interruptions; want success in attempt 3 after 2", got[0].Attempt, got[0].Interruptions())
 	}
 }

@@ -36,7 +36,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "MaxTasksPerBatch") || !strings.Contains(err.Error(), "MaxRunningTasks") {
 		t.Errorf("two bad fields: %v, want both named", err)
 	}
-	for _, ok := range []sched.Config{{}, {ShutdownGrace: -1, CrashRetries: -1}, sched.Config{}.WithDefaults()} {
+	for _, ok := range []sched.Config{{}, {ShutdownGrace: -1, MaxInterruptions: -1}, sched.Config{}.WithDefaults()} {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("%+v: Validate() = %v, want nil", ok, err)
 		}
