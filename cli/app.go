@@ -11,6 +11,7 @@
 //	runs.go       trigger, status, tasks (and --wait)
 //	scheduler.go  run, doctor
 //	lifecycle.go  cancel, retry, logs, prune
+//	serve.go      serve (the web UI)
 //	schedules.go  schedules, pause, unpause
 //	args.go       flags after arguments
 //	project.go    finding the project's .ork upward, as git finds .git
@@ -224,6 +225,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				},
 				Action: cmdPrune,
 			},
+			serveCommand(),
 			{
 				Name:   "doctor",
 				Usage:  "look for damaged files, leftover temporary files and runs left unfinished; says how to fix each",

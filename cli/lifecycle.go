@@ -17,7 +17,7 @@ import (
 
 	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
-	"github.com/ork-run/ork/sched"
+	"github.com/ork-run/ork/runctl"
 )
 
 // openRun opens the database and reads the run named by the first
@@ -53,23 +53,19 @@ func cmdCancel(c *cli.Context) error {
 	}
 	defer db.Close()
 	id := r.ID
-	if r.Status.Terminal() {
+	r, outcome, err := runctl.Cancel(c.Context, db, id)
+	if err != nil {
+		return err
+	}
+	switch outcome {
+	case runctl.AlreadyEnded:
 		fmt.Fprintf(c.App.Writer, "run %s already ended (%s): nothing to cancel\n", id, r.Status)
 		return nil
-	}
-	// No scheduler: cancel here, holding the lock so none starts meanwhile.
-	if release, err := lockScheduler(c, db); err == nil {
-		defer release()
-		if err := sched.CancelRun(c.Context, db, id); err != nil {
-			return err
-		}
+	case runctl.Cancelled:
 		fmt.Fprintf(c.App.Writer, "run %s cancelled\n", id)
 		return nil
 	}
-	// The running scheduler applies the request: ask, then wait a while.
-	if err := db.RequestCancel(c.Context, id); err != nil {
-		return err
-	}
+	// The running scheduler applies the request: wait a while.
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		r, err := db.GetRun(c.Context, id)
@@ -96,30 +92,19 @@ func cmdRetry(c *cli.Context) error {
 	}
 	defer db.Close()
 	id := r.ID
-	if !r.Status.Terminal() {
-		return fmt.Errorf("run %s is still %s: retry it once it has ended (or `ork cancel %s` first)", id, r.Status, id)
-	}
-	if r.Status == model.RunSuccess {
+	plan, err := runctl.PlanRetry(c.Context, db, id)
+	var ce *runctl.ConflictError
+	switch {
+	case errors.As(err, &ce) && ce.Status == model.RunSuccess:
 		fmt.Fprintf(c.App.Writer, "run %s succeeded: nothing to retry\n", id)
 		return nil
-	}
-	ts, err := db.ListTasks(c.Context, id)
-	if err != nil {
+	case errors.As(err, &ce):
+		return fmt.Errorf("run %s is still %s: retry it once it has ended (or `ork cancel %s` first)", id, ce.Status, id)
+	case err != nil:
 		return err
 	}
-	// Failed tasks (and cancelled ones that had started) run again as new
-	// attempts; tasks that never ran are created again in their turn.
-	var reset, remove []string
-	for _, t := range ts {
-		switch {
-		case t.Status == model.TaskFailed, t.Status == model.TaskCancelled && t.Attempt > 0:
-			reset = append(reset, t.ID)
-		case t.Status == model.TaskSkipped, t.Status == model.TaskCancelled:
-			remove = append(remove, t.ID)
-		}
-	}
-	start := func(ctx context.Context) error { return db.ReopenRun(ctx, id, reset, remove) }
-	fmt.Fprintf(c.App.ErrWriter, "retrying run %s: %d failed task(s) again, %d that never ran\n", id, len(reset), len(remove)+r.TaskCount()-len(ts))
+	start := func(ctx context.Context) error { return plan.Apply(ctx, db) }
+	fmt.Fprintf(c.App.ErrWriter, "retrying run %s: %d failed task(s) again, %d that never ran\n", id, len(plan.Reset), plan.NeverRan)
 	if c.Bool("wait") {
 		return waitRun(c, db, r, start)
 	}

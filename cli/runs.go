@@ -19,6 +19,7 @@ import (
 
 	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/runctl"
 	"github.com/ork-run/ork/sched"
 )
 
@@ -47,18 +48,18 @@ func cmdTrigger(c *cli.Context) error {
 	}
 	defer db.Close()
 	name := c.Args().First()
-	w, err := db.GetWorkflow(c.Context, name)
-	if err != nil {
-		return notFoundHint(err, "`ork list-workflows` shows the workflows, `ork create-workflow` makes one")
-	}
-	if err := executorsBuilt(w); err != nil {
-		return err
-	}
 	who := "cli"
 	if u := os.Getenv("USER"); u != "" {
 		who = "cli:" + u
 	}
-	r := model.NewRun(w, params, who, time.Now())
+	r, err := runctl.NewRun(c.Context, db, name, params, who, executorsBuilt)
+	var re *runctl.RefusedError
+	if errors.As(err, &re) {
+		return re.Err
+	}
+	if err != nil {
+		return notFoundHint(err, "`ork list-workflows` shows the workflows, `ork create-workflow` makes one")
+	}
 	if !c.Bool("wait") {
 		if err := db.CreateRun(c.Context, r); err != nil {
 			return err

@@ -27,43 +27,15 @@ func cmdRun(c *cli.Context) error {
 		return err
 	}
 	defer db.Close()
-	cfg, err := schedConfig(c, func(msg string) { log.Warn(msg) })
+	s, err := newScheduler(c, db, log)
 	if err != nil {
 		return err
 	}
-	cfg.Logger = log
-	if err := checkSchedConfig(cfg); err != nil {
-		return err
-	}
-	sd := scriptDir(c)
-	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
-		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)
-	}
-	maxLog, err := parseSize(c.String("max-log-size"))
-	if err != nil {
-		return fmt.Errorf("--max-log-size: %w", err)
-	}
-	log.Info("task logs", "max-log-size", c.String("max-log-size"))
-	if maxLog == 0 {
-		maxLog = -1 // no bound
-	}
-	updates := make(chan exec.StatusUpdate, 4096)
-	mgr := exec.NewManager(updates)
-	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
-		ScriptDir: sd, LogDir: logDir(c), Updates: updates, MaxLogBytes: maxLog,
-	}))
-	if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
-		return err
-	}
-	s := sched.New(db, mgr, cfg)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := s.Run(ctx); err != nil {
 		var le *model.LockedError
 		if errors.As(err, &le) {
-			if databaseURL(c) != "" {
-				return fmt.Errorf("%w: stop it first (one scheduler per database)", err)
-			}
 			return fmt.Errorf("%w: stop it first, or use a different --dir", err)
 		}
 		return err
@@ -103,4 +75,38 @@ func cmdDoctor(c *cli.Context) error {
 		return &exitError{code: 1, msg: fmt.Sprintf("%d problem(s) found", len(ps))}
 	}
 	return nil
+}
+
+// newScheduler makes the scheduler of `ork run` (and `ork serve`) on db,
+// configured by the flags of runFlags.
+func newScheduler(c *cli.Context, db model.Database, log *slog.Logger) (*sched.Scheduler, error) {
+	cfg, err := schedConfig(c, func(msg string) { log.Warn(msg) })
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = log
+	if err := checkSchedConfig(cfg); err != nil {
+		return nil, err
+	}
+	sd := scriptDir(c)
+	if st, err := os.Stat(sd); err != nil || !st.IsDir() {
+		log.Warn("script directory does not exist; tasks will fail until it does", "script_dir", sd)
+	}
+	maxLog, err := parseSize(c.String("max-log-size"))
+	if err != nil {
+		return nil, fmt.Errorf("--max-log-size: %w", err)
+	}
+	log.Info("task logs", "max-log-size", c.String("max-log-size"))
+	if maxLog == 0 {
+		maxLog = -1 // no bound
+	}
+	updates := make(chan exec.StatusUpdate, 4096)
+	mgr := exec.NewManager(updates)
+	mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
+		ScriptDir: sd, LogDir: logDir(c), Updates: updates, MaxLogBytes: maxLog,
+	}))
+	if err := registerBuiltExecutors(c, mgr, updates, log); err != nil {
+		return nil, err
+	}
+	return sched.New(db, mgr, cfg), nil
 }

@@ -93,6 +93,18 @@ type Notifier interface {
 	Changes() <-chan struct{}
 }
 
+// ChangeWatcher is implemented by databases that can tell observers — the
+// web UI's event stream — at once which runs changed: a run record or a
+// task record of the run, written by this process or by another.
+// WatchChanges calls fn with the id of each run that may have changed, or
+// with "" when it lost track (then look at everything), until ctx ends; it
+// returns once it watches. fn must return quickly and must not call the
+// database. Unlike Notifier, whose one channel belongs to the scheduler,
+// any number of observers may watch.
+type ChangeWatcher interface {
+	WatchChanges(ctx context.Context, fn func(runID string)) error
+}
+
 // SchedulerLocker is implemented by databases that can make sure only one
 // scheduler serves them. LockScheduler returns at once: a release function,
 // or a *LockedError naming the holder.

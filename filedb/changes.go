@@ -1,0 +1,97 @@
+package filedb
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/ork-run/ork/model"
+)
+
+var _ model.ChangeWatcher = (*DB)(nil)
+
+// WatchChanges tells fn which runs changed, for observers such as the web
+// UI. It has a watcher of its own, apart from the scheduler's (Changes):
+// fsnotify on runs/ (run records and cancel markers), on tasks/ (a new
+// run's task directory) and on the task directory of every unfinished run
+// and of every run whose record changes while it watches — so it sees this
+// process's writes and other processes' alike. A lost event (the kernel's
+// queue overflowed) calls fn(""). Only runs that are or become active are
+// watched, so the number of watches grows with the runs that change, not
+// with the history.
+func (d *DB) WatchChanges(ctx context.Context, fn func(runID string)) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	runsDir := filepath.Join(d.root, RunsDir)
+	tasksDir := filepath.Join(d.root, TasksDir)
+	for _, dir := range []string{runsDir, tasksDir} {
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	// The task directories of the runs that are unfinished now.
+	for _, st := range []model.RunStatus{model.RunPending, model.RunRunning} {
+		rs, err := d.ListRuns(ctx, model.RunFilter{Status: st})
+		if err != nil {
+			w.Close()
+			return err
+		}
+		for _, r := range rs {
+			w.Add(filepath.Join(tasksDir, r.ID)) // absent until its first task: then tasks/ tells
+		}
+	}
+	go func() {
+		defer w.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.stop:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				dir, name := filepath.Dir(ev.Name), filepath.Base(ev.Name)
+				if strings.HasPrefix(name, ".") {
+					continue // temporary files
+				}
+				switch {
+				case dir == runsDir:
+					id, ok := isCancelMarker(name)
+					if !ok {
+						if id, ok = strings.CutSuffix(name, ".json"); !ok {
+							continue
+						}
+					}
+					if ev.Has(fsnotify.Create | fsnotify.Write) {
+						// A run created or reopened: its tasks will change.
+						if st, err := os.Stat(filepath.Join(tasksDir, id)); err == nil && st.IsDir() {
+							w.Add(filepath.Join(tasksDir, id))
+						}
+					}
+					fn(id)
+				case dir == tasksDir:
+					if ev.Has(fsnotify.Create) {
+						w.Add(ev.Name)
+					}
+					fn(name)
+				case filepath.Dir(dir) == tasksDir && strings.HasSuffix(name, ".json"):
+					fn(filepath.Base(dir))
+				}
+			case _, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				fn("")
+			}
+		}
+	}()
+	return nil
+}
