@@ -18,7 +18,7 @@ demo: build
 # The packages with tests on PostgreSQL (build tag postgres), and the CLI's
 # TestPostgres* tests; they run on the server ORK_TEST_DATABASE_URL names,
 # and skip without it (fail in CI).
-PG_PKGS ?= ./pgdb/...
+PG_PKGS ?= ./pgdb/... ./sched
 
 # Everything CI checks.
 test: fmt-check vet tidy-check cross-check
