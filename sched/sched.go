@@ -601,6 +601,9 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 		return
 	}
 	var us []model.RunUpdate
+	// Runs whose records could not be read stay touched: the next loop
+	// looks at them again, so a failed read never leaves a run unfinished.
+	var unread []string
 	now := time.Now()
 	for id := range s.touched {
 		if rs := s.runs[id]; rs != nil && !rs.allCreated() {
@@ -608,7 +611,8 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 		}
 		counts, err := s.db.TaskCounts(ctx, id)
 		if err != nil {
-			s.log.Error("count tasks", "run", id, "err", err)
+			s.log.Error("count tasks; will look again", "run", id, "err", err)
+			unread = append(unread, id)
 			continue
 		}
 		total, done := 0, 0
@@ -621,7 +625,13 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 		if total == 0 || done < total {
 			continue
 		}
-		if r, err := s.db.GetRun(ctx, id); err != nil || r.Status.Terminal() || total < r.TaskCount() {
+		r, err := s.db.GetRun(ctx, id)
+		if err != nil {
+			s.log.Error("read run; will look again", "run", id, "err", err)
+			unread = append(unread, id)
+			continue
+		}
+		if r.Status.Terminal() || total < r.TaskCount() {
 			continue
 		}
 		u := model.RunUpdate{RunID: id, Status: model.RunSuccess, At: now, TaskCounts: counts}
@@ -654,6 +664,9 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 		}
 	}
 	clear(s.touched)
+	for _, id := range unread {
+		s.touched[id] = true
+	}
 }
 
 // failedTasks describes the failed tasks of a run for its error.
@@ -895,25 +908,37 @@ func (s *Scheduler) wake(runID string) {
 }
 
 // WaitRun blocks until the run has ended (on this scheduler or before) or
-// ctx is done, and returns the run as recorded.
+// ctx is done, and returns the run as recorded. A run that does not exist
+// is an error at once; any other failure to read it is retried.
 func (s *Scheduler) WaitRun(ctx context.Context, runID string) (*model.Run, error) {
+	failures := 0
 	for {
 		c := make(chan struct{})
 		s.mu.Lock()
 		s.waiters[runID] = append(s.waiters[runID], c)
 		s.mu.Unlock()
+		wait := s.cfg.PollInterval
 		r, err := s.db.GetRun(ctx, runID)
-		if err != nil {
+		switch {
+		case err != nil && (errors.Is(err, model.ErrNotFound) || ctx.Err() != nil):
 			return nil, err
-		}
-		if r.Status.Terminal() {
+		case err != nil:
+			// A database that failed once (a dropped connection, a
+			// restart) is asked again, as the scheduler's own loop does:
+			// the run goes on meanwhile, and waiting for it must too.
+			failures++
+			s.log.Warn("reading the run failed; trying again", "run", runID, "err", err)
+			wait = min(wait, time.Duration(failures)*100*time.Millisecond, time.Second)
+		case r.Status.Terminal():
 			return r, nil
+		default:
+			failures = 0
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-c:
-		case <-time.After(s.cfg.PollInterval):
+		case <-time.After(wait):
 		}
 	}
 }
