@@ -25,7 +25,7 @@ test: fmt-check vet tidy-check cross-check
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -race -count=1 -timeout 15m -tags postgres $(PG_PKGS)
 	$(GO) test -race -count=1 -timeout 15m -tags postgres -run Postgres ./cli
-	$(GO) test -race -count=1 -timeout 10m -tags cloudrun ./exec/cloudrun/...
+	$(GO) test -race -count=1 -timeout 10m -tags cloudrun ./exec/cloudrun/... ./cmd/perf-test
 	$(GO) test -race -count=1 -timeout 10m -tags cloudrun -run CloudRun ./cli
 
 # go.mod and go.sum say exactly what the code imports.
@@ -40,7 +40,7 @@ cross-check:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags postgres ./...
-	$(GO) vet -tags cloudrun ./exec/cloudrun/... ./cli
+	$(GO) vet -tags cloudrun ./exec/cloudrun/... ./cli ./cmd/perf-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

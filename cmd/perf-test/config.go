@@ -22,6 +22,12 @@ const (
 	// running at once and successful after task_duration. It gives the
 	// scheduler's and the database's own cost.
 	ExecNoop = "noop"
+	// ExecCloudRun runs each task as an execution of a fake Cloud Run v2
+	// service started in this process (exec/cloudrun/cloudruntest), through
+	// ork's real Cloud Run executor with real credentials (a generated
+	// service-account key whose tokens the fake grants). An execution runs
+	// for task_duration. It needs a perf-test built with -tags cloudrun.
+	ExecCloudRun = "cloudrun"
 )
 
 // Trigger modes.
@@ -89,6 +95,45 @@ type Config struct {
 	DAG *DAGConfig `json:"dag,omitempty"`
 	// Scheduler is the scheduler's Config; zero fields take ork's defaults.
 	Scheduler SchedConfig `json:"scheduler"`
+	// CloudRun sets the Cloud Run executor and its fake service, for the
+	// executor "cloudrun".
+	CloudRun *CloudRunConfig `json:"cloudrun,omitempty"`
+}
+
+// CloudRunConfig sets a "cloudrun" workload: the job the workflows run and
+// the executor's polling. Zero fields take the defaults below, or the
+// executor's.
+type CloudRunConfig struct {
+	Project string `json:"project,omitempty"` // default "perf-project"
+	Region  string `json:"region,omitempty"`  // default "europe-west1"
+	Job     string `json:"job,omitempty"`     // default "perf-job"
+	// PollInterval is how often each running execution is looked at
+	// (default the executor's, 10s).
+	PollInterval Duration `json:"poll_interval,omitempty"`
+	// GetLatency makes the fake take that much longer to answer each GET
+	// of an execution, as a distant API does.
+	GetLatency Duration `json:"get_latency,omitempty"`
+}
+
+// Defaults of CloudRunConfig.
+const (
+	defaultCloudRunProject = "perf-project"
+	defaultCloudRunRegion  = "europe-west1"
+	defaultCloudRunJob     = "perf-job"
+)
+
+// withDefaults fills in the job's defaults.
+func (c CloudRunConfig) withDefaults() CloudRunConfig {
+	if c.Project == "" {
+		c.Project = defaultCloudRunProject
+	}
+	if c.Region == "" {
+		c.Region = defaultCloudRunRegion
+	}
+	if c.Job == "" {
+		c.Job = defaultCloudRunJob
+	}
+	return c
 }
 
 // DAGConfig shapes a DAG workload: a chain of nodes.
@@ -148,6 +193,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// std returns the time.Duration.
+func (d Duration) std() time.Duration { return time.Duration(d) }
 
 // MarshalJSON writes the duration as text.
 func (d Duration) MarshalJSON() ([]byte, error) {
@@ -216,9 +264,17 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("task_duration is negative"))
 	}
 	switch c.Executor {
-	case ExecProcess, ExecNoop:
+	case ExecProcess, ExecNoop, ExecCloudRun:
 	default:
-		errs = append(errs, fmt.Errorf("executor %q: want %q or %q", c.Executor, ExecProcess, ExecNoop))
+		errs = append(errs, fmt.Errorf("executor %q: want %q, %q or %q", c.Executor, ExecProcess, ExecNoop, ExecCloudRun))
+	}
+	if c.CloudRun != nil {
+		if c.Executor != ExecCloudRun {
+			errs = append(errs, fmt.Errorf("cloudrun settings are for the executor %q, not %q", ExecCloudRun, c.Executor))
+		}
+		if c.CloudRun.PollInterval < 0 || c.CloudRun.GetLatency < 0 {
+			errs = append(errs, errors.New("cloudrun.poll_interval and cloudrun.get_latency must not be negative"))
+		}
 	}
 	switch c.Trigger {
 	case TriggerBatch, TriggerSpaced:

@@ -69,7 +69,21 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad duration", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"task_duration":"fast"}`, wantErr: "invalid duration"},
 		{name: "duration as a number", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"task_duration":10}`, wantErr: "a duration is text"},
 		{name: "no tasks", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":0}`, wantErr: "at least 1"},
-		{name: "bad executor", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"executor":"cloudrun"}`, wantErr: `executor "cloudrun"`},
+		{name: "bad executor", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"executor":"lambda"}`, wantErr: `executor "lambda"`},
+		{
+			name: "cloudrun",
+			json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"executor":"cloudrun",
+				"cloudrun":{"job":"etl","poll_interval":"1s","get_latency":"50ms"}}`,
+			check: func(t *testing.T, c *Config) {
+				cr := c.CloudRun.withDefaults()
+				if cr.Project != defaultCloudRunProject || cr.Region != defaultCloudRunRegion || cr.Job != "etl" ||
+					cr.PollInterval.std() != time.Second || cr.GetLatency.std() != 50*time.Millisecond || c.BaselineEnabled() {
+					t.Errorf("got %+v, %+v", c, cr)
+				}
+			},
+		},
+		{name: "cloudrun settings for another executor", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"executor":"noop","cloudrun":{}}`, wantErr: `cloudrun settings are for the executor "cloudrun"`},
+		{name: "negative cloudrun poll interval", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"executor":"cloudrun","cloudrun":{"poll_interval":"-1s"}}`, wantErr: "must not be negative"},
 		{name: "bad trigger", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"trigger":"burst"}`, wantErr: `trigger "burst"`},
 		{name: "short chain", json: `{"name":"x","workflows":1,"runs_per_workflow":1,"tasks_per_run":1,"dag":{"depth":1}}`, wantErr: "dag.depth"},
 		{name: "no name", json: `{"workflows":1,"runs_per_workflow":1,"tasks_per_run":1}`, wantErr: "name is empty"},
@@ -112,7 +126,7 @@ func TestShippedConfigs(t *testing.T) {
 		}
 		names[c.Name] = true
 	}
-	for _, n := range []string{"quick", "standard", "heavy", "latency", "memory", "scale", "chain", "idle", "noisy"} {
+	for _, n := range []string{"quick", "standard", "heavy", "latency", "memory", "scale", "chain", "idle", "noisy", "cloudrun"} {
 		if !names[n] {
 			t.Errorf("workload %q is missing", n)
 		}

@@ -186,6 +186,16 @@ func WriteTable(out io.Writer, r *Result) error {
 		}
 		fmt.Fprintf(tw, "  ork status (%d runs)\t%.3f s\n", st.Runs, st.ListRunsSeconds)
 	}
+	if c := r.CloudRun; c != nil {
+		fmt.Fprintf(tw, "\nCLOUD RUN (fake service; job projects/%s/locations/%s/jobs/%s)\n", c.Project, c.Region, c.Job)
+		fmt.Fprintf(tw, "  poll interval\t%s\t(GET latency added by the fake: %s)\n", time.Duration(c.PollInterval), time.Duration(c.GetLatency))
+		fmt.Fprintf(tw, "  executions started\t%d\n", c.Executions)
+		fmt.Fprintf(tw, "  status checks (GET of an execution)\t%d\t(the executor counted %d)\n", c.StatusChecks, c.ExecutorStatusChecks)
+		fmt.Fprintf(tw, "  status checks/s\t%.1f\n", c.StatusChecksPerSec)
+		fmt.Fprintf(tw, "  status checks per task\t%.2f\n", c.StatusChecksPerTask)
+		fmt.Fprintf(tw, "  most status checks in flight\t%d\n", c.MaxGetsInFlight)
+		fmt.Fprintf(tw, "  access tokens granted\t%d\n", c.TokenGrants)
+	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(tw, "\nIDLE (restarted scheduler)\n")
 		fmt.Fprintf(tw, "  finished runs on disk\t%d\n", i.FinishedRuns)

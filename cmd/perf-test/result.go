@@ -41,6 +41,7 @@ type Result struct {
 	Status   *StatusTiming `json:"status,omitempty"`
 	Baseline *Baseline     `json:"baseline,omitempty"`
 	Idle     *Idle         `json:"idle,omitempty"`
+	CloudRun *CloudRun     `json:"cloudrun,omitempty"`
 	Targets  []Target      `json:"targets"`
 
 	triggerSame, triggerOther []time.Duration
@@ -178,6 +179,57 @@ type Idle struct {
 	CPU               CPU     `json:"cpu"`
 	CPUPercentOfACore float64 `json:"cpu_percent_of_a_core"`
 	RSSBytes          int64   `json:"rss_bytes"`
+}
+
+// CloudRun is what a "cloudrun" workload's main phase cost in requests to
+// the (fake) Cloud Run service: above all the status checks, a GET of one
+// execution each, which the executor sends every poll interval for every
+// running execution.
+type CloudRun struct {
+	Project      string   `json:"project"`
+	Region       string   `json:"region"`
+	Job          string   `json:"job"`
+	PollInterval Duration `json:"poll_interval"`
+	GetLatency   Duration `json:"get_latency"`
+	// Executions is the :run requests the service answered (one per task).
+	Executions int `json:"executions"`
+	// StatusChecks is the GETs of an execution the service answered, and
+	// ExecutorStatusChecks those the executor says it sent.
+	StatusChecks         int     `json:"status_checks"`
+	ExecutorStatusChecks int64   `json:"executor_status_checks"`
+	StatusChecksPerSec   float64 `json:"status_checks_per_s"`
+	StatusChecksPerTask  float64 `json:"status_checks_per_task"`
+	// MaxGetsInFlight is the most GETs of an execution the service served
+	// at once (over the whole measurement).
+	MaxGetsInFlight int `json:"max_status_checks_in_flight"`
+	TokenGrants     int `json:"token_grants"`
+}
+
+// cloudRunCounts are the fake service's counters and the executor's count
+// of status checks at one moment.
+type cloudRunCounts struct {
+	Runs, Gets, TokenGrants, MaxGetsInFlight int
+	ExecutorChecks                           int64
+}
+
+// cloudRunFigures turns the counts taken at the start and the end of the
+// main phase into its figures.
+func cloudRunFigures(c CloudRunConfig, before, after cloudRunCounts, tasks int, total time.Duration) *CloudRun {
+	r := &CloudRun{
+		Project: c.Project, Region: c.Region, Job: c.Job, PollInterval: c.PollInterval, GetLatency: c.GetLatency,
+		Executions:           after.Runs - before.Runs,
+		StatusChecks:         after.Gets - before.Gets,
+		ExecutorStatusChecks: after.ExecutorChecks - before.ExecutorChecks,
+		MaxGetsInFlight:      after.MaxGetsInFlight,
+		TokenGrants:          after.TokenGrants - before.TokenGrants,
+	}
+	if total > 0 {
+		r.StatusChecksPerSec = round3(float64(r.StatusChecks) / total.Seconds())
+	}
+	if tasks > 0 {
+		r.StatusChecksPerTask = round3(float64(r.StatusChecks) / float64(tasks))
+	}
+	return r
 }
 
 // Target is one of the performance goals, as it stands in this

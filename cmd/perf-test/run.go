@@ -63,6 +63,7 @@ type harness struct {
 	scfg    sched.Config
 	stop    context.CancelFunc
 	stopped chan error
+	cr      *cloudRunFake // the fake Cloud Run service of a "cloudrun" workload
 }
 
 func newHarness(cfg *Config, opts Options) (*harness, error) {
@@ -129,6 +130,11 @@ func (h *harness) start(ctx context.Context, expect int) error {
 	switch h.cfg.Executor {
 	case ExecNoop:
 		mgr.Register(model.ExecutorProcess, newNoopExecutor(updates, time.Duration(h.cfg.TaskDuration)))
+	case ExecCloudRun:
+		if err := h.registerCloudRun(mgr, updates); err != nil {
+			db.Close()
+			return err
+		}
 	default:
 		mgr.Register(model.ExecutorProcess, exec.NewProcessExecutor(exec.ProcessConfig{
 			ScriptDir: h.scripts, LogDir: filepath.Join(h.dir, filedb.LogsDir), Updates: updates,
@@ -163,8 +169,10 @@ func (h *harness) halt() error {
 	return err
 }
 
-// cleanup removes the directory unless asked to keep it.
+// cleanup stops the fake Cloud Run service, if any, and removes the
+// directory unless asked to keep it.
 func (h *harness) cleanup() {
+	h.cr.close()
 	if !h.opts.Keep {
 		os.RemoveAll(h.root)
 		if h.dropPG != nil {
@@ -183,13 +191,18 @@ func (h *harness) workflows(ctx context.Context, n, tasks int, dag *DAGConfig, p
 			Description:  "perf-test workload " + h.cfg.Name,
 			ExecutorType: model.ExecutorProcess,
 		}
+		job := scriptName
+		if h.cfg.Executor == ExecCloudRun {
+			c := h.cr.job()
+			w.ExecutorType, w.Project, w.Region, job = model.ExecutorCloudRun, c.Project, c.Region, c.Job
+		}
 		if dag == nil {
-			w.JobName, w.TaskCount = scriptName, tasks
+			w.JobName, w.TaskCount = job, tasks
 		} else {
 			w.Tasks = make(map[string]*model.TaskSpec, dag.Depth)
 			prev := ""
 			for _, name := range dag.NodeNames() {
-				spec := &model.TaskSpec{JobName: scriptName, TaskCount: tasks}
+				spec := &model.TaskSpec{JobName: job, TaskCount: tasks}
 				if prev != "" {
 					spec.DependsOn = []string{prev}
 				}
@@ -334,6 +347,7 @@ func (h *harness) mainPhase(ctx context.Context, res *Result, wfs []*model.Workf
 	}
 
 	h.rec.take()
+	crBefore := h.cr.counts()
 	peakReset := resetPeakRSS()
 	meter := startCPU()
 	t0 := time.Now()
@@ -376,6 +390,7 @@ func (h *harness) mainPhase(ctx context.Context, res *Result, wfs []*model.Workf
 	}
 	total := time.Since(t0)
 	self, children, _ := meter.stop()
+	crAfter := h.cr.counts()
 	rss := peakRSS()
 	helpers.Wait()
 	lastRun := ids[len(ids)-1]
@@ -390,9 +405,13 @@ func (h *harness) mainPhase(ctx context.Context, res *Result, wfs []*model.Workf
 	}
 	res.Resources.SchedulerCPU = self
 	res.Resources.SchedulerCPUPercent = round3(100 * self.Total() / total.Seconds())
-	if cfg.Executor == ExecProcess {
+	switch cfg.Executor {
+	case ExecProcess:
 		res.Resources.ChildrenCPU = &children
-	} else {
+	case ExecCloudRun:
+		res.Resources.SchedulerCPUNote = "includes the Cloud Run executor, the fake Cloud Run service (in this process) and the trigger"
+		res.CloudRun = cloudRunFigures(h.cr.job(), crBefore, crAfter, cfg.Tasks(), total)
+	default:
 		res.Resources.SchedulerCPUNote = "includes the in-process no-op executor and the trigger"
 	}
 	if cfg.BackgroundWriteMBps > 0 {
