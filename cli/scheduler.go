@@ -27,6 +27,14 @@ func cmdRun(c *cli.Context) error {
 		return err
 	}
 	defer db.Close()
+	// A second scheduler is refused before it logs anything: its whole
+	// output is the one line that names the one running. (Run takes the
+	// lock for good; this only asks early.)
+	if release, err := lockScheduler(c, db); err == nil {
+		release()
+	} else if le := (*model.LockedError)(nil); errors.As(err, &le) {
+		return fmt.Errorf("%w: stop it first, or use a different --dir", err)
+	}
 	s, err := newScheduler(c, db, log)
 	if err != nil {
 		return err
