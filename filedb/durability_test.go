@@ -13,7 +13,7 @@ import (
 )
 
 // op is one durability-relevant system call, as the sysOps seam saw it.
-type op struct{ kind, a, b string } // fsync PATH, syncfs, rename OLD NEW, link OLD NEW
+type op struct{ kind, a, b string } // fsync PATH, fdatasync PATH, syncfs, rename OLD NEW, link OLD NEW
 
 type opRecorder struct {
 	mu  sync.Mutex
@@ -44,6 +44,14 @@ func (r *opRecorder) sysOps() sysOps {
 			}
 			return err
 		},
+		syncData: func(p string) error {
+			err := realOps.syncData(p)
+			if err == nil {
+				r.add(op{"fdatasync", filepath.Clean(p), ""})
+			}
+			return err
+		},
+		dirty: realOps.dirty,
 		syncFS: func(f *os.File) error {
 			err := realOps.syncFS(f)
 			if err == nil {
@@ -76,7 +84,7 @@ func checkDurableOrder(t *testing.T, what string, ops []op, wantDirs ...string) 
 	t.Helper()
 	synced := func(from, to int, path string) bool {
 		for k := from; k < to; k++ {
-			if ops[k].kind == "syncfs" || ops[k].kind == "fsync" && ops[k].a == path {
+			if ops[k].kind == "syncfs" || (ops[k].kind == "fsync" || ops[k].kind == "fdatasync") && ops[k].a == path {
 				return true
 			}
 		}
@@ -111,8 +119,16 @@ func checkDurableOrder(t *testing.T, what string, ops []op, wantDirs ...string) 
 // the directory after: the commit of a batch (one file, many files, many
 // directories, a new directory), the exclusive creates (workflow, run,
 // cancel request), the reopen of a run, a prune, a removal, the state of a
-// schedule, Init.
+// schedule, Init. Both ways a batch is synced are checked: each file and
+// directory on its own (what small batches do, and every batch while other
+// programs' writes wait in the page cache), and one syncfs (a large batch
+// on a quiet file system).
 func TestEveryWriteIsSyncedInOrder(t *testing.T) {
+	t.Run("each file", func(t *testing.T) { everyWriteSyncedInOrder(t, false) })
+	t.Run("syncfs", func(t *testing.T) { everyWriteSyncedInOrder(t, true) })
+}
+
+func everyWriteSyncedInOrder(t *testing.T, bulk bool) {
 	ctx := context.Background()
 	rec := &opRecorder{}
 	root := filepath.Join(t.TempDir(), ".ork")
@@ -123,6 +139,16 @@ func TestEveryWriteIsSyncedInOrder(t *testing.T) {
 
 	d, _ := openTest(t, root)
 	d.ops = rec.sysOps()
+	if bulk {
+		d.syncFSMin = 2
+		d.ops.dirty = func() int64 { return 0 }
+	}
+	syncfsSeen := false
+	defer func() {
+		if bulk && !syncfsSeen {
+			t.Errorf("no batch was synced with syncfs")
+		}
+	}()
 	records := 0
 	step := func(what string, f func() error, wantDirs ...string) {
 		t.Helper()
@@ -130,7 +156,16 @@ func TestEveryWriteIsSyncedInOrder(t *testing.T) {
 		if err := f(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		records += checkDurableOrder(t, what, rec.take(), wantDirs...)
+		ops := rec.take()
+		for _, o := range ops {
+			if o.kind == "syncfs" {
+				if !bulk {
+					t.Errorf("%s: a syncfs, which waits for other programs' writes too; calls: %v", what, ops)
+				}
+				syncfsSeen = true
+			}
+		}
+		records += checkDurableOrder(t, what, ops, wantDirs...)
 	}
 	w := testWorkflow("hello", 5)
 	step("CreateWorkflow", func() error { return d.CreateWorkflow(ctx, w) })
