@@ -572,8 +572,10 @@ func (d *DB) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus
 		}
 	}
 	d.mu.Unlock()
-	// A finished run carries its counts: one file read, not one per task.
-	if r, err := d.readRun(d.runPath(runID)); err == nil && r.Status.Terminal() && r.TaskCounts != nil {
+	// A finished run carries its counts, and so does a large run while it
+	// runs (as of its last task update; tasks not counted yet are pending):
+	// one file read, not one per task.
+	if r, err := d.readRun(d.runPath(runID)); err == nil && r.TaskCounts != nil {
 		out := make(map[model.TaskStatus]int, len(r.TaskCounts))
 		for k, v := range r.TaskCounts {
 			if v != 0 {
