@@ -3,9 +3,7 @@
 package filedb
 
 import (
-	"bytes"
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,36 +25,4 @@ func fdatasyncPath(p string) error {
 		err = cerr
 	}
 	return err
-}
-
-// dirtyBytes is Dirty plus Writeback of /proc/meminfo: the pages of every
-// file system that wait to be written back, or are being written. -1 when
-// it cannot be read.
-func dirtyBytes() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return -1
-	}
-	var total int64
-	found := 0
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !bytes.Equal(k, []byte("Dirty")) && !bytes.Equal(k, []byte("Writeback")) {
-			continue
-		}
-		f := bytes.Fields(v)
-		if len(f) == 0 {
-			return -1
-		}
-		n, err := strconv.ParseInt(string(f[0]), 10, 64)
-		if err != nil {
-			return -1
-		}
-		total += n << 10 // kB
-		found++
-	}
-	if found != 2 {
-		return -1
-	}
-	return total
 }

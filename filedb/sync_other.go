@@ -12,6 +12,3 @@ func syncFS(*os.File) error { return errors.ErrUnsupported }
 
 // fdatasyncPath is an fsync here (F_FULLFSYNC on macOS, by os.File.Sync).
 func fdatasyncPath(p string) error { return fsyncPath(p) }
-
-// dirtyBytes is unknown here.
-func dirtyBytes() int64 { return -1 }

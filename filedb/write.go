@@ -40,13 +40,9 @@ type sysOps struct {
 	syncFS   func(root *os.File) error // syncfs(2); errors.ErrUnsupported where there is none
 	rename   func(oldpath, newpath string) error
 	link     func(oldpath, newpath string) error
-	// dirty is how many bytes of the machine's page cache wait to be
-	// written back (-1 when unknown): a syncfs(2) waits for those of its
-	// file system, whoever wrote them.
-	dirty func() int64
 }
 
-var realOps = sysOps{syncFile: fsyncPath, syncData: fdatasyncPath, syncFS: syncFS, rename: os.Rename, link: os.Link, dirty: dirtyBytes}
+var realOps = sysOps{syncFile: fsyncPath, syncData: fdatasyncPath, syncFS: syncFS, rename: os.Rename, link: os.Link}
 
 // tmpSeq numbers this process's temporary files; with the pid in the name,
 // two processes never pick the same one, and a scheduler can tell which
@@ -83,30 +79,23 @@ func fsyncPath(p string) error {
 	return err
 }
 
-// How a batch is made durable. A syncfs(2) is one flush and one journal
-// commit for the whole file system: the cheapest way to sync many files on
-// a quiet machine, but it also waits for every page other programs wrote
-// and did not sync, which may be gigabytes. A sync of each file (and each
-// directory) touches only what the batch wrote; several of them in
-// parallel share journal commits. So commit syncs each file unless the
-// batch is large (syncFSMin files or more) and little else waits to be
-// written back (under syncFSMaxDirty bytes); see docs/PERFORMANCE.md for
-// the figures behind the numbers.
+// How a batch is made durable. One syncfs(2) is one flush and one journal
+// commit for the whole file system; a sync of each file and directory
+// costs a journal commit each (several in flight share some). On ext4 a
+// journal commit waits for the data of every file other programs have
+// growing in it, so neither escapes their writes; measured side by side
+// (docs/PERFORMANCE.md), one syncfs was faster for every batch of two
+// files or more, quiet or not, and fdatasync for one file. So a batch of
+// syncFSMin files or more takes one syncfs, a smaller one (and every batch
+// where there is no syncfs) syncs each file and directory.
 const (
-	syncFSMin      = 16
-	syncFSMaxDirty = 32 << 20
+	syncFSMin = 2
 	// syncWorkers bounds the syncs of one batch in flight at once.
 	syncWorkers = 16
 )
 
 // useSyncFS reports whether a batch of n files is synced with one syncfs.
-func (d *DB) useSyncFS(n int) bool {
-	if n < d.syncFSMin {
-		return false
-	}
-	dirty := d.ops.dirty()
-	return dirty >= 0 && dirty < syncFSMaxDirty
-}
+func (d *DB) useSyncFS(n int) bool { return n >= d.syncFSMin }
 
 // syncAll makes the given (closed) files durable — their data with
 // fdatasync, or directories with fsync — each on its own, several at
