@@ -1,14 +1,20 @@
 GO ?= go
 BIN ?= bin
+# ork is built static, without cgo (the pure-Go resolver of package net,
+# no dynamic loader at each start), and without the man-page generator of
+# urfave/cli, whose markdown package costs milliseconds at every start.
+# The CLI's end-to-end tests build ork the same way (see cli/e2e_test.go).
+BUILD_ENV = CGO_ENABLED=0
+BUILD_TAGS = urfave_cli_no_docs
 
 .PHONY: build build-cloudrun demo test vet fmt-check tidy-check cross-check bench perf-2000 clean
 
 build:
-	$(GO) build -o $(BIN)/ork .
+	$(BUILD_ENV) $(GO) build -tags $(BUILD_TAGS) -o $(BIN)/ork .
 
 # ork with the Cloud Run Jobs executor (see README).
 build-cloudrun:
-	$(GO) build -tags cloudrun -o $(BIN)/ork .
+	$(BUILD_ENV) $(GO) build -tags $(BUILD_TAGS),cloudrun -o $(BIN)/ork .
 
 # Runs a real demo workflow end to end on the file database, in a
 # temporary directory.
@@ -60,6 +66,12 @@ clean:
 # The quick performance workload: 1,000 real processes against xargs -P N,
 # and trigger latencies. Every workload: scripts/perf-results.sh (see
 # docs/PERFORMANCE.md).
+# The start of `ork --version` and `ork trigger` against an empty Go
+# program, side by side.
+.PHONY: perf-start
+perf-start: build
+	./scripts/bench-start.sh 100 7 $(BIN)/ork
+
 .PHONY: perf
 perf:
 	$(GO) build -o $(BIN)/perf-test ./cmd/perf-test

@@ -29,7 +29,14 @@ import (
 // orkBin is the ork binary built by TestMain.
 var orkBin string
 
-// buildTags are the build tags of orkBin: those of the test binary (see
+// releaseEnv and releaseTags are how the Makefile builds ork (BUILD_ENV,
+// BUILD_TAGS): TestBuildIsStatic checks that both agree.
+const (
+	releaseEnv  = "CGO_ENABLED=0"
+	releaseTags = "urfave_cli_no_docs"
+)
+
+// buildTags are the further build tags of orkBin: those of the test binary (see
 // the tagged test files), so that each build's tests run its own ork.
 var buildTags string
 
@@ -45,11 +52,14 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	orkBin = filepath.Join(dir, "ork")
-	args := []string{"build", "-o", orkBin}
+	// Built as `make build` builds it (see the Makefile): static, without
+	// cgo nor urfave/cli's docs.
+	tags := releaseTags
 	if buildTags != "" {
-		args = append(args, "-tags", buildTags)
+		tags += "," + buildTags
 	}
-	build := osexec.Command("go", append(args, "..")...)
+	build := osexec.Command("go", "build", "-o", orkBin, "-tags", tags, "..")
+	build.Env = append(os.Environ(), releaseEnv)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: go build:", err)

@@ -2,8 +2,10 @@ package filedb
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +15,7 @@ import (
 )
 
 // op is one durability-relevant system call, as the sysOps seam saw it.
-type op struct{ kind, a, b string } // fsync PATH, syncfs, rename OLD NEW, link OLD NEW
+type op struct{ kind, a, b string } // fsync PATH, fdatasync PATH, syncfs, rename OLD NEW, link OLD NEW
 
 type opRecorder struct {
 	mu  sync.Mutex
@@ -41,6 +43,13 @@ func (r *opRecorder) sysOps() sysOps {
 			err := realOps.syncFile(p)
 			if err == nil {
 				r.add(op{"fsync", filepath.Clean(p), ""})
+			}
+			return err
+		},
+		syncData: func(p string) error {
+			err := realOps.syncData(p)
+			if err == nil {
+				r.add(op{"fdatasync", filepath.Clean(p), ""})
 			}
 			return err
 		},
@@ -76,7 +85,7 @@ func checkDurableOrder(t *testing.T, what string, ops []op, wantDirs ...string) 
 	t.Helper()
 	synced := func(from, to int, path string) bool {
 		for k := from; k < to; k++ {
-			if ops[k].kind == "syncfs" || ops[k].kind == "fsync" && ops[k].a == path {
+			if ops[k].kind == "syncfs" || (ops[k].kind == "fsync" || ops[k].kind == "fdatasync") && ops[k].a == path {
 				return true
 			}
 		}
@@ -111,8 +120,20 @@ func checkDurableOrder(t *testing.T, what string, ops []op, wantDirs ...string) 
 // the directory after: the commit of a batch (one file, many files, many
 // directories, a new directory), the exclusive creates (workflow, run,
 // cancel request), the reopen of a run, a prune, a removal, the state of a
-// schedule, Init.
+// schedule, Init. Both ways a batch is synced are checked: each file and
+// directory on its own (a batch of one file, every batch where there is no
+// syncfs), and one syncfs (the default for larger batches on Linux).
 func TestEveryWriteIsSyncedInOrder(t *testing.T) {
+	t.Run("each file", func(t *testing.T) { everyWriteSyncedInOrder(t, false) })
+	t.Run("syncfs", func(t *testing.T) {
+		if runtime.GOOS != "linux" {
+			t.Skip("no syncfs here")
+		}
+		everyWriteSyncedInOrder(t, true)
+	})
+}
+
+func everyWriteSyncedInOrder(t *testing.T, bulk bool) {
 	ctx := context.Background()
 	rec := &opRecorder{}
 	root := filepath.Join(t.TempDir(), ".ork")
@@ -123,6 +144,15 @@ func TestEveryWriteIsSyncedInOrder(t *testing.T) {
 
 	d, _ := openTest(t, root)
 	d.ops = rec.sysOps()
+	if !bulk {
+		d.syncFSMin = math.MaxInt
+	}
+	syncfsSeen := false
+	defer func() {
+		if bulk && !syncfsSeen {
+			t.Errorf("no batch was synced with syncfs")
+		}
+	}()
 	records := 0
 	step := func(what string, f func() error, wantDirs ...string) {
 		t.Helper()
@@ -130,7 +160,16 @@ func TestEveryWriteIsSyncedInOrder(t *testing.T) {
 		if err := f(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		records += checkDurableOrder(t, what, rec.take(), wantDirs...)
+		ops := rec.take()
+		for _, o := range ops {
+			if o.kind == "syncfs" {
+				if !bulk {
+					t.Errorf("%s: a syncfs, which waits for other programs' writes too; calls: %v", what, ops)
+				}
+				syncfsSeen = true
+			}
+		}
+		records += checkDurableOrder(t, what, ops, wantDirs...)
 	}
 	w := testWorkflow("hello", 5)
 	step("CreateWorkflow", func() error { return d.CreateWorkflow(ctx, w) })

@@ -45,10 +45,13 @@ type Options struct {
 type DB struct {
 	root     string
 	rootFile *os.File
-	log      *slog.Logger
-	rescan   time.Duration
-	ops      sysOps // the system calls of durable writes (a seam for tests)
-	hooks    testHooks
+	// syncFSMin is the smallest batch synced with one syncfs (see
+	// useSyncFS); tests change it to check both ways.
+	syncFSMin int
+	log       *slog.Logger
+	rescan    time.Duration
+	ops       sysOps // the system calls of durable writes (a seam for tests)
+	hooks     testHooks
 
 	mu      sync.Mutex
 	idx     *index // nil until the first scheduler-side call
@@ -117,15 +120,16 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	d := &DB{
-		root:     dir,
-		rootFile: rf,
-		log:      opts.Logger,
-		rescan:   opts.RescanInterval,
-		ops:      realOps,
-		changes:  make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		reported: make(map[string]time.Time),
-		trash:    make(chan []string, 1024),
+		root:      dir,
+		rootFile:  rf,
+		log:       opts.Logger,
+		rescan:    opts.RescanInterval,
+		ops:       realOps,
+		syncFSMin: syncFSMin,
+		changes:   make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		reported:  make(map[string]time.Time),
+		trash:     make(chan []string, 1024),
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -568,8 +572,10 @@ func (d *DB) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus
 		}
 	}
 	d.mu.Unlock()
-	// A finished run carries its counts: one file read, not one per task.
-	if r, err := d.readRun(d.runPath(runID)); err == nil && r.Status.Terminal() && r.TaskCounts != nil {
+	// A finished run carries its counts, and so does a large run while it
+	// runs (as of its last task update; tasks not counted yet are pending):
+	// one file read, not one per task.
+	if r, err := d.readRun(d.runPath(runID)); err == nil && r.TaskCounts != nil {
 		out := make(map[model.TaskStatus]int, len(r.TaskCounts))
 		for k, v := range r.TaskCounts {
 			if v != 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -589,5 +590,68 @@ func TestFinishedRunCountsFromItsRecord(t *testing.T) {
 	got, err := fresh.TaskCounts(ctx, r.ID)
 	if err != nil || got[model.TaskSuccess] != 2 || got[model.TaskFailed] != 1 || len(got) != 2 {
 		t.Fatalf("TaskCounts of a finished run = %v, %v; want its recorded counts", got, err)
+	}
+}
+
+// A large run's record keeps its task counts current while it runs, written
+// with each batch of its task updates: `ork status RUN` in another process
+// reads one file, not one per task, and gets exactly the counts of the
+// task records.
+func TestRunningLargeRunCountsFromItsRecord(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	r := mustCreateRun(t, d, testWorkflow("big", countedRunTasks))
+	ts := model.NewTasks(r, time.Now())
+	if err := d.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	update := func(from, to int, st model.TaskStatus) {
+		var us []model.TaskUpdate
+		for _, task := range ts[from:to] {
+			us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Status: st})
+		}
+		if _, err := d.UpdateTasks(ctx, us); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(0, 400, model.TaskDispatched)
+	update(0, 300, model.TaskSuccess)
+	update(300, 350, model.TaskFailed)
+	// A batch that changes a task twice counts it once.
+	update(350, 360, model.TaskRunning)
+	update(350, 360, model.TaskSuccess)
+	want := map[model.TaskStatus]int{model.TaskSuccess: 310, model.TaskFailed: 50, model.TaskDispatched: 40, model.TaskPending: 600}
+
+	fresh, _ := openTest(t, dir)
+	counted, err := fresh.TaskCounts(ctx, r.ID)
+	if err != nil || !maps.Equal(counted, want) {
+		t.Fatalf("TaskCounts of the running run = %v, %v; want %v", counted, err, want)
+	}
+	got, err := fresh.GetRun(ctx, r.ID)
+	if err != nil || !maps.Equal(got.TaskCounts, want) || got.Status != model.RunRunning {
+		t.Fatalf("the running run's record = %+v, %v; want task_counts %v", got, err, want)
+	}
+	// Proof that the task files are not read: they are gone.
+	os.RemoveAll(filepath.Join(dir, "tasks", r.ID))
+	other, _ := openTest(t, dir)
+	if counted, err := other.TaskCounts(ctx, r.ID); err != nil || !maps.Equal(counted, want) {
+		t.Fatalf("TaskCounts without the task files = %v, %v; want %v from the run's record", counted, err, want)
+	}
+
+	// A small run's record is not rewritten with each batch.
+	small := mustCreateRun(t, d, testWorkflow("small", 3))
+	sts := model.NewTasks(small, time.Now())
+	if err := d.CreateTasks(ctx, sts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: sts[0].ID, RunID: small.ID, Status: model.TaskDispatched}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fresh.GetRun(ctx, small.ID); err != nil || got.TaskCounts != nil {
+		t.Fatalf("the small run's record = %+v, %v; want no task_counts", got, err)
 	}
 }

@@ -36,6 +36,12 @@ type runEntry struct {
 	broken string
 }
 
+// countedRunTasks is the size from which a run's record carries its task
+// counts while it runs, rewritten with every batch of its task updates, so
+// that `ork status RUN` reads one file instead of every task's. A smaller
+// run's tasks are counted from their files, which is fast enough.
+const countedRunTasks = 1000
+
 func newRunEntry(r *model.Run) *runEntry {
 	return &runEntry{
 		run:     r,
@@ -738,9 +744,61 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 		}
 		ws = append(ws, fileWrite{path: d.taskPath(w.t), data: data, replace: true, size: w.e.size(id), check: checkTask})
 	}
+	// A large run's record carries its counts as they will be after this
+	// batch, written in the same commit (see countedRun).
+	nTasks := len(ws)
+	var counted []*runEntry
+	var countedRuns []*model.Run
+	seen := map[*runEntry]bool{}
+	for _, id := range order {
+		e := changed[id].e
+		if seen[e] {
+			continue
+		}
+		seen[e] = true
+		if d.idx.runs[e.run.ID] != e || e.broken != "" || e.run.Status.Terminal() || e.run.TaskCount() < countedRunTasks {
+			continue
+		}
+		counts := make(map[model.TaskStatus]int, len(e.counts)+1)
+		for k, v := range e.counts {
+			counts[k] = v
+		}
+		for _, tid := range order {
+			if w := changed[tid]; w.e == e {
+				if old := e.tasks[tid]; old != nil {
+					counts[old.Status]--
+				}
+				counts[w.t.Status]++
+			}
+		}
+		for k, v := range counts {
+			if v == 0 {
+				delete(counts, k)
+			}
+		}
+		r := *e.run
+		r.TaskCounts = counts
+		data, err := encode(&r)
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, fileWrite{path: d.runPath(r.ID), data: data, replace: true, size: e.runSize, check: checkRun})
+		counted = append(counted, e)
+		countedRuns = append(countedRuns, &r)
+	}
 	failed, err := d.commit(ws, nil)
 	if err != nil {
 		return nil, err
+	}
+	for j, e := range counted {
+		i := nTasks + j
+		if failed != nil && failed[i] != nil {
+			// The record is as it was; the next update of the run (or its
+			// end) says what went wrong.
+			continue
+		}
+		e.run = countedRuns[j]
+		e.runSize = int64(len(ws[i].data))
 	}
 	out := make([]*model.Task, 0, len(order))
 	for i, id := range order {

@@ -95,7 +95,9 @@ type Run struct {
 	CreatedAt    time.Time      `json:"created_at"`
 	Workflow     *Workflow      `json:"workflow,omitempty"`
 	// TaskCounts counts the run's tasks by status as they were when it
-	// ended, so that a finished run's summary reads one file.
+	// ended, so that a finished run's summary reads one file. The file
+	// database also keeps it current while a large run runs (tasks not yet
+	// counted there are pending).
 	TaskCounts map[TaskStatus]int `json:"task_counts,omitempty"`
 	// ScheduledAt is the tick a scheduled run is for (triggered_by
 	// "schedule").
