@@ -28,7 +28,7 @@ func interspersed(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
-	var flags, pos []string
+	var global, flags, pos []string
 	rest := args[i+1:]
 	for j := 0; j < len(rest); j++ {
 		a := rest[j]
@@ -37,18 +37,40 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-			if takesValue(cmd.Flags, a) && j+1 < len(rest) {
-				flags = append(flags, rest[j+1])
+			// A global flag (--dir, --database-url) given after the
+			// command goes back in front of it, unless the command has a
+			// flag of that name.
+			set, from := &flags, cmd.Flags
+			if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) {
+				set, from = &global, app.Flags
+			}
+			*set = append(*set, a)
+			if takesValue(from, a) && j+1 < len(rest) {
+				*set = append(*set, rest[j+1])
 				j++
 			}
 			continue
 		}
 		pos = append(pos, a)
 	}
-	out := append([]string{}, args[:i+1]...)
+	out := append([]string{}, args[:i]...)
+	out = append(out, global...)
+	out = append(out, args[i])
 	out = append(out, flags...)
 	return append(out, pos...)
+}
+
+// hasFlag reports whether arg (-x, --name or --name=value) names one of flags.
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // takesValue reports whether arg names a flag that needs a separate value.
