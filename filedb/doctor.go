@@ -26,8 +26,8 @@ type Problem struct {
 // no scheduler is running. Each fix says when the scheduler must be stopped
 // first. It changes nothing.
 func Doctor(dir string) ([]Problem, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("no ork directory at %s: run `ork init` first", dir)
+	if err := checkDir(dir); err != nil {
+		return nil, err
 	}
 	var ps []Problem
 	live := LockHolder(dir) != ""

@@ -98,17 +98,36 @@ func initWith(dir string, ops sysOps) error {
 	return nil
 }
 
-// Open opens the database at dir, which Init must have created.
-func Open(dir string, opts Options) (*DB, error) {
+// checkDir says whether dir is an ork directory, one Init made: it must
+// hold workflows/ and runs/. Nothing is created in any other directory, so
+// a --dir that names a project (not its .ork) or any other folder is an
+// error, not a new, empty database.
+func checkDir(dir string) error {
 	st, err := os.Stat(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no ork directory at %s: run `ork init` first", dir)
+			return fmt.Errorf("no ork directory at %s: run `ork init` first", dir)
 		}
-		return nil, err
+		return err
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", dir)
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	for _, sub := range []string{WorkflowsDir, RunsDir} {
+		if st, err := os.Stat(filepath.Join(dir, sub)); err != nil || !st.IsDir() {
+			if st, err := os.Stat(filepath.Join(dir, ".ork")); err == nil && st.IsDir() {
+				return fmt.Errorf("%s is not an ork directory (it has no %s/), but %s is: give that one", dir, sub, filepath.Join(dir, ".ork"))
+			}
+			return fmt.Errorf("%s is not an ork directory (it has no %s/): run `ork init` to make one", dir, sub)
+		}
+	}
+	return nil
+}
+
+// Open opens the database at dir, which Init must have created.
+func Open(dir string, opts Options) (*DB, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, err
 	}
 	for _, sub := range []string{WorkflowsDir, RunsDir, TasksDir, LogsDir, spareDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {

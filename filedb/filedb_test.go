@@ -655,3 +655,36 @@ func TestRunningLargeRunCountsFromItsRecord(t *testing.T) {
 		t.Fatalf("the small run's record = %+v, %v; want no task_counts", got, err)
 	}
 }
+
+// A directory Init did not make is not opened, and nothing is written in
+// it: a --dir that names the project instead of its .ork is an error.
+func TestOpenRefusesWhatIsNotAnOrkDirectory(t *testing.T) {
+	project := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(project, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(project, Options{})
+	if err == nil || !strings.Contains(err.Error(), "is not an ork directory") || !strings.Contains(err.Error(), "ork init") {
+		t.Fatalf("Open(a plain directory) = %v, want an error saying it is not an ork directory", err)
+	}
+	if _, err := Doctor(project); err == nil {
+		t.Fatal("Doctor(a plain directory) succeeded, want the same error")
+	}
+	ents, _ := os.ReadDir(project)
+	if len(ents) != 1 || ents[0].Name() != "src" {
+		t.Fatalf("the directory holds %v after Open, want only src: nothing written", ents)
+	}
+
+	// With a .ork inside it, the error names that one.
+	if err := Init(filepath.Join(project, ".ork")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(project, Options{}); err == nil || !strings.Contains(err.Error(), filepath.Join(project, ".ork")) {
+		t.Fatalf("Open(a project with .ork) = %v, want an error naming its .ork", err)
+	}
+	db, err := Open(filepath.Join(project, ".ork"), Options{})
+	if err != nil {
+		t.Fatalf("Open(.ork) = %v", err)
+	}
+	db.Close()
+}
