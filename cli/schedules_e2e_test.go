@@ -173,7 +173,7 @@ func TestE2EScheduleValidation(t *testing.T) {
 }
 `, 0o644)
 	_, stderr, _ := mustFail(t, dir, "validate", p)
-	if want := `report.json: line 3, column 16: schedule.cron "*/5 * * *": expected exactly 5 fields, found 4`; !strings.Contains(stderr, want) {
+	if want := `report.json: line 3, column 16: schedule.cron "*/5 * * *": expected exactly 5 fields, found 4` + "\n"; !strings.Contains(stderr, want) {
 		t.Errorf("ork validate: %s\nwant %s", stderr, want)
 	}
 	writeFile(t, p, `{"job_name": "report.sh", "schedule": {"cron": "@daily", "timezone": "Europe/Berlinn"}}`, 0o644)

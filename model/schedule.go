@@ -141,7 +141,10 @@ func parseCron(expr string, loc *time.Location) (*Ticks, error) {
 	}
 	sch, err := cron.ParseStandard(expr)
 	if err != nil {
-		return nil, err
+		// The parser repeats the expression at the end ("…: [*/5 * * *]");
+		// the error already names it.
+		msg := strings.TrimSuffix(err.Error(), ": ["+expr+"]")
+		return nil, errors.New(msg)
 	}
 	spec, ok := sch.(*cron.SpecSchedule)
 	if !ok {
