@@ -132,29 +132,5 @@ func doctorDatabase(c *cli.Context) error {
 			}
 		}
 	}
-	if c.Bool("json") {
-		if ps == nil {
-			ps = []filedb.Problem{}
-		}
-		if err := printJSON(c.App.Writer, ps); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(c.App.Writer, "database: %s, schema version %d\n", storeName(c, db), schemaVersion())
-		if holder != "" {
-			fmt.Fprintf(c.App.Writer, "scheduler: running (%s)\n", holder)
-		} else {
-			fmt.Fprintln(c.App.Writer, "scheduler: not running")
-		}
-		for _, p := range ps {
-			fmt.Fprintf(c.App.Writer, "%s: %s\n  %s\n  fix: %s\n", p.Kind, p.Path, p.What, p.Fix)
-		}
-		if len(ps) == 0 {
-			fmt.Fprintln(c.App.Writer, "no problems found")
-		}
-	}
-	if len(ps) > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("%d problem(s) found", len(ps))}
-	}
-	return nil
+	return reportProblems(c, fmt.Sprintf("database: %s, schema version %d", storeName(c, db), schemaVersion()), holder, ps)
 }

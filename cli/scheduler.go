@@ -59,24 +59,34 @@ func cmdDoctor(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	return reportProblems(c, "", filedb.LockHolder(orkDir(c)), ps)
+}
+
+// reportProblems prints what `ork doctor` found (JSON with --json), after a
+// heading line when there is one, and fails when it found anything.
+func reportProblems(c *cli.Context, heading, holder string, ps []filedb.Problem) error {
+	w := c.App.Writer
 	if c.Bool("json") {
 		if ps == nil {
 			ps = []filedb.Problem{}
 		}
-		if err := printJSON(c.App.Writer, ps); err != nil {
+		if err := printJSON(w, ps); err != nil {
 			return err
 		}
 	} else {
-		if h := filedb.LockHolder(orkDir(c)); h != "" {
-			fmt.Fprintf(c.App.Writer, "scheduler: running (%s)\n", h)
+		if heading != "" {
+			fmt.Fprintln(w, heading)
+		}
+		if holder != "" {
+			fmt.Fprintf(w, "scheduler: running (%s)\n", holder)
 		} else {
-			fmt.Fprintln(c.App.Writer, "scheduler: not running")
+			fmt.Fprintln(w, "scheduler: not running")
 		}
 		for _, p := range ps {
-			fmt.Fprintf(c.App.Writer, "%s: %s\n  %s\n  fix: %s\n", p.Kind, p.Path, p.What, p.Fix)
+			fmt.Fprintf(w, "%s: %s\n  %s\n  fix: %s\n", p.Kind, p.Path, p.What, p.Fix)
 		}
 		if len(ps) == 0 {
-			fmt.Fprintln(c.App.Writer, "no problems found")
+			fmt.Fprintln(w, "no problems found")
 		}
 	}
 	if len(ps) > 0 {
