@@ -93,7 +93,10 @@ type Run struct {
 	FinishedAt   *time.Time     `json:"finished_at,omitempty"`
 	Error        string         `json:"error,omitempty"`
 	CreatedAt    time.Time      `json:"created_at"`
-	Workflow     *Workflow      `json:"workflow,omitempty"`
+	// Scheduler is the id of the scheduler that holds the run's lease,
+	// where several may serve the database (see Cluster).
+	Scheduler string    `json:"scheduler,omitempty"`
+	Workflow  *Workflow `json:"workflow,omitempty"`
 	// TaskCounts counts the run's tasks by status as they were when it
 	// ended, so that a finished run's summary reads one file. The file
 	// database also keeps it current while a large run runs (tasks not yet
@@ -106,21 +109,24 @@ type Run struct {
 
 // Task is one unit of work of a run: one index of one job.
 type Task struct {
-	ID            string          `json:"id"`
-	RunID         string          `json:"run_id"`
-	Name          string          `json:"name"`
-	TaskIndex     int             `json:"task_index"`
-	Status        TaskStatus      `json:"status"`
-	ExecutionName string          `json:"execution_name,omitempty"`
-	Params        map[string]any  `json:"params,omitempty"`
-	Output        json.RawMessage `json:"output,omitempty"`
-	Error         string          `json:"error,omitempty"`
-	Attempt       int             `json:"attempt"`
-	ExitCode      *int            `json:"exit_code,omitempty"`
-	DispatchedAt  *time.Time      `json:"dispatched_at,omitempty"`
-	StartedAt     *time.Time      `json:"started_at,omitempty"`
-	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
+	ID            string     `json:"id"`
+	RunID         string     `json:"run_id"`
+	Name          string     `json:"name"`
+	TaskIndex     int        `json:"task_index"`
+	Status        TaskStatus `json:"status"`
+	ExecutionName string     `json:"execution_name,omitempty"`
+	// Scheduler is the id of the scheduler that dispatched the current
+	// attempt, where several may serve the database (see Cluster).
+	Scheduler    string          `json:"scheduler,omitempty"`
+	Params       map[string]any  `json:"params,omitempty"`
+	Output       json.RawMessage `json:"output,omitempty"`
+	Error        string          `json:"error,omitempty"`
+	Attempt      int             `json:"attempt"`
+	ExitCode     *int            `json:"exit_code,omitempty"`
+	DispatchedAt *time.Time      `json:"dispatched_at,omitempty"`
+	StartedAt    *time.Time      `json:"started_at,omitempty"`
+	FinishedAt   *time.Time      `json:"finished_at,omitempty"`
+	CreatedAt    time.Time       `json:"created_at"`
 	// RetryAt: a pending task waiting to be retried starts no earlier.
 	RetryAt *time.Time `json:"retry_at,omitempty"`
 	// Log is the log file of the current attempt.

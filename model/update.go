@@ -34,12 +34,19 @@ type TaskUpdate struct {
 	// to a dispatched task whose start was never recorded; otherwise the
 	// update is an ordinary move back to pending (an interrupted attempt).
 	Unstarted bool
+	// Scheduler, on TaskDispatched, names the scheduler that claims the
+	// attempt. On any other status it fences: the update is about the
+	// attempt that scheduler dispatched, and is ignored if the task's
+	// attempt is another scheduler's. "" matches any (a cancel, or a
+	// database with one scheduler).
+	Scheduler string
 }
 
 // ApplyTaskUpdate applies u to t in place and reports whether it changed t.
 // The rules, shared by every backend:
 //   - a terminal task never changes;
-//   - an update for another attempt than the task's current one is ignored;
+//   - an update for another attempt than the task's current one is ignored,
+//     and so is one naming another scheduler than the attempt's;
 //   - pending -> dispatched starts a new attempt (u.Attempt, or the next one);
 //   - dispatched -> running records the start;
 //   - any non-terminal status -> a terminal one records the end;
@@ -57,6 +64,9 @@ type TaskUpdate struct {
 // Attempts.
 func ApplyTaskUpdate(t *Task, u TaskUpdate) bool {
 	if t.Status.Terminal() || !u.Status.Valid() {
+		return false
+	}
+	if u.Status != TaskDispatched && u.Scheduler != "" && t.Scheduler != "" && u.Scheduler != t.Scheduler {
 		return false
 	}
 	at := u.At.UTC()
@@ -80,6 +90,7 @@ func ApplyTaskUpdate(t *Task, u TaskUpdate) bool {
 		t.StartedAt, t.FinishedAt, t.ExitCode, t.RetryAt = nil, nil, nil, nil
 		t.Error, t.Log = "", ""
 		t.ExecutionName = u.ExecutionName
+		t.Scheduler = u.Scheduler
 	case TaskRunning:
 		if t.Status != TaskDispatched || (u.Attempt != 0 && u.Attempt != t.Attempt) {
 			return false
