@@ -38,6 +38,15 @@ type Config struct {
 	// (the first such interruption fails the task). A graceful stop does
 	// not count.
 	MaxInterruptions int `json:"max_interruptions"`
+	// Lease is how long a scheduler's runs stay its own without a
+	// heartbeat, where several schedulers serve one database (a
+	// model.Cluster): the scheduler heartbeats every Lease/3, and when it
+	// dies another takes over its runs within about Lease plus a reap
+	// interval (see TakeoverBound). Default 15s.
+	Lease time.Duration `json:"lease"`
+	// ID names the scheduler (in its tasks' records, ORK_SCHEDULER and
+	// `ork schedulers`). Default: host:pid:random, made by New.
+	ID string `json:"-"`
 	// Logger receives the scheduler's logs. Default slog.Default().
 	Logger *slog.Logger `json:"-"`
 	// NoSchedules: do not fire workflows' schedules (schedule.go). For a
@@ -49,6 +58,9 @@ type Config struct {
 
 // DefaultMaxInterruptions is the default of Config.MaxInterruptions.
 const DefaultMaxInterruptions = 5
+
+// DefaultLease is the default of Config.Lease.
+const DefaultLease = 15 * time.Second
 
 // DefaultShutdownGrace is the default of Config.ShutdownGrace.
 const DefaultShutdownGrace = 10 * time.Second
@@ -79,6 +91,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxInterruptions == 0 {
 		c.MaxInterruptions = DefaultMaxInterruptions
 	}
+	if c.Lease <= 0 {
+		c.Lease = DefaultLease
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -92,10 +107,19 @@ func (c Config) WithDefaults() Config {
 // to the queue with no attempt counted.
 func (c Config) Lookahead() int { return c.MaxRunningTasks }
 
+// TakeoverBound is about how long after a scheduler dies another takes
+// over its runs: its lease runs out, then the leader, which looks every
+// Lease/3, reaps it, and a scheduler with room claims its runs at its next
+// loop (within PollInterval).
+func (c Config) TakeoverBound() time.Duration {
+	c = c.WithDefaults()
+	return c.Lease + c.Lease/3 + c.PollInterval
+}
+
 // String shows the settings in the form of `ork run` flags (0 where a
 // negative value means none).
 func (c Config) String() string {
-	return fmt.Sprintf("poll-interval=%s max-tasks-per-batch=%d max-concurrent-dispatches=%d max-concurrent-status-checks=%d max-running-tasks=%d shutdown-grace=%s max-interruptions=%d",
+	return fmt.Sprintf("poll-interval=%s max-tasks-per-batch=%d max-concurrent-dispatches=%d max-concurrent-status-checks=%d max-running-tasks=%d shutdown-grace=%s max-interruptions=%d lease=%s",
 		c.PollInterval, c.MaxTasksPerBatch, c.MaxConcurrentDispatches, c.MaxConcurrentStatusChecks, c.MaxRunningTasks,
-		max(c.ShutdownGrace, 0), max(c.MaxInterruptions, 0))
+		max(c.ShutdownGrace, 0), max(c.MaxInterruptions, 0), c.Lease)
 }

@@ -1,9 +1,12 @@
 package sched
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ork-run/ork/model"
@@ -289,7 +292,7 @@ func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWith
 				if skip {
 					t.Status, t.Error, t.FinishedAt = model.TaskSkipped, ns.skip, &at
 				} else {
-					t.Status, t.Attempt, t.DispatchedAt = model.TaskDispatched, 1, &at
+					t.Status, t.Attempt, t.DispatchedAt, t.Scheduler = model.TaskDispatched, 1, &at, s.id
 					starts = append(starts, model.TaskWithWorkflow{Task: t, Workflow: rs.run.Workflow, Upstream: ns.upstream})
 				}
 				tasks = append(tasks, t)
@@ -338,6 +341,61 @@ func (s *Scheduler) track(r *model.Run, existing []*model.Task) {
 	rs := newRunState(r, existing)
 	s.runs[r.ID] = rs
 	s.order = append(s.order, rs)
+	// Tasks a dying scheduler interrupted start after the others.
+	for _, t := range existing {
+		if t.Status == model.TaskPending && diedLast(t) {
+			s.behind[t.ID] = behindTask{runID: t.RunID, k: t.Interruptions(), end: lastEnd(t)}
+		}
+	}
+}
+
+// behindTask is a task put back in the queue because its scheduler died
+// while it ran.
+type behindTask struct {
+	runID string
+	k     int       // its attempts interrupted so far
+	end   time.Time // when its last attempt ended
+}
+
+// behindOrder returns the tasks whose last attempt a dying scheduler
+// interrupted, for the claim: they are claimed after every other pending
+// task (last), the least interrupted and the longest waiting first — and
+// not at all while their run has other tasks to create (skip) — so that a
+// scheduler that crashes again and again does not find the same tasks
+// running each time.
+func (s *Scheduler) behindOrder() (last, skip []string) {
+	if len(s.behind) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, 0, len(s.behind))
+	for id := range s.behind {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		x, y := s.behind[a], s.behind[b]
+		if c := cmp.Compare(x.k, y.k); c != 0 {
+			return c
+		}
+		if c := x.end.Compare(y.end); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	creating := map[string]bool{}
+	for _, id := range ids {
+		run := s.behind[id].runID
+		c, ok := creating[run]
+		if !ok {
+			c = s.toCreate(run)
+			creating[run] = c
+		}
+		if c {
+			skip = append(skip, id)
+		} else {
+			last = append(last, id)
+		}
+	}
+	return last, skip
 }
 
 // untrack forgets a run that ended.
@@ -346,6 +404,11 @@ func (s *Scheduler) untrack(id string) {
 		return
 	}
 	delete(s.runs, id)
+	for tid, b := range s.behind {
+		if b.runID == id {
+			delete(s.behind, tid)
+		}
+	}
 	for i, rs := range s.order {
 		if rs.run.ID == id {
 			s.order = append(s.order[:i], s.order[i+1:]...)
@@ -354,11 +417,28 @@ func (s *Scheduler) untrack(id string) {
 	}
 }
 
-// withinMaxParallel drops from a dispatch the tasks whose node has as many
-// tasks in flight as its max_parallel allows; they stay pending.
+// fullNodes are the nodes of the runs this scheduler holds that have as
+// many tasks in flight as their max_parallel allows: none of their tasks
+// is claimed now.
+func (s *Scheduler) fullNodes() []model.NodeRef {
+	var out []model.NodeRef
+	for _, rs := range s.order {
+		for _, ns := range rs.nodes {
+			if mp := ns.node.MaxParallel; mp > 0 && ns.active >= mp {
+				out = append(out, model.NodeRef{RunID: rs.run.ID, Name: ns.node.Name})
+			}
+		}
+	}
+	return out
+}
+
+// withinMaxParallel returns the claimed tasks that may start within their
+// node's max_parallel. A claim may take more of a node's tasks than it has
+// room for; those go back to the queue with their attempt withdrawn (they
+// never started).
 func (s *Scheduler) withinMaxParallel(ps []model.TaskWithWorkflow) []model.TaskWithWorkflow {
 	var extra map[*nodeState]int
-	out := ps[:0]
+	var out []model.TaskWithWorkflow
 	for _, p := range ps {
 		ns := s.nodeState(p.Task.RunID, p.Task.Name)
 		if ns != nil && ns.node.MaxParallel > 0 {
@@ -366,6 +446,7 @@ func (s *Scheduler) withinMaxParallel(ps []model.TaskWithWorkflow) []model.TaskW
 				extra = map[*nodeState]int{}
 			}
 			if ns.active+extra[ns] >= ns.node.MaxParallel {
+				s.buf = append(s.buf, unstarted(p.Task, ""))
 				continue
 			}
 			extra[ns]++

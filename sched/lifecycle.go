@@ -3,6 +3,7 @@ package sched
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ork-run/ork/exec"
@@ -14,12 +15,13 @@ type flight struct {
 	attempt  int
 	runID    string
 	name     string
-	failures int // failed attempts before this one (interrupted ones do not count)
+	failures int    // failed attempts before this one (interrupted ones do not count)
+	sched    string // the scheduler that dispatched the attempt (another's when adopted)
 }
 
 // fly records a dispatched task as in flight.
 func (s *Scheduler) fly(p model.TaskWithWorkflow) {
-	s.inflight[p.Task.ID] = flight{attempt: p.Task.Attempt, runID: p.Task.RunID, name: p.Task.Name, failures: p.Task.Failures()}
+	s.inflight[p.Task.ID] = flight{attempt: p.Task.Attempt, runID: p.Task.RunID, name: p.Task.Name, failures: p.Task.Failures(), sched: p.Task.Scheduler}
 	if ns := s.nodeState(p.Task.RunID, p.Task.Name); ns != nil {
 		ns.active++
 	}
@@ -172,6 +174,7 @@ func (s *Scheduler) cancelRun(ctx context.Context, id string) error {
 		s.land(p.Task.ID)
 	}
 	s.untrack(id)
+	s.waiting = slices.DeleteFunc(s.waiting, func(r *model.Run) bool { return r.ID == id })
 	s.log.Warn("run cancelled", "run", id, "stopped_tasks", len(stops), "cancelled_tasks", n)
 	s.wake(id)
 	return nil

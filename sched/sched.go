@@ -42,13 +42,12 @@
 package sched
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +63,11 @@ type Scheduler struct {
 	mgr *exec.Manager
 	cfg Config
 	log *slog.Logger
+	id  string
+	// cluster is the database's model.Cluster, or a soleCluster (sole).
+	cluster model.Cluster
+	sole    bool
+	member  *member
 
 	// Owned by the loop goroutine.
 	inflight map[string]flight // by task id: dispatched here and not yet ended
@@ -78,8 +82,15 @@ type Scheduler struct {
 	retryTimes []time.Time
 	// behind: tasks put back in the queue because their scheduler died
 	// while they ran; they start after the other pending tasks (see
-	// dispatchOrder).
-	behind map[string]bool
+	// behindOrder).
+	behind map[string]behindTask
+	// waiting: runs this scheduler holds that it has not started yet
+	// (their workflow has as many runs active as max_active_runs allows),
+	// oldest first.
+	waiting []*model.Run
+	// rescue: runs taken over whose tasks are still to be recovered (a
+	// read failed).
+	rescue []*model.Run
 	// pauseUntil (unix ns): a task could not start because the disk refused
 	// a write; dispatch nothing before this.
 	pauseUntil atomic.Int64
@@ -103,8 +114,18 @@ type Scheduler struct {
 func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 	cfgErr := cfg.Validate()
 	cfg = cfg.WithDefaults()
+	if cfg.ID == "" {
+		cfg.ID = newID()
+	}
+	c, ok := db.(model.Cluster)
+	if !ok {
+		c = &soleCluster{db: db}
+	}
 	return &Scheduler{
 		cfgErr:   cfgErr,
+		id:       cfg.ID,
+		cluster:  c,
+		sole:     !ok,
 		db:       db,
 		mgr:      mgr,
 		cfg:      cfg,
@@ -112,7 +133,7 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		inflight: make(map[string]flight),
 		runs:     make(map[string]*runState),
 		touched:  make(map[string]bool),
-		behind:   make(map[string]bool),
+		behind:   make(map[string]behindTask),
 		waiters:  make(map[string][]chan struct{}),
 		drainCh:  make(chan struct{}),
 	}
@@ -133,6 +154,10 @@ func (s *Scheduler) Drain() { s.drainOnce.Do(func() { close(s.drainCh) }) }
 func (s *Scheduler) diskRefuses() bool {
 	return s.writesFailing.Load() || time.Now().UnixNano() < s.pauseUntil.Load()
 }
+
+// ID returns the scheduler's id: host:pid:random unless Config.ID names it.
+// Its tasks' records name it, and their processes get it as ORK_SCHEDULER.
+func (s *Scheduler) ID() string { return s.id }
 
 // Config returns the scheduler's settings, defaults filled in.
 func (s *Scheduler) Config() Config { return s.cfg }
@@ -158,19 +183,44 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 
-	if l, ok := s.db.(model.SchedulerLocker); ok {
+	// One scheduler per database, unless the database is a Cluster.
+	if l, ok := s.db.(model.SchedulerLocker); ok && s.sole {
 		release, err := l.LockScheduler(ctx)
 		if err != nil {
 			return err
 		}
 		defer release()
 	}
-	s.log.Info("scheduler started", "config", s.cfg.String())
 	// Database calls outlive ctx: a stopping scheduler still records what
 	// its tasks report.
 	dbctx := context.WithoutCancel(ctx)
+	host, _ := os.Hostname()
+	s.member = &member{c: s.cluster, lease: s.cfg.Lease, log: s.log,
+		info:   model.SchedulerInfo{ID: s.id, Host: host, PID: os.Getpid(), StartedAt: time.Now().UTC()},
+		fenced: make(chan struct{}), reaped: make(chan struct{}, 1)}
+	if err := s.member.join(ctx); err != nil {
+		return fmt.Errorf("join the database's schedulers: %w", err)
+	}
+	// A clean stop leaves after its last write, so that its unfinished
+	// runs are taken at once; a scheduler that was reaped does not.
+	leave := true
+	defer func() {
+		if leave {
+			lctx, cancel := context.WithTimeout(dbctx, 10*time.Second)
+			defer cancel()
+			if err := s.cluster.Leave(lctx, s.id); err != nil {
+				s.log.Warn("leave the database's schedulers; the others take its runs when its lease ends", "err", err)
+			}
+		}
+	}()
+	beatCtx, stopBeat := context.WithCancel(dbctx)
+	var beating sync.WaitGroup
+	beating.Add(1)
+	go func() { defer beating.Done(); s.member.beat(beatCtx) }()
+	defer func() { stopBeat(); beating.Wait() }()
+	s.log.Info("scheduler started", "scheduler", s.id, "config", s.cfg.String())
 	s.launch = newLauncher(s)
-	if err := s.recover(dbctx); err != nil {
+	if err := s.claimRuns(dbctx, 0, true); err != nil {
 		return fmt.Errorf("recover unfinished work: %w", err)
 	}
 	s.launch.run(dbctx)
@@ -272,6 +322,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			launching = false
 			s.stopInflight(dbctx)
 			return nil
+		case <-s.member.reaped:
+			// Runs were freed: take some if there is room.
+		case <-s.member.fenced:
+			launching, leave = false, false
+			return s.fenced(dbctx)
 		}
 		if !timer.Stop() {
 			select {
@@ -280,41 +335,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// dispatchOrder returns the first limit of the pending tasks ps (in the
-// database's order), those whose last attempt a dying scheduler
-// interrupted last — and not at all while their run has other tasks to
-// create: they go to the back of their run's queue, the least interrupted
-// and the longest waiting first, so that a scheduler that crashes again and
-// again does not find the same tasks running each time.
-func (s *Scheduler) dispatchOrder(ps []model.TaskWithWorkflow, limit int) []model.TaskWithWorkflow {
-	var front, back []model.TaskWithWorkflow
-	for _, p := range ps {
-		if s.behind[p.Task.ID] || diedLast(p.Task) {
-			back = append(back, p)
-		} else {
-			front = append(front, p)
-		}
-	}
-	if len(back) > 0 {
-		// Behind the tasks of their run still to be created.
-		back = slices.DeleteFunc(back, func(p model.TaskWithWorkflow) bool { return s.toCreate(p.Task.RunID) })
-		slices.SortStableFunc(back, func(a, b model.TaskWithWorkflow) int {
-			if c := cmp.Compare(a.Task.Interruptions(), b.Task.Interruptions()); c != 0 {
-				return c
-			}
-			return lastEnd(a.Task).Compare(lastEnd(b.Task))
-		})
-		ps = append(front, back...)
-	}
-	if len(ps) > limit {
-		ps = ps[:limit]
-	}
-	for _, p := range ps {
-		delete(s.behind, p.Task.ID)
-	}
-	return ps
 }
 
 // diedLast reports whether the last attempt of t was interrupted because
@@ -367,8 +387,17 @@ func (s *Scheduler) drain(updates <-chan model.TaskUpdate) {
 	}
 }
 
-// add buffers an update from the launcher.
-func (s *Scheduler) add(u model.TaskUpdate) { s.buf = append(s.buf, u) }
+// add buffers an update from the launcher, naming the scheduler of the
+// attempt it is about: this one, or the one whose attempt it adopted.
+func (s *Scheduler) add(u model.TaskUpdate) {
+	if u.Scheduler == "" {
+		u.Scheduler = s.id
+		if f, ok := s.inflight[u.TaskID]; ok && (u.Attempt == 0 || f.attempt == u.Attempt) && f.sched != "" {
+			u.Scheduler = f.sched
+		}
+	}
+	s.buf = append(s.buf, u)
+}
 
 // flush writes the buffered updates in one batch, dispatching nothing.
 func (s *Scheduler) flush(ctx context.Context) { s.step(ctx, false) }
@@ -383,7 +412,6 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	if time.Now().Before(s.retryAt) {
 		return false
 	}
-	var pending []model.TaskWithWorkflow
 	limit := 0
 	if dispatch && s.diskRefuses() {
 		dispatch = false
@@ -395,73 +423,67 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 				free++
 			}
 		}
-		if limit = min(free, s.cfg.MaxTasksPerBatch); limit > 0 {
-			var err error
-			if pending, err = s.db.PendingTasks(ctx, limit+len(s.behind)); err != nil {
-				s.log.Error("list pending tasks", "err", err)
-				pending = nil
-			}
-			pending = s.dispatchOrder(pending, limit)
-		}
+		limit = max(min(free, s.cfg.MaxTasksPerBatch), 0)
 	}
-	pending = s.withinMaxParallel(pending)
 	var starts []model.TaskWithWorkflow
+	claimed := 0
 	more := false
-	if len(s.buf) > 0 || len(pending) > 0 {
+	if len(s.buf) > 0 || limit > 0 {
 		now := time.Now()
 		s.retries(now)
 		nbuf := len(s.buf)
-		ups := s.buf
-		byID := make(map[string]model.TaskWithWorkflow, len(pending))
-		for _, p := range pending {
-			byID[p.Task.ID] = p
-			// The attempt is counted durably before the task starts: a
-			// crash after the start is then always visible as an attempt.
-			ups = append(ups, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1, Status: model.TaskDispatched, At: now})
+		// The attempt is counted durably before the task starts (the claim
+		// marks it dispatched): a crash after the start is then always
+		// visible as an attempt.
+		c := model.Claim{Scheduler: s.id, Limit: limit, Updates: s.buf, At: now}
+		if limit > 0 {
+			c.Last, c.Skip = s.behindOrder()
+			c.SkipNodes = s.fullNodes()
 		}
-		changed, err := s.db.UpdateTasks(ctx, ups)
+		res, err := model.ClaimTasks(ctx, s.db, c)
 		_, err = s.written("record task status", err)
 		if err != nil {
-			s.buf = ups[:nbuf]
 			s.writeFailed("record task status", err)
 			return false
 		}
 		s.writeOK()
-		for _, u := range ups[:nbuf] {
+		for _, u := range s.buf[:nbuf] {
 			if _, ok := s.ends(u); ok {
 				s.land(u.TaskID)
 			}
 			s.touched[u.RunID] = true
 		}
-		s.buf = ups[:0]
-		for _, t := range changed {
-			switch {
-			case t.Status == model.TaskDispatched:
-				if p, ok := byID[t.ID]; ok {
-					p.Task = t
-					p.Upstream = s.upstreamOf(t)
-					starts = append(starts, p)
-				}
-			case t.Status.Terminal():
-				s.land(t.ID)
-				s.observe(t)
-				more = true // a node downstream may be ready now
-				lvl := slog.LevelDebug
-				if t.Status == model.TaskFailed {
-					lvl = slog.LevelWarn
-				}
-				s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
+		s.buf = s.buf[:0]
+		for _, t := range res.Changed {
+			if !t.Status.Terminal() {
+				continue
 			}
+			s.land(t.ID)
+			s.observe(t)
+			delete(s.behind, t.ID)
+			more = true // a node downstream may be ready now
+			lvl := slog.LevelDebug
+			if t.Status == model.TaskFailed {
+				lvl = slog.LevelWarn
+			}
+			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
 		}
-		more = more || (len(pending) > 0 && len(pending) == limit)
+		claimed = len(res.Tasks)
+		starts = s.withinMaxParallel(res.Tasks)
+		for i := range starts {
+			starts[i].Upstream = s.upstreamOf(starts[i].Task)
+			delete(s.behind, starts[i].Task.ID)
+			s.fly(starts[i])
+		}
+		more = more || (claimed > 0 && claimed == limit)
 	}
 	if dispatch && len(s.order) > 0 {
-		created, progressed := s.materialize(ctx, limit-len(pending))
+		created, progressed := s.materialize(ctx, limit-claimed)
+		for _, p := range created {
+			s.fly(p)
+		}
 		starts = append(starts, created...)
 		more = more || progressed
-	}
-	for _, p := range starts {
-		s.fly(p)
 	}
 	s.start(ctx, starts)
 	return more || len(s.buf) > 0
@@ -506,14 +528,23 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	if len(s.buf) > 0 {
 		return nil, time.Time{} // the disk refused a write: do not add more work
 	}
-	runs, err := s.db.PendingRuns(ctx, 0)
-	if err != nil {
-		s.log.Error("list pending runs", "err", err)
-		return nil, time.Time{}
+	// Claim runs: a sole scheduler takes every pending run; one of
+	// several claims a few at a time, and only while it has free running
+	// slots, so that it never holds work a peer could run.
+	limit := 0
+	if !s.sole {
+		limit = min(s.cfg.MaxRunningTasks-len(s.inflight), claimRunsAtOnce)
 	}
+	if s.sole || limit > 0 || len(s.rescue) > 0 {
+		if err := s.claimRuns(ctx, max(limit, 0), false); err != nil {
+			s.log.Error("claim runs", "err", err)
+		}
+	}
+	runs := s.waiting
 	if len(runs) == 0 {
 		return nil, time.Time{}
 	}
+	s.waiting = nil
 	now := time.Now()
 	var ids []string
 	var bad []model.RunUpdate
@@ -521,11 +552,13 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	for _, rs := range s.order {
 		active[rs.run.WorkflowName]++
 	}
-	for _, r := range runs {
+	for i, r := range runs {
 		if len(ids) == s.cfg.MaxTasksPerBatch {
+			s.waiting = append(s.waiting, runs[i:]...)
 			break
 		}
 		if r.Workflow != nil && r.Workflow.MaxActiveRuns > 0 && s.runs[r.ID] == nil && active[r.WorkflowName] >= r.Workflow.MaxActiveRuns {
+			s.waiting = append(s.waiting, r)
 			continue // waits, pending, for a run of its workflow to end
 		}
 		if r.Workflow == nil {
@@ -542,10 +575,14 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		var existing []*model.Task
 		if counts, err := s.db.TaskCounts(ctx, r.ID); err != nil {
 			s.log.Error("count tasks", "run", r.ID, "err", err)
+			ids = ids[:len(ids)-1]
+			s.waiting = append(s.waiting, r)
 			continue
 		} else if len(counts) > 0 {
 			if existing, err = s.db.ListTasks(ctx, r.ID); err != nil {
 				s.log.Error("list tasks", "run", r.ID, "err", err)
+				ids = ids[:len(ids)-1]
+				s.waiting = append(s.waiting, r)
 				continue
 			}
 		}
@@ -564,6 +601,10 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	}
 	return ids, now
 }
+
+// claimRunsAtOnce bounds the runs one of several schedulers claims in one
+// loop.
+const claimRunsAtOnce = 4
 
 // markRunning marks started runs running in one batch. It runs after the
 // first dispatch, to keep a write off the path from trigger to first task
@@ -710,7 +751,7 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 	stoppedBy := func(a int) string { return fmt.Sprintf("attempt %d stopped by scheduler shutdown", a) }
 	for i, u := range s.buf {
 		if a, ok := stopped[u.TaskID]; ok && a == u.Attempt && u.Status == model.TaskFailed {
-			s.buf[i] = interrupted(&model.Task{ID: u.TaskID, RunID: u.RunID, Attempt: a}, stoppedBy(a))
+			s.buf[i] = interrupted(&model.Task{ID: u.TaskID, RunID: u.RunID, Attempt: a, Scheduler: u.Scheduler}, stoppedBy(a))
 		}
 	}
 	s.flush(ctx)
@@ -734,7 +775,7 @@ func (s *Scheduler) stopInflight(ctx context.Context) {
 // and does not count against the task's retries.
 func interrupted(t *model.Task, why string) model.TaskUpdate {
 	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending,
-		AttemptStatus: string(model.AttemptInterrupted), Error: why, At: time.Now()}
+		AttemptStatus: string(model.AttemptInterrupted), Error: why, At: time.Now(), Scheduler: t.Scheduler}
 }
 
 // unstarted is the update that puts a dispatched task that never started
@@ -742,7 +783,7 @@ func interrupted(t *model.Task, why string) model.TaskUpdate {
 // it had before).
 func unstarted(t *model.Task, why string) model.TaskUpdate {
 	return model.TaskUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskPending,
-		Unstarted: true, Error: why, At: time.Now()}
+		Unstarted: true, Error: why, At: time.Now(), Scheduler: t.Scheduler}
 }
 
 // interruptionDelay is how long a task waits, back in the queue, after its
@@ -775,10 +816,29 @@ func interruptionDelay(k int) time.Duration {
 //     task's attempts were interrupted by a dying scheduler more than
 //     MaxInterruptions times: then it fails;
 //   - runs whose tasks had all ended are finished.
-func (s *Scheduler) recover(ctx context.Context) error {
-	active, err := s.db.ActiveTasks(ctx)
+//
+// It looks at the active tasks of the runs named in runs (all active tasks
+// if runs is nil: a sole scheduler's start). The same code serves a
+// scheduler's start and its takeover of the runs of a dead peer. Every
+// update it writes names the attempt and the scheduler it read, so it
+// never lands on a later attempt.
+func (s *Scheduler) recover(ctx context.Context, runs map[string]bool) error {
+	all, err := s.db.ActiveTasks(ctx)
 	if err != nil {
 		return err
+	}
+	var active []model.TaskWithWorkflow
+	for _, p := range all {
+		if runs != nil && !runs[p.Task.RunID] {
+			continue
+		}
+		if f, ok := s.inflight[p.Task.ID]; ok && f.attempt == p.Task.Attempt {
+			continue // adopted already (a takeover tried again)
+		}
+		active = append(active, p)
+	}
+	if len(active) == 0 {
+		return nil
 	}
 	// First stop whatever the tasks of a dead scheduler left running on
 	// this machine (children that outlived their script), so that a task
@@ -836,7 +896,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 	for i, p := range active {
 		t := p.Task
 		if res[i].known {
-			s.inflight[t.ID] = flight{attempt: t.Attempt, runID: t.RunID, name: t.Name, failures: t.Failures()}
+			s.inflight[t.ID] = flight{attempt: t.Attempt, runID: t.RunID, name: t.Name, failures: t.Failures(), sched: t.Scheduler}
 			s.launch.occupy(attemptKey{t.ID, t.Attempt})
 			if res[i].u.Status.Terminal() {
 				s.buf = append(s.buf, res[i].u.TaskUpdate())
@@ -858,7 +918,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 			u.Error = fmt.Sprintf("%s while running attempt %d: its attempts were interrupted %d times, more than max-interruptions (%d) allows; the task may be what kills its scheduler",
 				model.SchedulerDied, t.Attempt, k, limit)
 		} else {
-			s.behind[t.ID] = true
+			s.behind[t.ID] = behindTask{runID: t.RunID, k: k, end: now}
 			if d := interruptionDelay(k); d > 0 {
 				at := now.Add(d)
 				u.RetryAt = &at
@@ -875,24 +935,88 @@ func (s *Scheduler) recover(ctx context.Context) error {
 			}
 		}
 	}
-	running, err := s.db.ListRuns(ctx, model.RunFilter{Status: model.RunRunning})
+	return nil
+}
+
+// claimRuns leases up to limit runs to this scheduler (0: as many as the
+// cluster gives: a sole scheduler takes every pending run). A claimed run
+// that was running — its scheduler died — is recovered (recover) and
+// tracked at once; so is a pending one whose tasks a dead scheduler had
+// begun to dispatch. The pending runs wait in s.waiting for startRuns.
+// At start it is the recovery of what a dead predecessor left: an error is
+// returned, and the runs whose tasks had all ended are finished before
+// anything new is dispatched.
+func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error {
+	runs, err := s.cluster.ClaimRuns(ctx, s.id, limit)
 	if err != nil {
 		return err
 	}
-	for _, r := range running {
-		existing, err := s.db.ListTasks(ctx, r.ID)
+	if s.sole {
+		s.waiting = s.waiting[:0] // it sees every pending run again
+	}
+	for _, r := range runs {
+		if s.runs[r.ID] != nil && r.Status == model.RunRunning {
+			continue
+		}
+		if r.Status == model.RunRunning {
+			s.rescue = append(s.rescue, r)
+			continue
+		}
+		s.waiting = append(s.waiting, r)
+		if s.sole {
+			continue // at start, recover looks at every active task
+		}
+		counts, err := s.db.TaskCounts(ctx, r.ID)
 		if err != nil {
+			s.log.Error("count tasks", "run", r.ID, "err", err)
+		}
+		if err != nil || counts[model.TaskDispatched]+counts[model.TaskRunning] > 0 {
+			s.rescue = append(s.rescue, r)
+		}
+	}
+	if len(s.rescue) == 0 && !(start && s.sole) {
+		return nil
+	}
+	var ids map[string]bool
+	if !(start && s.sole) {
+		ids = make(map[string]bool, len(s.rescue))
+		for _, r := range s.rescue {
+			ids[r.ID] = true
+		}
+	}
+	if err := s.recover(ctx, ids); err != nil {
+		if start {
 			return err
 		}
+		s.log.Error("recover the tasks of runs taken over; will try again", "runs", len(s.rescue), "err", err)
+		return nil
+	}
+	rescued := s.rescue
+	s.rescue = nil
+	for _, r := range rescued {
+		if r.Status != model.RunRunning {
+			continue // started by startRuns, which reads its tasks
+		}
+		existing, err := s.db.ListTasks(ctx, r.ID)
+		if err != nil {
+			if start {
+				return err
+			}
+			s.log.Error("list tasks of a run taken over; will try again", "run", r.ID, "err", err)
+			s.rescue = append(s.rescue, r)
+			continue
+		}
 		s.track(r, existing)
-	}
-	// Runs whose tasks had all ended are finished now, before anything new
-	// is dispatched. (Only they: the others are finished by the loop when
-	// their last task ends.)
-	for _, r := range running {
+		// A run whose tasks had all ended is finished now. (Only it: the
+		// others are finished by the loop when their last task ends.)
 		s.touched[r.ID] = true
+		if !start {
+			s.log.Warn("took over a run whose scheduler died", "run", r.ID, "workflow", r.WorkflowName, "from", r.Scheduler)
+		}
 	}
-	s.finishRuns(ctx)
+	if start {
+		s.finishRuns(ctx)
+	}
 	return nil
 }
 
