@@ -226,6 +226,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action: cmdPrune,
 			},
 			serveCommand(),
+			schedulersCommand(jsonFlag),
 			{
 				Name:   "doctor",
 				Usage:  "look for damaged files, leftover temporary files and runs left unfinished; says how to fix each",

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,6 +24,7 @@ func schedConfig(c *cli.Context, warn func(string)) (sched.Config, error) {
 		MaxRunningTasks:           c.Int("max-running-tasks"),
 		ShutdownGrace:             c.Duration("shutdown-grace"),
 		MaxInterruptions:          c.Int("max-interruptions"),
+		Lease:                     c.Duration("lease"),
 	}
 	if cfg.PollInterval <= 0 {
 		return cfg, fmt.Errorf("--poll-interval (ORK_POLL_INTERVAL) is %s: must be more than 0, like 1s", cfg.PollInterval)
@@ -39,6 +41,9 @@ func schedConfig(c *cli.Context, warn func(string)) (sched.Config, error) {
 		if f.v < 1 {
 			return cfg, fmt.Errorf("--%s (%s) is %d: must be 1 or more", f.name, envName(f.name), f.v)
 		}
+	}
+	if cfg.Lease < 100*time.Millisecond {
+		return cfg, fmt.Errorf("--lease (ORK_LEASE) is %s: must be 100ms or more, like 15s", cfg.Lease)
 	}
 	if cfg.ShutdownGrace < 0 {
 		return cfg, fmt.Errorf("--shutdown-grace (ORK_SHUTDOWN_GRACE) is %s: must be 0 (stop running tasks at once) or more", cfg.ShutdownGrace)
@@ -74,6 +79,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-concurrent-dispatches", Value: d.MaxConcurrentDispatches, EnvVars: []string{"ORK_MAX_CONCURRENT_DISPATCHES"}, Usage: "executor calls in flight while dispatching"},
 		&cli.IntFlag{Name: "max-concurrent-status-checks", Value: d.MaxConcurrentStatusChecks, EnvVars: []string{"ORK_MAX_CONCURRENT_STATUS_CHECKS"}, Usage: "executor status checks in flight (at start-up recovery; Cloud Run polling)"},
 		&cli.IntFlag{Name: "max-running-tasks", Value: d.MaxRunningTasks, EnvVars: []string{"ORK_MAX_RUNNING_TASKS"}, Usage: "tasks running at once (as many more may wait dispatched)"},
+		&cli.DurationFlag{Name: "lease", Value: d.Lease, EnvVars: []string{"ORK_LEASE"}, Usage: "with several schedulers on one PostgreSQL database: how long this one's runs stay its own without a heartbeat (it heartbeats every lease/3); when it dies, another takes them over after about lease + lease/3"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: d.ShutdownGrace, EnvVars: []string{"ORK_SHUTDOWN_GRACE"}, Usage: "on SIGINT/SIGTERM, how long to wait for running tasks before stopping them (0: do not wait)"},
 		&cli.IntFlag{Name: "max-interruptions", Value: d.MaxInterruptions, EnvVars: []string{"ORK_MAX_INTERRUPTIONS"}, Usage: "times a task's attempts may be cut short by a dying scheduler and run again; one more fails it (0: the first fails it)"},
 		&cli.IntFlag{Name: "crash-retries", EnvVars: []string{"ORK_CRASH_RETRIES"}, Hidden: true, Usage: "deprecated: the old name of --max-interruptions"},

@@ -55,7 +55,7 @@ func TestRunDefaults(t *testing.T) {
 	mustRun(t, dir, "create-workflow", "--name", "slow", "--job-name", "slow.sh")
 	mustRun(t, dir, "create-workflow", "--name", "loud", "--job-name", "loud.sh")
 	s := startSchedulerLocked(t, dir)
-	want := fmt.Sprintf("poll-interval=1s max-tasks-per-batch=100 max-concurrent-dispatches=10 max-concurrent-status-checks=50 max-running-tasks=%d shutdown-grace=10s max-interruptions=5",
+	want := fmt.Sprintf("poll-interval=1s max-tasks-per-batch=100 max-concurrent-dispatches=10 max-concurrent-status-checks=50 max-running-tasks=%d lease=15s shutdown-grace=10s max-interruptions=5",
 		4*runtime.NumCPU())
 	if got := configLine(t, s); got != want {
 		t.Errorf("ork run with no flags logs\n  %s\nwant\n  %s", got, want)

@@ -346,7 +346,11 @@ func cmdStatus(c *cli.Context) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.WorkflowName, r.Status, fmtTime(&r.CreatedAt), fmtDur(r.StartedAt, r.FinishedAt), truncate(r.Error, 60))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, schedulersLine(c, db))
+	return nil
 }
 
 func truncate(s string, n int) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,14 +31,22 @@ func cmdRun(c *cli.Context) error {
 	// A second scheduler is refused before it logs anything: its whole
 	// output is the one line that names the one running. (Run takes the
 	// lock for good; this only asks early.)
-	if release, err := lockScheduler(c, db); err == nil {
-		release()
-	} else if le := (*model.LockedError)(nil); errors.As(err, &le) {
-		return fmt.Errorf("%w: stop it first, or use a different --dir", err)
+	// Several schedulers may serve a database that is a Cluster: no lock.
+	if _, several := db.(model.Cluster); !several {
+		if release, err := lockScheduler(c, db); err == nil {
+			release()
+		} else if le := (*model.LockedError)(nil); errors.As(err, &le) {
+			return fmt.Errorf("%w: stop it first, or use a different --dir", err)
+		}
 	}
 	s, err := newScheduler(c, db, log)
 	if err != nil {
 		return err
+	}
+	if _, several := db.(model.Cluster); several {
+		cfg := s.Config()
+		fmt.Fprintf(c.App.ErrWriter, "scheduler %s: several schedulers may serve this database; if this scheduler dies, another takes over its runs within about %s (lease %s, then the leader's next look, every %s)\n",
+			s.ID(), cfg.TakeoverBound().Round(time.Second), cfg.Lease, cfg.Lease/3)
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -71,6 +71,7 @@ type ProcessConfig struct {
 //	ORK_TASK_COUNT  the task_count of the task's node
 //	ORK_WORKFLOW    the workflow's name
 //	ORK_ATTEMPT     the attempt number, from 1
+//	ORK_SCHEDULER   the id of the scheduler that dispatched the attempt
 //	ORK_PARAMS      every parameter, as one JSON object ("{}" when none)
 //	ORK_LOG_DIR     the log directory, absolute, symbolic links resolved
 //	ORK_UPSTREAM    the outputs of the task's upstream tasks, a JSON object
@@ -478,7 +479,9 @@ func (e *ProcessExecutor) environ(t model.TaskWithWorkflow) ([]string, []string,
 // "NAME=value" strings in the order they are applied: each top-level
 // parameter that may have a variable of its own (see ProcessExecutor),
 // sorted by name, then ORK_RUN_ID, ORK_TASK_ID, ORK_TASK_NAME,
-// ORK_TASK_INDEX, ORK_TASK_COUNT, ORK_WORKFLOW and ORK_ATTEMPT. notes say
+// ORK_TASK_INDEX, ORK_TASK_COUNT, ORK_WORKFLOW, ORK_ATTEMPT and
+// ORK_SCHEDULER (the task's Scheduler: the id of the scheduler that
+// dispatched the attempt). notes say
 // why the other parameters got none. ORK_PARAMS (see ParamsJSON),
 // ORK_UPSTREAM and the variables that name local files are each
 // executor's to add, as it can pass them.
@@ -502,6 +505,7 @@ func TaskEnv(t model.TaskWithWorkflow) (vars, notes []string, err error) {
 		"ORK_TASK_COUNT="+strconv.Itoa(t.Node().TaskCount),
 		"ORK_WORKFLOW="+workflow,
 		"ORK_ATTEMPT="+strconv.Itoa(t.Task.Attempt),
+		"ORK_SCHEDULER="+t.Task.Scheduler,
 	)
 	return vars, notes, nil
 }

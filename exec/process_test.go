@@ -298,6 +298,7 @@ func TestProcessEnvironment(t *testing.T) {
 	tw := newTask("env.sh", "task-env", 2)
 	tw.Task.RunID = "run-env"
 	tw.Task.Attempt = 3
+	tw.Task.Scheduler = "host-a:4242:0badcafe"
 	tw.Task.Params = params
 	tw.Workflow.Name = "env-flow"
 	tw.Workflow.TaskCount = 4
@@ -332,6 +333,7 @@ func TestProcessEnvironment(t *testing.T) {
 		"ORK_TASK_COUNT": "4",
 		"ORK_WORKFLOW":   "env-flow",
 		"ORK_ATTEMPT":    "3",
+		"ORK_SCHEDULER":  "host-a:4242:0badcafe",
 		"ORK_LOG_DIR":    logDir,
 	}
 	for k, v := range want {

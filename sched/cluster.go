@@ -152,7 +152,7 @@ func (m *member) fence(err error) {
 // beat heartbeats every lease/3 until ctx ends, and while this scheduler
 // leads, reaps the schedulers whose lease expired.
 func (m *member) beat(ctx context.Context) {
-	every := m.lease / 3
+	every := max(m.lease/3, time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var term int64
@@ -180,7 +180,7 @@ func (m *member) beat(ctx context.Context) {
 
 // lead takes or keeps the leader's term and, on it, reaps the dead.
 func (m *member) lead(ctx context.Context, term *int64) error {
-	lctx, cancel := context.WithTimeout(ctx, m.lease/3)
+	lctx, cancel := context.WithTimeout(ctx, max(m.lease/3, time.Millisecond))
 	defer cancel()
 	t, err := m.c.Lead(lctx, m.info.ID, *term, m.lease)
 	if err != nil {

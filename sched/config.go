@@ -119,7 +119,7 @@ func (c Config) TakeoverBound() time.Duration {
 // String shows the settings in the form of `ork run` flags (0 where a
 // negative value means none).
 func (c Config) String() string {
-	return fmt.Sprintf("poll-interval=%s max-tasks-per-batch=%d max-concurrent-dispatches=%d max-concurrent-status-checks=%d max-running-tasks=%d shutdown-grace=%s max-interruptions=%d lease=%s",
+	return fmt.Sprintf("poll-interval=%s max-tasks-per-batch=%d max-concurrent-dispatches=%d max-concurrent-status-checks=%d max-running-tasks=%d lease=%s shutdown-grace=%s max-interruptions=%d",
 		c.PollInterval, c.MaxTasksPerBatch, c.MaxConcurrentDispatches, c.MaxConcurrentStatusChecks, c.MaxRunningTasks,
-		max(c.ShutdownGrace, 0), max(c.MaxInterruptions, 0), c.Lease)
+		c.Lease, max(c.ShutdownGrace, 0), max(c.MaxInterruptions, 0))
 }
