@@ -297,8 +297,8 @@ func TestEverydayCommandLine(t *testing.T) {
 		t.Errorf("ORK_POLL_INTERVAL=5 ork run: %q, want the unit hint", line)
 	}
 	// A workflow with no runs yet is not an error.
-	if out, _ := mustRun(t, dir, "status", "--workflow", "hello"); len(nonEmptyLines(out)) != 1 {
-		t.Errorf("status --workflow hello without runs: %q, want the header alone", out)
+	if out, _ := mustRun(t, dir, "status", "--workflow", "hello"); len(nonEmptyLines(out)) != 2 || !strings.HasPrefix(nonEmptyLines(out)[1], "Scheduler: none") {
+		t.Errorf("status --workflow hello without runs: %q, want the header alone, then the line about the scheduler", out)
 	}
 	out, _ := mustRun(t, dir, "version")
 	if !strings.HasPrefix(out, "ork ") || !strings.Contains(out, "go1.") {
@@ -356,6 +356,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	has(complete("ork", "trigger", "he"), "hello")
 	has(complete("ork", "unpause", "he"), "hello")
 	has(complete("ork", "--dir", ".ork", "st"), "status")
+	has(complete("ork", "sch"), "schedulers", "schedules")
 	has(complete("ork", "completion", ""), "bash", "zsh", "fish")
 
 	for _, sh := range []string{"zsh", "fish"} {

@@ -220,8 +220,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer func() { stopBeat(); beating.Wait() }()
 	s.log.Info("scheduler started", "scheduler", s.id, "config", s.cfg.String())
 	s.launch = newLauncher(s)
-	if err := s.claimRuns(dbctx, 0, true); err != nil {
-		return fmt.Errorf("recover unfinished work: %w", err)
+	// The only scheduler recovers what a dead predecessor left before
+	// anything starts; one of several takes runs in its loop, as it has
+	// room.
+	if s.sole {
+		if err := s.claimRuns(dbctx, 0, true); err != nil {
+			return fmt.Errorf("recover unfinished work: %w", err)
+		}
 	}
 	s.launch.run(dbctx)
 	launching := true
@@ -251,6 +256,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer timer.Stop()
 
 	for {
+		select {
+		case <-s.member.fenced:
+			launching, leave = false, false
+			return s.fenced(dbctx)
+		default:
+		}
 		s.drain(updates)
 		s.timeouts(dbctx, time.Now())
 		more := false
@@ -442,6 +453,10 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		}
 		res, err := model.ClaimTasks(ctx, s.db, c)
 		_, err = s.written("record task status", err)
+		if errors.Is(err, model.ErrFenced) {
+			s.member.fence(err)
+			return false
+		}
 		if err != nil {
 			s.writeFailed("record task status", err)
 			return false
@@ -536,7 +551,10 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		limit = min(s.cfg.MaxRunningTasks-len(s.inflight), claimRunsAtOnce)
 	}
 	if s.sole || limit > 0 || len(s.rescue) > 0 {
-		if err := s.claimRuns(ctx, max(limit, 0), false); err != nil {
+		if err := s.claimRuns(ctx, max(limit, 0), false); errors.Is(err, model.ErrFenced) {
+			s.member.fence(err)
+			return nil, time.Time{}
+		} else if err != nil {
 			s.log.Error("claim runs", "err", err)
 		}
 	}
