@@ -1029,7 +1029,7 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 		// others are finished by the loop when their last task ends.)
 		s.touched[r.ID] = true
 		if !start {
-			s.log.Warn("took over a run whose scheduler died", "run", r.ID, "workflow", r.WorkflowName, "from", r.Scheduler)
+			s.log.Warn("took over a run whose scheduler died", "run", r.ID, "workflow", r.WorkflowName)
 		}
 	}
 	if start {

@@ -53,6 +53,8 @@ func Run(t *testing.T, newStore func(t *testing.T) dbtest.Store) {
 		{"RecoveryAfterCrash", testRecovery},
 		{"ShutdownThenRestart", testShutdownRestart},
 		{"OneScheduler", testOneScheduler},
+		{"SeveralSchedulers", testSeveralSchedulers},
+		{"Takeover", testTakeover},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -476,6 +478,9 @@ func testShutdownRestart(t *testing.T, e *Env) {
 func testOneScheduler(t *testing.T, e *Env) {
 	if _, ok := e.DB.(model.SchedulerLocker); !ok {
 		t.Skip("the backend does not implement model.SchedulerLocker")
+	}
+	if _, ok := e.DB.(model.Cluster); ok {
+		t.Skip("the backend is a model.Cluster: several schedulers may serve it (SeveralSchedulers)")
 	}
 	s, _ := e.Start(e.DB, sched.Config{})
 	e.Script("ok.sh", "exit 0")

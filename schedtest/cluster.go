@@ -1,0 +1,365 @@
+package schedtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/sched"
+)
+
+// The tests of several schedulers on one database (a model.Cluster): they
+// are skipped on a backend that is not one.
+
+// cluster skips the test unless the store is a model.Cluster, and returns
+// the scheduler's handle as one.
+func (e *Env) cluster(t *testing.T) model.Cluster {
+	c, ok := e.DB.(model.Cluster)
+	if !ok {
+		t.Skip("the backend is not a model.Cluster: one scheduler serves it")
+	}
+	return c
+}
+
+// waitMembers waits until n schedulers are live.
+func waitMembers(t *testing.T, c model.Cluster, n int) {
+	t.Helper()
+	waitUntil(t, 20*time.Second, fmt.Sprintf("%d schedulers are live", n), func() bool {
+		ss, err := c.Schedulers(context.Background())
+		return err == nil && len(ss) == n
+	})
+}
+
+// Three schedulers on three handles share 2,000 tasks in 20 runs: each
+// task runs exactly once (one attempt), and each scheduler runs some.
+func testSeveralSchedulers(t *testing.T, e *Env) {
+	c := e.cluster(t)
+	e.Script("ok.sh", "exit 0")
+	w := e.Workflow(&model.Workflow{Name: "many", JobName: "ok.sh", TaskCount: 100})
+	var ss []*sched.Scheduler
+	var stops []func() error
+	for i := range 3 {
+		db := e.DB
+		if i > 0 {
+			db = e.Open(t)
+		}
+		s, stop := e.Start(db, sched.Config{NoSchedules: true})
+		ss, stops = append(ss, s), append(stops, stop)
+	}
+	waitMembers(t, c, 3)
+	var runs []*model.Run
+	for range 20 {
+		runs = append(runs, e.Trigger(e.DB, w))
+	}
+	for _, r := range runs {
+		if got := e.Wait(ss[0], r, 5*time.Minute); got.Status != model.RunSuccess {
+			t.Fatalf("run %s: %s %q", r.ID, got.Status, got.Error)
+		}
+	}
+	did := map[string]int{}
+	for _, r := range runs {
+		ts := e.Tasks(r)
+		if len(ts) != 100 {
+			t.Fatalf("run %s has %d tasks, want 100", r.ID, len(ts))
+		}
+		for _, task := range ts {
+			if task.Status != model.TaskSuccess || task.Attempt != 1 || len(task.Attempts) != 1 {
+				t.Errorf("task %s of run %s: %s in attempt %d, %d attempts on record; want success in its one attempt",
+					task.Label(), r.ID, task.Status, task.Attempt, len(task.Attempts))
+			}
+			did[task.Scheduler]++
+		}
+	}
+	for _, s := range ss {
+		if did[s.ID()] == 0 {
+			t.Errorf("scheduler %s ran no task (tasks by scheduler: %v)", s.ID(), did)
+		}
+	}
+	t.Logf("tasks by scheduler: %v", did)
+	for _, stop := range stops {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}
+	// A clean stop leaves.
+	if left, err := c.Schedulers(context.Background()); err != nil || len(left) != 0 {
+		t.Errorf("after three clean stops, schedulers %v (%v), want none", left, err)
+	}
+}
+
+// partition is a database handle that the test can cut off: while cut,
+// every call fails, as when a scheduler's host loses the network (or the
+// scheduler is paused): its heartbeat stops, and it writes nothing.
+type partition struct {
+	model.Database
+	cut atomic.Bool
+}
+
+var errCut = errors.New("schedtest: cut off from the database")
+
+func (p *partition) err() error {
+	if p.cut.Load() {
+		return errCut
+	}
+	return nil
+}
+
+func (p *partition) cl() model.Cluster { return p.Database.(model.Cluster) }
+
+func (p *partition) Changes() <-chan struct{} {
+	if n, ok := p.Database.(model.Notifier); ok {
+		return n.Changes()
+	}
+	return nil
+}
+
+func (p *partition) GetRun(ctx context.Context, id string) (*model.Run, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.GetRun(ctx, id)
+}
+
+func (p *partition) ListRuns(ctx context.Context, f model.RunFilter) ([]*model.Run, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.ListRuns(ctx, f)
+}
+
+func (p *partition) PendingRuns(ctx context.Context, limit int) ([]*model.Run, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.PendingRuns(ctx, limit)
+}
+
+func (p *partition) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
+	if err := p.err(); err != nil {
+		return err
+	}
+	return p.Database.UpdateRuns(ctx, us)
+}
+
+func (p *partition) CreateTasks(ctx context.Context, ts []*model.Task) error {
+	if err := p.err(); err != nil {
+		return err
+	}
+	return p.Database.CreateTasks(ctx, ts)
+}
+
+func (p *partition) PendingTasks(ctx context.Context, limit int) ([]model.TaskWithWorkflow, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.PendingTasks(ctx, limit)
+}
+
+func (p *partition) ActiveTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.ActiveTasks(ctx)
+}
+
+func (p *partition) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.Task, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.UpdateTasks(ctx, us)
+}
+
+func (p *partition) ListTasks(ctx context.Context, runID string) ([]*model.Task, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.ListTasks(ctx, runID)
+}
+
+func (p *partition) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus]int, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.TaskCounts(ctx, runID)
+}
+
+func (p *partition) CancelRequests(ctx context.Context) ([]string, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Database.CancelRequests(ctx)
+}
+
+func (p *partition) ClaimTasks(ctx context.Context, c model.Claim) (model.Claimed, error) {
+	if err := p.err(); err != nil {
+		return model.Claimed{}, err
+	}
+	return model.ClaimTasks(ctx, p.Database, c)
+}
+
+func (p *partition) Heartbeat(ctx context.Context, s model.SchedulerInfo, lease time.Duration) error {
+	if err := p.err(); err != nil {
+		return err
+	}
+	return p.cl().Heartbeat(ctx, s, lease)
+}
+
+func (p *partition) Leave(ctx context.Context, id string) error {
+	if err := p.err(); err != nil {
+		return err
+	}
+	return p.cl().Leave(ctx, id)
+}
+
+func (p *partition) Schedulers(ctx context.Context) ([]model.SchedulerInfo, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.cl().Schedulers(ctx)
+}
+
+func (p *partition) Lead(ctx context.Context, id string, term int64, lease time.Duration) (int64, error) {
+	if err := p.err(); err != nil {
+		return 0, err
+	}
+	return p.cl().Lead(ctx, id, term, lease)
+}
+
+func (p *partition) Reap(ctx context.Context, id string, term int64) ([]string, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.cl().Reap(ctx, id, term)
+}
+
+func (p *partition) ClaimRuns(ctx context.Context, id string, limit int) ([]*model.Run, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.cl().ClaimRuns(ctx, id, limit)
+}
+
+// One of three schedulers is cut off from the database while its tasks
+// run (its host lost, or the process paused): with the default lease, the
+// other two take over its runs within the bound `ork run` prints, recover
+// its tasks (its processes on this host are stopped, its attempts recorded
+// interrupted and run again) and finish every run. When it comes back, its
+// late reports of the attempts it lost are ignored — no task fails, none
+// runs twice at once — and it stops with ErrFenced.
+func testTakeover(t *testing.T, e *Env) {
+	c := e.cluster(t)
+	e.Script("nap.sh", "sleep 0.3")
+	w := e.Workflow(&model.Workflow{Name: "naps", JobName: "nap.sh", TaskCount: 40})
+	cfg := sched.Config{NoSchedules: true}
+	victimDB := &partition{Database: e.Open(t)}
+	victim := e.New(victimDB, cfg)
+	vctx, stopVictim := context.WithCancel(context.Background())
+	defer stopVictim()
+	victimDone := make(chan error, 1)
+	go func() { victimDone <- victim.Run(vctx) }()
+	waitMembers(t, c, 1)
+	a, _ := e.Start(e.DB, cfg)
+	e.Start(e.Open(t), cfg)
+	waitMembers(t, c, 3)
+	var runs []*model.Run
+	for range 9 {
+		runs = append(runs, e.Trigger(e.DB, w))
+	}
+	// Cut the victim off once it runs tasks.
+	ctx := context.Background()
+	var held []string
+	waitUntil(t, 60*time.Second, "the victim runs tasks", func() bool {
+		held = held[:0]
+		running := 0
+		for _, r := range runs {
+			got, err := e.DB.GetRun(ctx, r.ID)
+			if err != nil || got.Scheduler != victim.ID() {
+				continue
+			}
+			held = append(held, r.ID)
+			for _, task := range e.Tasks(r) {
+				if task.Status == model.TaskRunning && task.Scheduler == victim.ID() {
+					running++
+				}
+			}
+		}
+		return running > 0
+	})
+	victimDB.cut.Store(true)
+	cutAt := time.Now()
+	t.Logf("victim %s cut off holding runs %v", victim.ID(), held)
+
+	// Its runs are taken over within the bound.
+	bound := victim.Config().TakeoverBound()
+	waitUntil(t, bound+10*time.Second, "the victim's runs are taken over", func() bool {
+		for _, id := range held {
+			got, err := e.DB.GetRun(ctx, id)
+			if err != nil || got.Scheduler == victim.ID() || (got.Scheduler == "" && !got.Status.Terminal()) {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(cutAt)
+	t.Logf("taken over %s after the cut (bound %s)", took.Round(time.Millisecond), bound)
+	if took > bound+5*time.Second {
+		t.Errorf("the victim's runs were taken over %s after it was cut off; ork run promises about %s", took, bound)
+	}
+	// It comes back: its late reports are ignored, and it stops.
+	victimDB.cut.Store(false)
+	select {
+	case err := <-victimDone:
+		if !errors.Is(err, model.ErrFenced) {
+			t.Errorf("the victim's Run returned %v, want ErrFenced", err)
+		}
+	case <-time.After(bound):
+		t.Errorf("the victim did not stop within %s of coming back", bound)
+	}
+	for _, r := range runs {
+		if got := e.Wait(a, r, 3*time.Minute); got.Status != model.RunSuccess {
+			t.Fatalf("run %s: %s %q", r.ID, got.Status, got.Error)
+		}
+	}
+	interrupted := 0
+	for _, r := range runs {
+		for _, task := range e.Tasks(r) {
+			if task.Status != model.TaskSuccess {
+				t.Errorf("task %s of run %s: %s %q", task.Label(), r.ID, task.Status, task.Error)
+			}
+			for _, at := range task.Attempts {
+				switch at.Status {
+				case model.AttemptInterrupted:
+					interrupted++
+				case model.TaskSuccess:
+				default:
+					t.Errorf("task %s of run %s: attempt %d %s (%q): a late report of the victim landed", task.Label(), r.ID, at.Attempt, at.Status, at.Error)
+				}
+			}
+		}
+	}
+	for _, l := range strings.Split(e.Logs.String(), "\n") {
+		for _, what := range []string{"reaped", "took over", "recovered a task", "withdrew", "stopped processes"} {
+			if strings.Contains(l, what) {
+				t.Log(l)
+				break
+			}
+		}
+	}
+	if interrupted == 0 {
+		t.Error("no attempt was recorded interrupted: the victim's running tasks were not recovered")
+	}
+	ss, err := c.Schedulers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss {
+		if s.ID == victim.ID() {
+			t.Errorf("the victim is still a member: %+v", s)
+		}
+	}
+}
