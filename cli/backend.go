@@ -73,6 +73,20 @@ func logDir(c *cli.Context) string { return filepath.Join(orkDir(c), filedb.Logs
 // schedulerHolder names the scheduler serving db, or returns "" when none
 // does.
 func schedulerHolder(c *cli.Context, db model.Database) string {
+	if cl, ok := db.(model.Cluster); ok {
+		ss, err := liveSchedulers(c.Context, cl)
+		if err != nil || len(ss) == 0 {
+			return ""
+		}
+		ids := make([]string, len(ss))
+		for i, s := range ss {
+			ids[i] = s.ID
+		}
+		if len(ids) == 1 {
+			return "scheduler " + ids[0]
+		}
+		return fmt.Sprintf("%d schedulers: %s", len(ids), strings.Join(ids, ", "))
+	}
 	if h, ok := db.(interface {
 		SchedulerHolder(context.Context) (string, error)
 	}); ok {

@@ -120,8 +120,23 @@ func Cancel(ctx context.Context, db model.Database, id string) (*model.Run, Canc
 	if r.Status.Terminal() {
 		return r, AlreadyEnded, nil
 	}
-	// No scheduler: cancel here, holding the lock so none starts meanwhile.
-	if l, ok := db.(model.SchedulerLocker); ok {
+	// Where several schedulers may serve the database, the one holding the
+	// run applies the request (it stops the run's running tasks); with no
+	// scheduler live, cancel here.
+	if cl, ok := db.(model.Cluster); ok {
+		ss, err := cl.Schedulers(ctx)
+		if err != nil {
+			return r, 0, err
+		}
+		if len(ss) == 0 {
+			if err := sched.CancelRun(ctx, db, id); err != nil {
+				return r, 0, err
+			}
+			return r, Cancelled, nil
+		}
+	} else if l, ok := db.(model.SchedulerLocker); ok {
+		// No scheduler: cancel here, holding the lock so none starts
+		// meanwhile.
 		if release, err := l.LockScheduler(ctx); err == nil {
 			defer release()
 			if err := sched.CancelRun(ctx, db, id); err != nil {

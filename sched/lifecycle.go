@@ -142,6 +142,9 @@ func (s *Scheduler) cancels(ctx context.Context) bool {
 		s.log.Error("read cancel requests", "err", err)
 		return false
 	}
+	if !s.sole {
+		ids = s.cancelsToApply(ctx, ids)
+	}
 	if len(ids) == 0 {
 		return true
 	}
@@ -161,6 +164,23 @@ func (s *Scheduler) cancels(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// cancelsToApply keeps, of the runs whose cancel is requested, those this
+// scheduler applies where several serve the database: the runs it holds —
+// it runs their tasks, and stops them — and the runs nobody holds.
+func (s *Scheduler) cancelsToApply(ctx context.Context, ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if s.runs[id] != nil || slices.ContainsFunc(s.waiting, func(r *model.Run) bool { return r.ID == id }) {
+			out = append(out, id)
+			continue
+		}
+		if r, err := s.db.GetRun(ctx, id); err == nil && r.Scheduler == "" {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (s *Scheduler) cancelRun(ctx context.Context, id string) error {

@@ -1,0 +1,256 @@
+//go:build postgres && unix
+
+package cli
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/pgdb"
+)
+
+// pgCluster skips the test unless the PostgreSQL backend lets several
+// schedulers serve one database (it is a model.Cluster).
+func pgCluster(t *testing.T) {
+	t.Helper()
+	if _, ok := any((*pgdb.DB)(nil)).(model.Cluster); !ok {
+		t.Skip("pgdb is not a model.Cluster: one scheduler per database")
+	}
+}
+
+// pgScheduler is an `ork run` in the background on a pgProject.
+type pgScheduler struct {
+	out    *syncBuffer
+	pid    int
+	exited chan struct{}
+	id     string
+}
+
+func (p *pgProject) startScheduler(ctx context.Context, args ...string) *pgScheduler {
+	p.t.Helper()
+	s := &pgScheduler{out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd := p.cmd(ctx, append([]string{"run"}, args...)...)
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	s.pid = cmd.Process.Pid
+	go func() { cmd.Wait(); close(s.exited) }()
+	p.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	waitFor(p.t, 20*time.Second, "ork run starts", func() bool {
+		return strings.Contains(s.out.String(), "scheduler started")
+	})
+	// "scheduler HOST:PID:RANDOM: several schedulers may serve ..."
+	for _, l := range strings.Split(s.out.String(), "\n") {
+		if rest, ok := strings.CutPrefix(l, "scheduler "); ok {
+			if id, _, ok := strings.Cut(rest, ": several schedulers"); ok {
+				s.id = id
+			}
+		}
+	}
+	if s.id == "" {
+		p.t.Fatalf("ork run did not print its id and takeover bound:\n%s", s.out)
+	}
+	return s
+}
+
+// schedulers is `ork schedulers --json`.
+func (p *pgProject) schedulers() []model.SchedulerInfo {
+	p.t.Helper()
+	out, _ := p.mustRun("schedulers", "--json")
+	var ss []model.SchedulerInfo
+	decodeJSON(p.t, "schedulers --json", out, &ss)
+	return ss
+}
+
+type clusterTask struct {
+	Status    string `json:"status"`
+	Attempt   int    `json:"attempt"`
+	Scheduler string `json:"scheduler"`
+	Attempts  []struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	} `json:"attempts"`
+}
+
+// waitRuns waits until every run has ended, and returns their statuses.
+func (p *pgProject) waitRuns(ids []string, timeout time.Duration) map[string]string {
+	p.t.Helper()
+	got := map[string]string{}
+	waitFor(p.t, timeout, "every run ends", func() bool {
+		out, _ := p.mustRun("status", "--json", "--limit", "0")
+		var rs []jsonRun
+		decodeJSON(p.t, "status --json", out, &rs)
+		for _, r := range rs {
+			got[r.ID] = r.Status
+		}
+		for _, id := range ids {
+			if !model.RunStatus(got[id]).Terminal() {
+				return false
+			}
+		}
+		return true
+	})
+	return got
+}
+
+// Three `ork run` on one database share 2,000 tasks in 20 runs: each task
+// runs once, all three run some; `ork schedulers` and `ork status` list
+// them; each prints how soon another takes over if it dies.
+func TestPostgresE2ESeveralSchedulers(t *testing.T) {
+	pgCluster(t)
+	p := newPGProject(t)
+	p.mustRun("init")
+	writeScript(t, p.dir, "ok.sh", "#!/bin/sh\nexit 0\n")
+	p.mustRun("create-workflow", "--name", "many", "--job-name", "ok.sh", "--task-count", "100")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var ss []*pgScheduler
+	for range 3 {
+		ss = append(ss, p.startScheduler(ctx))
+	}
+	for _, s := range ss {
+		if !strings.Contains(s.out.String(), "if this scheduler dies, another takes over its runs within about 21s") {
+			t.Errorf("ork run does not print the takeover bound:\n%s", s.out)
+		}
+	}
+	waitFor(t, 20*time.Second, "three live schedulers", func() bool { return len(p.schedulers()) == 3 })
+	out, _ := p.mustRun("schedulers")
+	for _, s := range ss {
+		if !strings.Contains(out, s.id) {
+			t.Errorf("ork schedulers does not list %s:\n%s", s.id, out)
+		}
+	}
+	out, _ = p.mustRun("status")
+	if !strings.Contains(out, "Schedulers: 3 live: ") {
+		t.Errorf("ork status has no line about the three schedulers:\n%s", out)
+	}
+
+	var ids []string
+	for range 20 {
+		out, _ := p.mustRun("trigger", "many")
+		ids = append(ids, runID(t, out))
+	}
+	for id, st := range p.waitRuns(ids, 4*time.Minute) {
+		if st != "success" && slices.Contains(ids, id) {
+			t.Errorf("run %s: %s", id, st)
+		}
+	}
+	did := map[string]int{}
+	for _, id := range ids {
+		out, _ := p.mustRun("tasks", id, "--json")
+		var ts []clusterTask
+		decodeJSON(t, "tasks --json", out, &ts)
+		if len(ts) != 100 {
+			t.Fatalf("run %s: %d tasks, want 100", id, len(ts))
+		}
+		for _, task := range ts {
+			if task.Status != "success" || task.Attempt != 1 || len(task.Attempts) != 1 {
+				t.Errorf("run %s: task %+v, want success in its one attempt", id, task)
+			}
+			did[task.Scheduler]++
+		}
+	}
+	for _, s := range ss {
+		if did[s.id] == 0 {
+			t.Errorf("scheduler %s ran no task: %v", s.id, did)
+		}
+	}
+	t.Logf("tasks by scheduler: %v", did)
+}
+
+// One of three `ork run` is killed with kill -9 while its tasks run: the
+// other two take over its runs within the bound it printed, stop what its
+// tasks left running on this host, run them again, and finish every run.
+func TestPostgresE2EKilledSchedulerIsTakenOver(t *testing.T) {
+	pgCluster(t)
+	p := newPGProject(t)
+	p.mustRun("init")
+	writeScript(t, p.dir, "nap.sh", "#!/bin/sh\nsleep 2\n")
+	p.mustRun("create-workflow", "--name", "naps", "--job-name", "nap.sh", "--task-count", "20")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	victim := p.startScheduler(ctx)
+	waitFor(t, 20*time.Second, "the first scheduler is live", func() bool { return len(p.schedulers()) == 1 })
+	var ids []string
+	for range 2 {
+		out, _ := p.mustRun("trigger", "naps")
+		ids = append(ids, runID(t, out))
+	}
+	// The victim holds both runs and runs their tasks; then the others start.
+	waitFor(t, 20*time.Second, "the victim runs tasks", func() bool {
+		ss := p.schedulers()
+		return len(ss) == 1 && ss[0].Tasks > 0 && ss[0].Runs == 2
+	})
+	p.startScheduler(ctx)
+	p.startScheduler(ctx)
+	if err := syscall.Kill(victim.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.exited
+	killedAt := time.Now()
+	waitFor(t, 40*time.Second, "the victim's runs are taken over", func() bool {
+		for _, s := range p.schedulers() {
+			if s.ID == victim.id {
+				return false
+			}
+		}
+		for _, id := range ids {
+			out, _ := p.mustRun("status", id, "--json")
+			var r struct {
+				Status    string `json:"status"`
+				Scheduler string `json:"scheduler"`
+			}
+			decodeJSON(t, "status --json", out, &r)
+			if r.Scheduler == victim.id || (r.Scheduler == "" && !model.RunStatus(r.Status).Terminal()) {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(killedAt)
+	t.Logf("taken over %s after kill -9", took.Round(time.Millisecond))
+	if took > 26*time.Second {
+		t.Errorf("taken over %s after kill -9; ork run printed about 21s", took)
+	}
+	for id, st := range p.waitRuns(ids, 2*time.Minute) {
+		if st != "success" && slices.Contains(ids, id) {
+			t.Errorf("run %s: %s", id, st)
+		}
+	}
+	interrupted := 0
+	for _, id := range ids {
+		out, _ := p.mustRun("tasks", id, "--json")
+		var ts []clusterTask
+		decodeJSON(t, "tasks --json", out, &ts)
+		for _, task := range ts {
+			if task.Status != "success" {
+				t.Errorf("run %s: task %+v", id, task)
+			}
+			for _, a := range task.Attempts {
+				if a.Status == string(model.AttemptInterrupted) {
+					interrupted++
+					if !strings.HasPrefix(a.Error, model.SchedulerDied) {
+						t.Errorf("run %s: interrupted attempt %+v, want %q", id, a, model.SchedulerDied)
+					}
+				}
+			}
+		}
+	}
+	if interrupted == 0 {
+		t.Error("no attempt recorded interrupted: the victim's running tasks were not recovered")
+	}
+}
