@@ -165,6 +165,8 @@ func TestRunFlagsRefused(t *testing.T) {
 		{[]string{"--max-tasks-per-batch", "0"}, nil, "--max-tasks-per-batch (ORK_MAX_TASKS_PER_BATCH) is 0: must be 1 or more"},
 		{[]string{"--poll-interval", "0s"}, nil, "--poll-interval (ORK_POLL_INTERVAL) is 0s: must be more than 0"},
 		{[]string{"--crash-retries", "1", "--max-interruptions", "2"}, nil, "give only --max-interruptions"},
+		{[]string{"--lease", "0s"}, nil, "--lease (ORK_LEASE) is 0s: must be 100ms or more"},
+		{nil, []string{"ORK_LEASE=50ms"}, "--lease (ORK_LEASE) is 50ms: must be 100ms or more"},
 	} {
 		_, stderr, code := runEnvWithin(t, 20*time.Second, dir, tt.env, append([]string{"run"}, tt.args...)...)
 		if code == 0 || !strings.Contains(stderr, tt.want) {

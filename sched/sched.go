@@ -6,11 +6,14 @@
 //  1. Status updates from executors are applied in one batch; a run whose
 //     tasks are all terminal is finished (success, or failed naming the
 //     failed tasks).
-//  2. Pending runs are taken: the scheduler keeps the state of each (dag.go)
-//     and creates its tasks node by node as they become ready.
+//  2. Runs are claimed (model.Cluster's ClaimRuns; cluster.go): the
+//     scheduler keeps the state of each (dag.go) and creates its tasks node
+//     by node as they become ready. A run that was running under a
+//     scheduler that died has its tasks recovered first (recover).
 //  3. Pending tasks, as many as the free slots allow (and as many again,
-//     the lookahead), are marked dispatched (their attempt number taken) in
-//     the same batch — before anything starts, so a crash can never hide an
+//     the lookahead), are claimed (model.ClaimTasks): marked dispatched
+//     (their attempt number taken, the scheduler's id recorded) in the
+//     same batch — before anything starts, so a crash can never hide an
 //     attempt — and handed to the launcher, which starts each the moment a
 //     running slot frees up, with a bounded number of executor calls in
 //     flight (launch.go). Tasks that cannot start are recorded failed; those
@@ -31,8 +34,12 @@
 // A write that fails (a full disk) loses nothing: the updates stay queued
 // in memory and are written when the disk accepts them again.
 //
-// At start-up (recover) the scheduler deals with what a dead one left: see
-// docs/RELIABILITY.md. An attempt cut short by its scheduler is recorded
+// At start-up, and when it takes over the runs of a dead peer, the
+// scheduler deals with what a dead one left (recover): see
+// docs/RELIABILITY.md. Several schedulers may serve a database that is a
+// model.Cluster; the rules — run leases, heartbeats, the leader that reaps
+// the dead, fencing — are in cluster.go. On any other database one
+// scheduler serves it, and the code path is the same. An attempt cut short by its scheduler is recorded
 // interrupted and does not count against the task's retries; a task whose
 // attempts a dying scheduler interrupted more than MaxInterruptions times
 // fails.
