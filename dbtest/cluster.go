@@ -157,6 +157,34 @@ func (s *suite) testClaimWithUpdates(t *testing.T) {
 	checkCounts(ctx, t, db, r.ID, o.counts(r.ID))
 }
 
+// testFencedReports: a report that names another scheduler than the one
+// that dispatched the task's attempt is ignored, one that names none or
+// the same applies — the rule of model.ApplyTaskUpdate, in every backend.
+func (s *suite) testFencedReports(t *testing.T) {
+	ctx, db := s.setup(t)
+	w := newWorkflow("hello", 3)
+	mustCreateWorkflow(ctx, t, db, w)
+	r, tasks := startRun(ctx, t, db, w, at(1))
+	o := newOracle(tasks)
+	up := func(i, attempt int, st model.TaskStatus, sched string, n int) model.TaskUpdate {
+		return model.TaskUpdate{TaskID: tasks[i].ID, RunID: r.ID, Attempt: attempt, Status: st, Scheduler: sched, At: at(n)}
+	}
+	mustUpdateTasks(ctx, t, db, o, []model.TaskUpdate{
+		up(0, 1, model.TaskDispatched, "a", 2), up(1, 1, model.TaskDispatched, "a", 2), up(2, 1, model.TaskDispatched, "", 2)})
+	for _, batch := range [][]model.TaskUpdate{
+		{up(0, 1, model.TaskRunning, "b", 3), up(1, 1, model.TaskRunning, "a", 3), up(2, 1, model.TaskRunning, "b", 3)},
+		{up(0, 1, model.TaskSuccess, "b", 4), up(1, 1, model.TaskPending, "b", 4)},
+		{up(1, 1, model.TaskPending, "", 5)},
+		{up(1, 2, model.TaskDispatched, "b", 6)},
+		{up(1, 2, model.TaskFailed, "a", 7), up(0, 1, model.TaskSuccess, "a", 7)},
+		{up(1, 2, model.TaskFailed, "b", 8), up(2, 1, model.TaskCancelled, "", 8)},
+	} {
+		mustUpdateTasks(ctx, t, db, o, batch)
+	}
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID))
+	checkCounts(ctx, t, db, r.ID, map[model.TaskStatus]int{model.TaskSuccess: 1, model.TaskFailed: 1, model.TaskCancelled: 1})
+}
+
 // ---- Racing claimers (model.TaskClaimer, several handles) ----
 
 // claimerSetup makes a store with handles handles, skipping the test unless
