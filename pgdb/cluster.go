@@ -3,9 +3,12 @@
 package pgdb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -237,24 +240,18 @@ func (d *DB) ClaimRuns(ctx context.Context, id string, limit int) ([]*model.Run,
 	return nil, nil
 }
 
-// sortRuns orders claimed runs as they were picked: running first, then
-// oldest first.
+// sortRuns orders claimed runs as they were picked (RETURNING keeps no
+// order): running first, then oldest first.
 func sortRuns(rs []*model.Run) []*model.Run {
-	rank := func(r *model.Run) int {
-		if r.Status == model.RunRunning {
-			return 0
-		}
-		return 1
-	}
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0; j-- {
-			a, b := rs[j-1], rs[j]
-			if rank(a) < rank(b) || (rank(a) == rank(b) && (a.CreatedAt.Before(b.CreatedAt) ||
-				(a.CreatedAt.Equal(b.CreatedAt) && a.ID < b.ID))) {
-				break
-			}
-			rs[j-1], rs[j] = b, a
-		}
-	}
+	slices.SortFunc(rs, func(a, b *model.Run) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	return rs
+}
+
+func rank(r *model.Run) int {
+	if r.Status == model.RunRunning {
+		return 0
+	}
+	return 1
 }
