@@ -422,6 +422,97 @@ func (s *stores) testClaimRuns(t *testing.T) {
 	}
 }
 
+// testManySchedulers: 4 schedulers on 4 handles share 16 runs of 100
+// tasks: each leases runs (ClaimRuns) and claims tasks only of the runs it
+// holds (ClaimTasks), reporting the ends of its previous claim with its
+// next one. Every task is claimed exactly once, by the scheduler that holds
+// its run, and every run is held by one scheduler.
+func (s *stores) testManySchedulers(t *testing.T) {
+	ctx, dbs, cs := s.clusterSetup(t, 4)
+	const runs, perRun = 16, 100
+	w := newWorkflow("many", perRun)
+	mustCreateWorkflow(ctx, t, dbs[0], w)
+	var all []*model.Task
+	for i := range runs {
+		_, ts := startRun(ctx, t, dbs[i%len(dbs)], w, at(i))
+		all = append(all, ts...)
+	}
+	ids := []string{"s0", "s1", "s2", "s3"}
+	for i, id := range ids {
+		mustJoin(ctx, t, cs[i], id, time.Minute)
+	}
+	var mu sync.Mutex
+	claimedBy := map[string][]string{} // task -> claimers
+	heldBy := map[string][]string{}    // run -> schedulers
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			var ends []model.TaskUpdate
+			for idle := 0; idle < 3; {
+				rs, err := cs[i].ClaimRuns(ctx, id, 2)
+				if err != nil {
+					t.Errorf("ClaimRuns(%s): %v", id, err)
+					return
+				}
+				got, err := model.ClaimTasks(ctx, dbs[i], model.Claim{Scheduler: id, Limit: 30, Updates: ends})
+				if err != nil {
+					t.Errorf("ClaimTasks(%s): %v", id, err)
+					return
+				}
+				ends = ends[:0]
+				mu.Lock()
+				for _, r := range rs {
+					heldBy[r.ID] = append(heldBy[r.ID], id)
+				}
+				for _, p := range got.Tasks {
+					claimedBy[p.Task.ID] = append(claimedBy[p.Task.ID], id)
+					if p.Task.Scheduler != id {
+						t.Errorf("%s claimed %s named for %q", id, p.Task.ID, p.Task.Scheduler)
+					}
+					ends = append(ends, model.TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt, Status: model.TaskSuccess, Scheduler: id})
+				}
+				mu.Unlock()
+				if len(rs) == 0 && len(got.Tasks) == 0 {
+					idle++
+					time.Sleep(10 * time.Millisecond)
+				} else {
+					idle = 0
+				}
+			}
+			if len(ends) > 0 {
+				if _, err := model.ClaimTasks(ctx, dbs[i], model.Claim{Scheduler: id, Updates: ends}); err != nil {
+					t.Errorf("%s: last ends: %v", id, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if len(heldBy) != runs {
+		t.Errorf("%d runs were leased, want %d", len(heldBy), runs)
+	}
+	for run, hs := range heldBy {
+		if len(hs) != 1 {
+			t.Errorf("run %s leased to %v, want one scheduler", run, hs)
+		}
+	}
+	for _, tk := range all {
+		by := claimedBy[tk.ID]
+		if len(by) != 1 {
+			t.Errorf("task %s claimed by %v, want exactly once", tk.ID, by)
+			continue
+		}
+		if h := heldBy[tk.RunID]; len(h) == 1 && h[0] != by[0] {
+			t.Errorf("task %s claimed by %s, but its run is %s's", tk.ID, by[0], h[0])
+		}
+	}
+	for r := range heldBy {
+		checkCounts(ctx, t, dbs[0], r, map[model.TaskStatus]int{model.TaskSuccess: perRun})
+	}
+}
+
 // testReapAndFence: a scheduler whose heartbeat stops is reaped by the
 // leader; its run is claimed by another, which rescues its task and
 // dispatches it again; the old scheduler's late reports (its attempt, its
