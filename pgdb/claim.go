@@ -4,10 +4,12 @@ package pgdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ork-run/ork/model"
 )
@@ -79,10 +81,14 @@ var (
 // ignored). A task that the updates changed and the claim then took is
 // returned once, in Tasks, as it is now.
 //
-// Unlike UpdateTasks, ClaimTasks is not sent again when its outcome is
-// unknown (the connection broke after it was sent): the error is returned,
-// and tasks it may have claimed are dispatched under the claimer, as the
-// claimer finds them among its active tasks.
+// A batch whose outcome is unknown — the connection broke after it was
+// sent — is not claimed again (another claim would take other tasks):
+// until the database answers (for up to ambiguousRetryFor), the updates
+// are sent again as UpdateTasks sends them, and the tasks the lost claim
+// took are found by what it wrote — dispatched at the claim's time, named
+// for the claimer — and returned as claimed. So a claimer starts every
+// task whose claim was recorded. (Two claims by one claimer must not share
+// a dispatch time; c.At, when given, is the caller's to keep apart.)
 func (d *DB) ClaimTasks(ctx context.Context, c model.Claim) (model.Claimed, error) {
 	now := time.Now().UTC()
 	var valid []model.TaskUpdate
@@ -102,6 +108,22 @@ func (d *DB) ClaimTasks(ctx context.Context, c model.Claim) (model.Claimed, erro
 	if c.At.IsZero() {
 		at = now
 	}
+	out, live, err := d.claimTasks(ctx, c, rounds, at)
+	if err != nil && ambiguous(err) {
+		d.log.Warn("the database did not acknowledge a claim; looking for what it recorded until it answers", "db", d.where, "err", err)
+		out, live, err = d.claimRecorded(ctx, c, rounds, at, err)
+	}
+	if err != nil {
+		return model.Claimed{}, fmt.Errorf("claim tasks: %w", d.connError(err))
+	}
+	if !live {
+		return out, fenced(c.Scheduler)
+	}
+	return out, nil
+}
+
+// claimTasks sends the claim's batch once.
+func (d *DB) claimTasks(ctx context.Context, c model.Claim, rounds [][]model.TaskUpdate, at time.Time) (model.Claimed, bool, error) {
 	b := &pgx.Batch{}
 	if c.Scheduler != "" {
 		b.Queue(`SELECT EXISTS (SELECT 1 FROM schedulers WHERE id = $1)`, c.Scheduler)
@@ -130,8 +152,7 @@ func (d *DB) ClaimTasks(ctx context.Context, c model.Claim) (model.Claimed, erro
 				return err
 			}
 		}
-		changed := map[string]*model.Task{}
-		var order []string
+		var changed []*model.Task
 		for range rounds {
 			rows, err := br.Query()
 			if err != nil {
@@ -141,12 +162,7 @@ func (d *DB) ClaimTasks(ctx context.Context, c model.Claim) (model.Claimed, erro
 			if err != nil {
 				return err
 			}
-			for _, t := range ts {
-				if changed[t.ID] == nil {
-					order = append(order, t.ID)
-				}
-				changed[t.ID] = t
-			}
+			changed = append(changed, ts...)
 		}
 		if c.Limit > 0 {
 			rows, err := br.Query()
@@ -156,25 +172,78 @@ func (d *DB) ClaimTasks(ctx context.Context, c model.Claim) (model.Claimed, erro
 			if out.Tasks, err = scanWithWorkflows(rows); err != nil {
 				return err
 			}
-			for _, p := range out.Tasks {
-				delete(changed, p.Task.ID)
-			}
 		}
-		for _, id := range order {
-			if t := changed[id]; t != nil {
-				out.Changed = append(out.Changed, t)
-			}
-		}
+		out.Changed = changedNotClaimed(changed, out.Tasks)
 		return nil
 	}()
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return model.Claimed{}, fmt.Errorf("claim tasks: %w", d.connError(err))
+	return out, live, err
+}
+
+// changedNotClaimed returns the tasks of changed (several versions of one
+// task: the last counts) that claimed does not hold, in their first order.
+func changedNotClaimed(changed []*model.Task, claimed []model.TaskWithWorkflow) []*model.Task {
+	last := make(map[string]*model.Task, len(changed))
+	var order []string
+	for _, t := range changed {
+		if last[t.ID] == nil {
+			order = append(order, t.ID)
+		}
+		last[t.ID] = t
 	}
-	if !live {
-		return out, fenced(c.Scheduler)
+	for _, p := range claimed {
+		delete(last, p.Task.ID)
 	}
-	return out, nil
+	var out []*model.Task
+	for _, id := range order {
+		if t := last[id]; t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// claimRecorded finds out what a claim whose outcome is unknown did (see
+// ClaimTasks), trying until the database answers or ambiguousRetryFor
+// passed; err is the claim's error, returned if it never does.
+func (d *DB) claimRecorded(ctx context.Context, c model.Claim, rounds [][]model.TaskUpdate, at time.Time, err error) (model.Claimed, bool, error) {
+	backoff := 50 * time.Millisecond
+	deadline := time.Now().Add(ambiguousRetryFor)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, 2*time.Second)
+		var out model.Claimed
+		var changed []*model.Task
+		live := true
+		if changed, err = d.updateTasks(ctx, rounds, true); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				break
+			}
+			continue
+		}
+		if c.Limit > 0 {
+			out.Tasks, err = d.withWorkflows(ctx, `SELECT `+taskColsT+`, r.workflow FROM tasks t JOIN runs r ON r.id = t.run_id
+				WHERE t.status IN ('dispatched', 'running') AND t.dispatched_at = $1 AND t.scheduler = $2
+				ORDER BY array_position($3::text[], t.id) NULLS FIRST, r.created_at, r.id, t.task_index, t.name`,
+				at, c.Scheduler, nonNil(c.Last))
+			if err != nil {
+				continue
+			}
+		}
+		if c.Scheduler != "" {
+			if err = d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schedulers WHERE id = $1)`, c.Scheduler).Scan(&live); err != nil {
+				continue
+			}
+		}
+		out.Changed = changedNotClaimed(changed, out.Tasks)
+		d.log.Info("found what the claim recorded", "db", d.where, "claimed", len(out.Tasks), "changed", len(out.Changed))
+		return out, live, nil
+	}
+	return model.Claimed{}, false, err
 }

@@ -145,7 +145,10 @@
 // UpdateTasks at the same moment) each take other tasks, and a task
 // claimed meanwhile fails the re-check of its status. The claim sees the
 // batch's own updates: a task they put back in the queue may be claimed at
-// once (it is then returned once, in Tasks).
+// once (it is then returned once, in Tasks). A claim whose acknowledgement
+// was lost is not sent again (it would take other tasks): its updates are
+// sent again as UpdateTasks's are, and the tasks it claimed are found by
+// what it wrote (dispatched at the claim's time, named for the claimer).
 //
 // Lead is one INSERT … ON CONFLICT on the leader row: the holder renews its
 // running term; an expired term goes to the first to ask, as term + 1 —
