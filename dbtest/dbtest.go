@@ -122,6 +122,11 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("EmptyBatches", s.testEmptyBatches)
 		t.Run("Copies", s.testTaskCopies)
 	})
+	t.Run("Claims", func(t *testing.T) { // cluster.go: through model.ClaimTasks
+		t.Run("Order", s.testClaimOrder)
+		t.Run("WithUpdates", s.testClaimWithUpdates)
+		t.Run("FencedReports", s.testFencedReports)
+	})
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("LargeBatch", s.testLargeBatch)
 	t.Run("Schedules", s.testSchedules) // schedule.go: only for a model.ScheduleStore

@@ -37,6 +37,17 @@ func RunStores(t *testing.T, newStore func(t *testing.T) Store) {
 		t.Run("Notifier", s.testNotifier)
 		t.Run("SchedulerLocker", s.testSchedulerLocker)
 	})
+	// cluster.go: only for a model.TaskClaimer, a model.Cluster.
+	t.Run("Claimers", func(t *testing.T) {
+		t.Run("EachTaskOnce", s.testClaimEachOnce)
+		t.Run("OneDispatchWins", s.testOneDispatchWins)
+	})
+	t.Run("Cluster", func(t *testing.T) {
+		t.Run("ClaimRuns", s.testClaimRuns)
+		t.Run("ManySchedulers", s.testManySchedulers)
+		t.Run("ReapAndFence", s.testReapAndFence)
+		t.Run("LeaderTerms", s.testLeaderTerms)
+	})
 }
 
 type stores struct {

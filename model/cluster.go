@@ -75,7 +75,8 @@ type Cluster interface {
 	// ClaimRuns leases to scheduler id up to limit runs that no live
 	// scheduler holds: running runs whose scheduler was reaped or left
 	// first, then pending runs, oldest first. Each run is leased to one
-	// scheduler only, however many claim at once.
+	// scheduler only, however many claim at once. A scheduler that is not
+	// live (reaped, left, or never joined by Heartbeat) gets ErrFenced.
 	ClaimRuns(ctx context.Context, id string, limit int) ([]*Run, error)
 }
 
@@ -89,6 +90,9 @@ type NodeRef struct {
 type Claim struct {
 	// Scheduler is the claiming scheduler's id; tasks are claimed only from
 	// runs it holds, and named for it. "" on a database with one scheduler.
+	// A scheduler that is not live (reaped, left, never joined) claims
+	// nothing and gets ErrFenced; its updates are applied, each fenced on
+	// its own (see TaskUpdate.Scheduler).
 	Scheduler string
 	// Limit is the most pending tasks to claim; 0 claims none (Updates are
 	// still applied).
@@ -108,7 +112,9 @@ type Claim struct {
 // Claimed is what ClaimTasks did.
 type Claimed struct {
 	// Changed are the tasks the updates changed, as they are now (as
-	// UpdateTasks returns them).
+	// UpdateTasks returns them). A task that the updates put back in the
+	// queue and the claim then took (a TaskClaimer's claim sees its own
+	// batch's updates) is in Tasks only.
 	Changed []*Task
 	// Tasks are the tasks claimed: dispatched, their attempt number taken,
 	// named for the claiming scheduler, with their workflows.

@@ -21,6 +21,8 @@
 // what is pending, not what is history. Migration 0002 adds schedules: a
 // tick's claim is its run, whose id is derived from the workflow and the
 // tick, and ClaimTick locks the schedule's row so claimers take turns.
+// Migration 0003 adds what several schedulers share (see Several
+// schedulers).
 //
 // # The rules, in SQL
 //
@@ -66,9 +68,93 @@
 // connection ends, so a dead scheduler leaves no stale lock. A scheduler
 // whose connection is lost takes the lock again when the database is back.
 // The session's application_name ("ork pid N on host") names the holder.
-// Several schedulers sharing a database (claims, leases) are not this
-// package's business yet; the schema leaves room for them (a scheduler id
-// and lease times are columns a later migration adds).
+//
+// # Several schedulers
+//
+// DB is a model.Cluster and a model.TaskClaimer (migration 0003). Leases
+// are run-granular: runs.scheduler names the scheduler that holds a run
+// (NULL: free), and a scheduler's leases last as long as its row in
+// schedulers, whose expires its Heartbeat moves on. Every time is the
+// database's clock (now()), so hosts need not agree on theirs. The leader
+// (the one row of leader, with a term that only grows) deletes the rows
+// whose expires has passed: their runs become free, and a tombstone in
+// schedulers_gone makes the reaped scheduler's Heartbeat, ClaimRuns and
+// ClaimTasks return model.ErrFenced instead of letting it join again.
+// tasks.scheduler names the scheduler that dispatched the current
+// attempt: updateTasksSQL ignores a report (any status but dispatched) that
+// names another, the rule of model.ApplyTaskUpdate. The scheduler "" is the
+// single-scheduler path: every method behaves as without a cluster.
+//
+// ClaimRuns, one statement:
+//
+//	WITH me AS (SELECT id FROM schedulers WHERE id = $1 FOR SHARE),
+//	free AS (
+//		SELECT r.id FROM runs r
+//		WHERE r.scheduler IS NULL AND r.status IN ('pending', 'running')
+//		  AND EXISTS (SELECT 1 FROM me)
+//		ORDER BY r.status DESC, r.created_at, r.id   -- running first
+//		LIMIT $2
+//		FOR UPDATE SKIP LOCKED)
+//	UPDATE runs r SET scheduler = $1 FROM free WHERE r.id = free.id RETURNING ...
+//
+// SKIP LOCKED passes over runs another claimer is taking, and the re-check
+// of a locked row (scheduler IS NULL) drops one that was taken meanwhile:
+// each run goes to one scheduler. The FOR SHARE on the claimer's own row
+// makes the leader's DELETE of it wait until the claim commits; a claim
+// that comes after the DELETE finds no row and claims nothing. Reap and
+// Leave free runs in a later statement of the DELETE's transaction (a new
+// snapshot under READ COMMITTED), so a run claimed while the DELETE waited
+// is freed too.
+//
+// ClaimTasks, one round trip: a pipelined batch (one implicit transaction)
+// of a liveness check, the status updates (updateTasksSQL, one statement
+// per round) and the claim:
+//
+//	WITH me AS (SELECT id FROM schedulers WHERE id = $1 FOR SHARE),
+//	cand AS (
+//		SELECT t.id, r.created_at AS run_created, r.id AS run_id, t.task_index, t.name
+//		FROM (SELECT id, created_at FROM runs
+//		      WHERE scheduler = $1 AND status IN ('pending', 'running')
+//		        AND EXISTS (SELECT 1 FROM me)          -- "": every unfinished run
+//		      ORDER BY created_at, id) r
+//		CROSS JOIN LATERAL (
+//			SELECT t.id, t.task_index, t.name FROM tasks t
+//			WHERE t.run_id = r.id AND t.status = 'pending'
+//			  AND (t.retry_at IS NULL OR t.retry_at <= now())
+//			  AND t.id <> ALL($5)                       -- Skip
+//			  AND NOT EXISTS (SELECT 1 FROM unnest($6, $7) AS s(run_id, name)
+//			                  WHERE s.run_id = t.run_id AND s.name = t.name)  -- SkipNodes
+//			ORDER BY t.task_index, t.name
+//			LIMIT $2                                    -- limit + len(Last)
+//			FOR UPDATE OF t SKIP LOCKED) t
+//		LIMIT $2),
+//	picked AS (
+//		SELECT id FROM cand
+//		ORDER BY array_position($4, id) NULLS FIRST,  -- Last after the others
+//			run_created, run_id, task_index, name
+//		LIMIT $3),
+//	upd AS (
+//		UPDATE tasks t SET status = 'dispatched', attempt = t.attempt + 1,
+//			dispatched_at = $8, scheduler = $1, ... -- what the last attempt left, cleared
+//		FROM picked WHERE t.id = picked.id RETURNING t.*)
+//	SELECT upd.*, r.workflow FROM upd JOIN runs r ON r.id = upd.run_id ORDER BY ...
+//
+// The claim walks the claimer's runs oldest first and each run's queue in
+// the tasks_pending index, locking each candidate as it reads it: racing
+// claimers (the "" path on several hosts, or a task dispatched by
+// UpdateTasks at the same moment) each take other tasks, and a task
+// claimed meanwhile fails the re-check of its status. The claim sees the
+// batch's own updates: a task they put back in the queue may be claimed at
+// once (it is then returned once, in Tasks). A claim whose acknowledgement
+// was lost is not sent again (it would take other tasks): its updates are
+// sent again as UpdateTasks's are, and the tasks it claimed are found by
+// what it wrote (dispatched at the claim's time, named for the claimer).
+//
+// Lead is one INSERT … ON CONFLICT on the leader row: the holder renews its
+// running term; an expired term goes to the first to ask, as term + 1 —
+// never back to its holder as the same term. Reap runs under a FOR SHARE
+// lock of the leader row for the caller's term, so the term cannot pass on
+// while its holder reaps.
 //
 // # Connections
 //

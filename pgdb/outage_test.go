@@ -347,3 +347,58 @@ func TestSchedulerSurvivesTerminatedConnections(t *testing.T) {
 		t.Errorf("scheduler lock holder after the terminations = %q, want the scheduler (%s)", holder, app)
 	}
 }
+
+// A claim whose acknowledgement is lost — the connection breaks after the
+// batch reached the server — is not claimed again: ClaimTasks finds the
+// tasks it claimed and the updates it applied, and returns them, so the
+// scheduler starts every task whose claim was recorded.
+func TestUnacknowledgedClaimIsFound(t *testing.T) {
+	direct := pgdbtest.URL(t)
+	px := newProxy(t, targetOf(t, direct))
+	d := open(t, direct)
+	ctx := context.Background()
+	w := &model.Workflow{Name: "w", JobName: "j.sh", TaskCount: 4}
+	if err := d.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	r := model.NewRun(w, nil, "test", time.Now())
+	if err := d.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ts := model.NewTasks(r, time.Now())
+	if err := d.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.ClaimTasks(ctx, model.Claim{Limit: 1}); err != nil || len(got.Tasks) != 1 {
+		t.Fatalf("first claim: %d tasks, %v", len(got.Tasks), err)
+	}
+	viaProxy := open(t, px.through(t, direct))
+	px.mu.Lock()
+	px.armed = []byte("WITH me AS (SELECT id FROM schedulers")
+	px.mu.Unlock()
+	got, err := viaProxy.ClaimTasks(ctx, model.Claim{Limit: 2, Updates: []model.TaskUpdate{
+		{TaskID: ts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess},
+	}})
+	px.mu.Lock()
+	cuts := px.cuts
+	px.mu.Unlock()
+	if cuts != 1 {
+		t.Fatalf("the proxy cut %d connections, want 1: the test did not lose the acknowledgement", cuts)
+	}
+	if err != nil {
+		t.Fatalf("ClaimTasks: %v", err)
+	}
+	if len(got.Tasks) != 2 || got.Tasks[0].Task.ID != ts[1].ID || got.Tasks[1].Task.ID != ts[2].ID || got.Tasks[0].Workflow == nil {
+		t.Fatalf("ClaimTasks returned %d tasks, want tasks 1 and 2 (what the lost claim recorded), with their workflow", len(got.Tasks))
+	}
+	if len(got.Changed) != 1 || got.Changed[0].ID != ts[0].ID || got.Changed[0].Status != model.TaskSuccess {
+		t.Fatalf("Changed = %v, want task 0's end", got.Changed)
+	}
+	all, _ := d.ListTasks(ctx, r.ID)
+	want := []model.TaskStatus{model.TaskSuccess, model.TaskDispatched, model.TaskDispatched, model.TaskPending}
+	for i, tk := range all {
+		if tk.Status != want[tk.TaskIndex] || (tk.TaskIndex < 3 && tk.Attempt != 1) {
+			t.Errorf("task %d = %s attempt %d, want %s (claimed once)", i, tk.Status, tk.Attempt, want[tk.TaskIndex])
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 	"github.com/ork-run/ork/model"
 )
 
-const runCols = `id, workflow_id, workflow_name, status, triggered_by, params, started_at, finished_at, error, created_at, workflow, task_counts, scheduled_at`
+const runCols = `id, workflow_id, workflow_name, status, triggered_by, params, started_at, finished_at, error, created_at, workflow, task_counts, scheduled_at, scheduler`
 
 // terminalSQL lists the statuses that end a task or a run.
 const terminalSQL = `('success', 'failed', 'cancelled', 'skipped')`
@@ -25,9 +25,13 @@ const terminalSQL = `('success', 'failed', 'cancelled', 'skipped')`
 func scanRun(row pgx.Row) (*model.Run, error) {
 	var r model.Run
 	var params, wf, counts []byte
+	var sched *string
 	if err := row.Scan(&r.ID, &r.WorkflowID, &r.WorkflowName, &r.Status, &r.TriggeredBy, &params,
-		&r.StartedAt, &r.FinishedAt, &r.Error, &r.CreatedAt, &wf, &counts, &r.ScheduledAt); err != nil {
+		&r.StartedAt, &r.FinishedAt, &r.Error, &r.CreatedAt, &wf, &counts, &r.ScheduledAt, &sched); err != nil {
 		return nil, err
+	}
+	if sched != nil {
+		r.Scheduler = *sched
 	}
 	if err := unmarshalIf(params, &r.Params); err != nil {
 		return nil, fmt.Errorf("run %s params: %w", r.ID, err)
@@ -139,9 +143,9 @@ func insertRun(ctx context.Context, q querier, r *model.Run) (pgconn.CommandTag,
 		return pgconn.CommandTag{}, err
 	}
 	return q.Exec(ctx, `INSERT INTO runs (`+runCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, nullif($14, '')) ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.WorkflowID, r.WorkflowName, r.Status, r.TriggeredBy, params, r.StartedAt, r.FinishedAt,
-		r.Error, r.CreatedAt, wf, counts, r.ScheduledAt)
+		r.Error, r.CreatedAt, wf, counts, r.ScheduledAt, r.Scheduler)
 }
 
 // GetRun returns a run by id, or ErrNotFound.
@@ -334,7 +338,7 @@ func (d *DB) ReopenRun(ctx context.Context, runID string, reset, remove []string
 				retry_at = NULL, output = NULL
 			WHERE run_id = $1 AND id = ANY($2::text[])`, runID, nonNil(reset))
 		b.Queue(`UPDATE runs SET status = 'pending', error = '', started_at = NULL, finished_at = NULL,
-				task_counts = NULL, cancel_requested_at = NULL WHERE id = $1`, runID)
+				task_counts = NULL, cancel_requested_at = NULL, scheduler = NULL WHERE id = $1`, runID)
 		b.Queue(`SELECT set_config('ork.reopen', '', true)`)
 		return tx.SendBatch(ctx, b).Close()
 	})

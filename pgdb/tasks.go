@@ -17,10 +17,10 @@ import (
 	"github.com/ork-run/ork/model"
 )
 
-const taskCols = `id, run_id, name, task_index, status, execution_name, params, output, error, attempt, exit_code, dispatched_at, started_at, finished_at, created_at, retry_at, log, attempts`
+const taskCols = `id, run_id, name, task_index, status, execution_name, params, output, error, attempt, exit_code, dispatched_at, started_at, finished_at, created_at, retry_at, log, attempts, scheduler`
 
 // taskColsT is taskCols qualified by the alias t.
-const taskColsT = `t.id, t.run_id, t.name, t.task_index, t.status, t.execution_name, t.params, t.output, t.error, t.attempt, t.exit_code, t.dispatched_at, t.started_at, t.finished_at, t.created_at, t.retry_at, t.log, t.attempts`
+const taskColsT = `t.id, t.run_id, t.name, t.task_index, t.status, t.execution_name, t.params, t.output, t.error, t.attempt, t.exit_code, t.dispatched_at, t.started_at, t.finished_at, t.created_at, t.retry_at, t.log, t.attempts, t.scheduler`
 
 // taskScan scans one task row; extra destinations follow the task's.
 func scanTask(row pgx.Row, extra ...any) (*model.Task, error) {
@@ -29,7 +29,7 @@ func scanTask(row pgx.Row, extra ...any) (*model.Task, error) {
 	var exit *int32
 	dest := append([]any{&t.ID, &t.RunID, &t.Name, &t.TaskIndex, &t.Status, &t.ExecutionName, &params, &output,
 		&t.Error, &t.Attempt, &exit, &t.DispatchedAt, &t.StartedAt, &t.FinishedAt, &t.CreatedAt, &t.RetryAt,
-		&t.Log, &attempts}, extra...)
+		&t.Log, &attempts, &t.Scheduler}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -89,11 +89,11 @@ func (d *DB) createTasks(ctx context.Context, tasks []*model.Task) error {
 	}
 	n := len(tasks)
 	var (
-		ids, runIDs, names, statuses, execs, params, outputs, errs, logs, attempts = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		indexes, tries                                                             = make([]int32, n), make([]int32, n)
-		exits                                                                      = make([]pgtype.Int4, n)
-		dispatched, started, finished, retry                                       = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
-		created                                                                    = make([]time.Time, n)
+		ids, runIDs, names, statuses, execs, params, outputs, errs, logs, attempts, scheds = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		indexes, tries                                                                     = make([]int32, n), make([]int32, n)
+		exits                                                                              = make([]pgtype.Int4, n)
+		dispatched, started, finished, retry                                               = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		created                                                                            = make([]time.Time, n)
 	)
 	now := time.Now().UTC()
 	var lastParams map[string]any
@@ -104,7 +104,7 @@ func (d *DB) createTasks(ctx context.Context, tasks []*model.Task) error {
 		if t.Status == "" {
 			statuses[i] = string(model.TaskPending)
 		}
-		execs[i], errs[i], logs[i], tries[i] = t.ExecutionName, t.Error, t.Log, int32(t.Attempt)
+		execs[i], errs[i], logs[i], tries[i], scheds[i] = t.ExecutionName, t.Error, t.Log, int32(t.Attempt), t.Scheduler
 		if len(t.Params) > 0 {
 			// The tasks of one node share one params map: encode it once.
 			if lastParams == nil || !sameMap(lastParams, t.Params) {
@@ -136,15 +136,15 @@ func (d *DB) createTasks(ctx context.Context, tasks []*model.Task) error {
 	_, err := d.pool.Exec(ctx, `INSERT INTO tasks (`+taskCols+`)
 		SELECT u.id, u.run_id, u.name, u.task_index, u.status, u.execution_name, nullif(u.params, '')::jsonb,
 			nullif(u.output, '')::jsonb, u.error, u.attempt, u.exit_code, u.dispatched_at, u.started_at,
-			u.finished_at, u.created_at, u.retry_at, u.log, coalesce(nullif(u.attempts, '')::jsonb, '[]'::jsonb)
+			u.finished_at, u.created_at, u.retry_at, u.log, coalesce(nullif(u.attempts, '')::jsonb, '[]'::jsonb), u.scheduler
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[], $8::text[],
 			$9::text[], $10::int4[], $11::int4[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[],
-			$15::timestamptz[], $16::timestamptz[], $17::text[], $18::text[])
+			$15::timestamptz[], $16::timestamptz[], $17::text[], $18::text[], $19::text[])
 			AS u(id, run_id, name, task_index, status, execution_name, params, output, error, attempt, exit_code,
-				dispatched_at, started_at, finished_at, created_at, retry_at, log, attempts)
+				dispatched_at, started_at, finished_at, created_at, retry_at, log, attempts, scheduler)
 		ON CONFLICT DO NOTHING`,
 		ids, runIDs, names, indexes, statuses, execs, params, outputs, errs, tries, exits,
-		dispatched, started, finished, created, retry, logs, attempts)
+		dispatched, started, finished, created, retry, logs, attempts, scheds)
 	if err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23503" {
@@ -168,6 +168,15 @@ func (d *DB) withWorkflows(ctx context.Context, sql string, args ...any) ([]mode
 	if err != nil {
 		return nil, d.connError(err)
 	}
+	out, err := scanWithWorkflows(rows)
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	return out, nil
+}
+
+// scanWithWorkflows scans what withWorkflows reads, and closes rows.
+func scanWithWorkflows(rows pgx.Rows) ([]model.TaskWithWorkflow, error) {
 	defer rows.Close()
 	var out []model.TaskWithWorkflow
 	wfs := map[string]*model.Workflow{}
@@ -175,7 +184,7 @@ func (d *DB) withWorkflows(ctx context.Context, sql string, args ...any) ([]mode
 		var wf []byte
 		t, err := scanTask(rows, &wf)
 		if err != nil {
-			return nil, d.connError(err)
+			return nil, err
 		}
 		w, ok := wfs[t.RunID]
 		if !ok && len(wf) > 0 {
@@ -186,10 +195,7 @@ func (d *DB) withWorkflows(ctx context.Context, sql string, args ...any) ([]mode
 		}
 		out = append(out, model.TaskWithWorkflow{Task: t, Workflow: w})
 	}
-	if err := rows.Err(); err != nil {
-		return nil, d.connError(err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // PendingTasks returns up to limit pending tasks whose retry time has come,
@@ -285,6 +291,9 @@ func (d *DB) taskCounts(ctx context.Context, runID string) (map[model.TaskStatus
 // never changes; an update about another attempt than the task's current
 // one is stale; nothing moves backwards), the SET clause what changes.
 // Each row of u is one update; a task appears at most once per statement.
+// A report that names a scheduler other than the one that dispatched the
+// task's attempt is ignored (fencing, as in model.ApplyTaskUpdate); a
+// dispatch names the scheduler that claims the attempt.
 // withdrawSQL: the update withdraws an attempt that never started (see
 // model.TaskUpdate.Unstarted): the task gets its previous attempt number
 // back and no attempt record.
@@ -314,12 +323,14 @@ const updateTasksSQL = `UPDATE tasks t SET
 			'status', CASE WHEN u.status = 'pending' THEN coalesce(nullif(u.attempt_status, ''), 'interrupted') ELSE u.status END,
 			'started_at', t.started_at, 'finished_at', u.at, 'exit_code', u.exit_code,
 			'error', nullif(u.error, ''), 'log', nullif(t.log, ''))))
-		ELSE t.attempts END
+		ELSE t.attempts END,
+	scheduler = CASE WHEN u.status = 'dispatched' THEN u.scheduler ELSE t.scheduler END
 FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::text[],
-	$8::timestamptz[], $9::text[], $10::timestamptz[], $11::text[], $12::bool[])
-	AS u(id, attempt, status, execution_name, error, exit_code, output, at, log, retry_at, attempt_status, unstarted)
+	$8::timestamptz[], $9::text[], $10::timestamptz[], $11::text[], $12::bool[], $13::text[])
+	AS u(id, attempt, status, execution_name, error, exit_code, output, at, log, retry_at, attempt_status, unstarted, scheduler)
 WHERE t.id = u.id
   AND t.status NOT IN ` + terminalSQL + `
+  AND (u.status = 'dispatched' OR u.scheduler = '' OR t.scheduler = '' OR u.scheduler = t.scheduler)
   AND (   (u.status = 'dispatched' AND t.status = 'pending' AND (u.attempt = 0 OR u.attempt > t.attempt))
        OR (u.status = 'running' AND t.status = 'dispatched' AND (u.attempt = 0 OR u.attempt = t.attempt))
        OR (u.status = 'pending' AND t.status IN ('dispatched', 'running') AND (u.attempt = 0 OR u.attempt = t.attempt))
@@ -468,8 +479,31 @@ func appliedTasks(ctx context.Context, q querier, us []model.TaskUpdate) ([]*mod
 }
 
 func updateTasksRound(ctx context.Context, q querier, us []model.TaskUpdate) ([]*model.Task, error) {
+	rows, err := q.Query(ctx, updateTasksSQL, updateTasksArgs(us)...)
+	if err != nil {
+		return nil, err
+	}
+	return collectTasks(rows)
+}
+
+// collectTasks scans task rows and closes them.
+func collectTasks(rows pgx.Rows) ([]*model.Task, error) {
+	defer rows.Close()
+	var out []*model.Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// updateTasksArgs are the arguments of updateTasksSQL for one round.
+func updateTasksArgs(us []model.TaskUpdate) []any {
 	n := len(us)
-	ids, sts, execs, errs, outs, logs, astat := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ids, sts, execs, errs, outs, logs, astat, scheds := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	tries := make([]int32, n)
 	unstarted := make([]bool, n)
 	exits := make([]pgtype.Int4, n)
@@ -486,19 +520,7 @@ func updateTasksRound(ctx context.Context, q querier, us []model.TaskUpdate) ([]
 		}
 		logs[i], astat[i], unstarted[i] = u.Log, u.AttemptStatus, u.Unstarted
 		retry[i] = ts(u.RetryAt)
+		scheds[i] = u.Scheduler
 	}
-	rows, err := q.Query(ctx, updateTasksSQL, ids, tries, sts, execs, errs, exits, outs, ats, logs, retry, astat, unstarted)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*model.Task
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return []any{ids, tries, sts, execs, errs, exits, outs, ats, logs, retry, astat, unstarted, scheds}
 }
