@@ -151,13 +151,21 @@ func (m *member) fence(err error) {
 
 // beat heartbeats every lease/3 until ctx ends, and while this scheduler
 // leads, reaps the schedulers whose lease expired.
+//
+// A leader reaps only once the database has answered it without a break
+// for a whole lease (reachable): after an outage of the database, or of
+// this host's link to it, every peer's heartbeats failed as its own did,
+// and they must have had time to land again before anyone is judged dead
+// — else a restart of PostgreSQL longer than the lease would have the
+// leader reap every scheduler, itself first.
 func (m *member) beat(ctx context.Context) {
 	every := max(m.lease/3, time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var term int64
+	reachable := time.Now() // it just joined
 	for {
-		if err := m.lead(ctx, &term); errors.Is(err, model.ErrFenced) {
+		if err := m.lead(ctx, &term, &reachable); errors.Is(err, model.ErrFenced) {
 			term = 0
 		}
 		select {
@@ -172,18 +180,25 @@ func (m *member) beat(ctx context.Context) {
 		case errors.Is(err, model.ErrFenced):
 			m.fence(err)
 			return
-		case err != nil && ctx.Err() == nil:
-			m.log.Warn("heartbeat failed; will try again", "scheduler", m.info.ID, "err", err)
+		case err != nil:
+			reachable = time.Time{}
+			if ctx.Err() == nil {
+				m.log.Warn("heartbeat failed; will try again", "scheduler", m.info.ID, "err", err)
+			}
+		case reachable.IsZero():
+			reachable = time.Now()
 		}
 	}
 }
 
-// lead takes or keeps the leader's term and, on it, reaps the dead.
-func (m *member) lead(ctx context.Context, term *int64) error {
+// lead takes or keeps the leader's term and, on it, reaps the dead (see
+// beat for when).
+func (m *member) lead(ctx context.Context, term *int64, reachable *time.Time) error {
 	lctx, cancel := context.WithTimeout(ctx, max(m.lease/3, time.Millisecond))
 	defer cancel()
 	t, err := m.c.Lead(lctx, m.info.ID, *term, m.lease)
 	if err != nil {
+		*reachable = time.Time{}
 		if ctx.Err() == nil {
 			m.log.Warn("leader election failed; will try again", "scheduler", m.info.ID, "err", err)
 		}
@@ -193,11 +208,14 @@ func (m *member) lead(ctx context.Context, term *int64) error {
 		m.log.Info("this scheduler leads", "scheduler", m.info.ID, "term", t)
 	}
 	*term = t
-	if t == 0 {
+	if t == 0 || reachable.IsZero() || time.Since(*reachable) < m.lease {
 		return nil
 	}
 	ids, err := m.c.Reap(lctx, m.info.ID, t)
 	if err != nil {
+		if !errors.Is(err, model.ErrFenced) {
+			*reachable = time.Time{}
+		}
 		if ctx.Err() == nil {
 			m.log.Warn("reaping dead schedulers failed; will try again", "scheduler", m.info.ID, "err", err)
 		}

@@ -363,3 +363,80 @@ func testTakeover(t *testing.T, e *Env) {
 		}
 	}
 }
+
+// runBg runs a scheduler over db until the test ends; done receives what
+// Run returned.
+func (e *Env) runBg(db model.Database, cfg sched.Config) (*sched.Scheduler, <-chan error) {
+	s := e.New(db, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	e.T.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return s, done
+}
+
+// The database goes away for longer than the lease (a slow restart of
+// PostgreSQL, a network cut between every scheduler and it), with the
+// default lease: when it is back, no scheduler is reaped for its absence —
+// every one's heartbeat failed alike — so none stops, no task runs twice,
+// and the runs end as if nothing happened.
+func testOutageLongerThanLease(t *testing.T, e *Env) {
+	c := e.cluster(t)
+	e.Script("nap.sh", "sleep 0.3")
+	w := e.Workflow(&model.Workflow{Name: "naps", JobName: "nap.sh", TaskCount: 30})
+	cfg := sched.Config{NoSchedules: true}
+	pa, pb := &partition{Database: e.Open(t)}, &partition{Database: e.Open(t)}
+	a, doneA := e.runBg(pa, cfg)
+	// Their heartbeats out of step, as those of separate processes are:
+	// when the database is back, one of them hears it first.
+	time.Sleep(a.Config().Lease / 6)
+	_, doneB := e.runBg(pb, cfg)
+	waitMembers(t, c, 2)
+	var runs []*model.Run
+	for range 2 {
+		runs = append(runs, e.Trigger(e.DB, w))
+	}
+	waitUntil(t, 30*time.Second, "tasks run", func() bool {
+		for _, r := range runs {
+			for _, task := range e.Tasks(r) {
+				if task.Status == model.TaskRunning {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	pa.cut.Store(true)
+	pb.cut.Store(true)
+	time.Sleep(a.Config().TakeoverBound() + time.Second)
+	pa.cut.Store(false)
+	pb.cut.Store(false)
+	for _, r := range runs {
+		if got := e.Wait(a, r, 2*time.Minute); got.Status != model.RunSuccess {
+			t.Fatalf("run %s: %s %q", r.ID, got.Status, got.Error)
+		}
+	}
+	for name, done := range map[string]<-chan error{"a": doneA, "b": doneB} {
+		select {
+		case err := <-done:
+			t.Errorf("scheduler %s stopped after the outage: %v", name, err)
+		default:
+		}
+	}
+	if ss, err := c.Schedulers(context.Background()); err != nil || len(ss) != 2 {
+		t.Errorf("after the outage, schedulers %+v (%v), want both", ss, err)
+	}
+	for _, r := range runs {
+		for _, task := range e.Tasks(r) {
+			if task.Status != model.TaskSuccess || task.Attempt != 1 || len(task.Attempts) != 1 {
+				t.Errorf("task %s of run %s: %s in attempt %d, attempts %+v; want success in its one attempt", task.Label(), r.ID, task.Status, task.Attempt, task.Attempts)
+			}
+		}
+	}
+}

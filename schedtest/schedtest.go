@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) dbtest.Store) {
 		{"OneScheduler", testOneScheduler},
 		{"SeveralSchedulers", testSeveralSchedulers},
 		{"Takeover", testTakeover},
+		{"OutageLongerThanLease", testOutageLongerThanLease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
