@@ -11,17 +11,7 @@ import (
 	"time"
 
 	"github.com/ork-run/ork/model"
-	"github.com/ork-run/ork/pgdb"
 )
-
-// pgCluster skips the test unless the PostgreSQL backend lets several
-// schedulers serve one database (it is a model.Cluster).
-func pgCluster(t *testing.T) {
-	t.Helper()
-	if _, ok := any((*pgdb.DB)(nil)).(model.Cluster); !ok {
-		t.Skip("pgdb is not a model.Cluster: one scheduler per database")
-	}
-}
 
 // pgScheduler is an `ork run` in the background on a pgProject.
 type pgScheduler struct {
@@ -111,7 +101,6 @@ func (p *pgProject) waitRuns(ids []string, timeout time.Duration) map[string]str
 // runs once, all three run some; `ork schedulers` and `ork status` list
 // them; each prints how soon another takes over if it dies.
 func TestPostgresE2ESeveralSchedulers(t *testing.T) {
-	pgCluster(t)
 	p := newPGProject(t)
 	p.mustRun("init")
 	writeScript(t, p.dir, "ok.sh", "#!/bin/sh\nexit 0\n")
@@ -176,7 +165,6 @@ func TestPostgresE2ESeveralSchedulers(t *testing.T) {
 // other two take over its runs within the bound it printed, stop what its
 // tasks left running on this host, run them again, and finish every run.
 func TestPostgresE2EKilledSchedulerIsTakenOver(t *testing.T) {
-	pgCluster(t)
 	p := newPGProject(t)
 	p.mustRun("init")
 	writeScript(t, p.dir, "nap.sh", "#!/bin/sh\nsleep 2\n")
