@@ -1,6 +1,7 @@
 package filedb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ var _ model.TaskStreamer = (*DB)(nil)
 // known from the directory listing alone, before any record is read.
 type streamKey struct {
 	file  string
+	rank  int // of the task's node (model.TaskOrder.Rank)
 	name  string
 	index int
 	task  *model.Task // read already: a file whose name does not say the task
@@ -65,9 +67,19 @@ func (d *DB) StreamTasks(ctx context.Context, runID string, fn func(*model.Task)
 	if err != nil {
 		return err
 	}
+	for i := range keys {
+		keys[i].rank = order.Rank(keys[i].name)
+	}
+	// The order of order.Compare, on the ranks found once per file.
 	slices.SortFunc(keys, func(a, b streamKey) int {
-		if c := order.Compare(a.name, a.index, b.name, b.index); c != 0 {
+		if a.rank != b.rank {
+			return cmp.Compare(a.rank, b.rank)
+		}
+		if c := strings.Compare(a.name, b.name); c != 0 {
 			return c
+		}
+		if a.index != b.index {
+			return cmp.Compare(a.index, b.index)
 		}
 		return strings.Compare(a.file, b.file)
 	})

@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"math"
 	"strings"
 )
 
@@ -35,6 +36,15 @@ func NewTaskOrder(w *Workflow) TaskOrder {
 		}
 	}
 	return o
+}
+
+// Rank is the place of node name in the order: the nodes of the workflow
+// by their order, then every other name (math.MaxInt).
+func (o TaskOrder) Rank(name string) int {
+	if r, ok := o.rank[name]; ok {
+		return r
+	}
+	return math.MaxInt
 }
 
 // Compare orders task (aName, aIndex) against task (bName, bIndex): negative

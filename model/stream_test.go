@@ -98,3 +98,27 @@ func taskLabels(ts []*Task) []string {
 	}
 	return out
 }
+
+// Rank orders nodes as Compare does.
+func TestTaskOrderRankAgreesWithCompare(t *testing.T) {
+	w := &Workflow{Name: "dag", Tasks: map[string]*TaskSpec{
+		"z": {JobName: "z.sh"}, "a": {JobName: "a.sh", DependsOn: []string{"z"}}, "m": {JobName: "m.sh", DependsOn: []string{"a"}},
+	}}
+	o := NewTaskOrder(w)
+	names := []string{"z", "a", "m", "b", "y"}
+	for _, a := range names {
+		for _, b := range names {
+			if a == b {
+				continue
+			}
+			c := o.Compare(a, 0, b, 0)
+			ra, rb := o.Rank(a), o.Rank(b)
+			if ra != rb && (ra < rb) != (c < 0) {
+				t.Errorf("Rank(%s)=%d, Rank(%s)=%d, but Compare=%d", a, ra, b, rb, c)
+			}
+			if ra == rb && (a < b) != (c < 0) {
+				t.Errorf("%s and %s rank the same and Compare=%d, want by name", a, b, c)
+			}
+		}
+	}
+}
