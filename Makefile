@@ -72,6 +72,13 @@ clean:
 perf-start: build
 	./scripts/bench-start.sh 100 7 $(BIN)/ork
 
+# The CLI-level figures, each against its baseline in the same run: the
+# start, a chain of 50 tasks against sh, trigger -> task start against the
+# CLI started once plus the script, 2,000 tasks against xargs -P N.
+.PHONY: perf-cli
+perf-cli: build
+	./scripts/bench-cli.sh $(BIN)/ork
+
 .PHONY: perf
 perf:
 	$(GO) build -o $(BIN)/perf-test ./cmd/perf-test

@@ -377,6 +377,15 @@ func cmdTasks(c *cli.Context) error {
 	if err != nil {
 		return notFoundHint(err, "`ork status` lists the runs")
 	}
+	if st, ok := db.(model.TaskStreamer); ok {
+		// A large run's records are read one at a time as they are
+		// printed, not all first.
+		out := newTaskPrinter(c.App.Writer, c.Bool("json"))
+		if err := model.StreamCompleteTasks(c.Context, st, r, out.print); err != nil {
+			return err
+		}
+		return out.end()
+	}
 	ts, err := db.ListTasks(c.Context, id)
 	if err != nil {
 		return err
@@ -384,33 +393,11 @@ func cmdTasks(c *cli.Context) error {
 	// The scheduler creates task records as it dispatches them: show the
 	// ones still to come as pending.
 	ts = model.CompleteTasks(r, ts)
-	if c.Bool("json") {
-		if ts == nil {
-			ts = []*model.Task{}
-		}
-		return printJSON(c.App.Writer, ts)
-	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tINDEX\tSTATUS\tATTEMPT\tEXIT\tDURATION\tERROR")
+	out := newTaskPrinter(c.App.Writer, c.Bool("json"))
 	for _, t := range ts {
-		exit := "-"
-		if t.ExitCode != nil {
-			exit = fmt.Sprint(*t.ExitCode)
-		}
-		dur := "-"
-		if t.Status == model.TaskRunning || t.Status.Terminal() {
-			dur = fmtDur(t.StartedAt, t.FinishedAt)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.TaskIndex, t.Status, t.Attempt, exit, dur, truncate(t.Error, 60))
-		if len(t.Attempts) > 1 || (len(t.Attempts) == 1 && t.Attempt > 1) {
-			for _, a := range t.Attempts {
-				exit := "-"
-				if a.ExitCode != nil {
-					exit = fmt.Sprint(*a.ExitCode)
-				}
-				fmt.Fprintf(tw, "  └\t\t%s\t%d\t%s\t%s\t%s\n", a.Status, a.Attempt, exit, fmtDur(a.StartedAt, a.FinishedAt), truncate(a.Error, 60))
-			}
+		if err := out.print(t); err != nil {
+			return err
 		}
 	}
-	return tw.Flush()
+	return out.end()
 }

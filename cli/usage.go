@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 )
@@ -16,13 +17,13 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
 		msg = "unknown flag " + dashes(strings.TrimLeft(name, "-"))
 	}
-	if m := badValueRE.FindStringSubmatch(msg); m != nil {
+	if m := badValueRE().FindStringSubmatch(msg); m != nil {
 		msg = fmt.Sprintf("invalid value %s for flag %s", m[1], dashes(m[2]))
 		if isDurationFlag(c, m[2]) {
 			msg += ": write a duration with its unit, like 5s, 10m or 1h30m"
 		}
 	}
-	if m := badEnvDurationRE.FindStringSubmatch(msg); m != nil {
+	if m := badEnvDurationRE().FindStringSubmatch(msg); m != nil {
 		msg = fmt.Sprintf("%s=%s (for --%s) is not a duration: write one with its unit, like 5s, 10m or 1h30m", m[2], m[1], m[3])
 	}
 	help := "ork --help"
@@ -32,9 +33,14 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	return &exitError{code: 2, msg: msg + " (see `" + help + "`)"}
 }
 
-var badValueRE = regexp.MustCompile(`^invalid value ("(?:[^"\\]|\\.)*") for flag -+([^:]+):`)
+// The patterns are compiled when a bad flag is reported, not at every start.
+var badValueRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^invalid value ("(?:[^"\\]|\\.)*") for flag -+([^:]+):`)
+})
 
-var badEnvDurationRE = regexp.MustCompile(`^could not parse ("(?:[^"\\]|\\.)*") as duration value from environment variable "([^"]+)" for flag ([^:]+):`)
+var badEnvDurationRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^could not parse ("(?:[^"\\]|\\.)*") as duration value from environment variable "([^"]+)" for flag ([^:]+):`)
+})
 
 func dashes(name string) string {
 	if len(name) == 1 {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The start of the CLI against an empty Go program, side by side: each
-# command is run N times in a row, in R interleaved rounds, and the median
-# of the rounds' per-run times is reported with its ratio to the empty
-# program. Usage: scripts/bench-start.sh [N] [R] [ORK...]
+# command is run N times in a row, in R interleaved rounds, each start
+# timed on its own (bash's $EPOCHREALTIME), and the median of all N x R
+# starts is reported with its ratio to the empty program's.
+# Usage: scripts/bench-start.sh [N] [R] [ORK...]
 #   ORK: ork binaries to compare (default: bin/ork, built by make build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,16 +36,18 @@ done
 declare -A per
 for r in $(seq "$rounds"); do
   for i in "${!cmds[@]}"; do
-    s=$(date +%s%N)
-    for _ in $(seq "$n"); do ${cmds[$i]} >/dev/null 2>&1; done
-    e=$(date +%s%N)
-    per[$i]+="$(( (e - s) / n / 1000 )) "
+    for _ in $(seq "$n"); do
+      s=${EPOCHREALTIME/./}
+      ${cmds[$i]} >/dev/null 2>&1
+      e=${EPOCHREALTIME/./}
+      per[$i]+="$((e - s)) "
+    done
   done
 done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 base=$(echo "${per[1]}" | median)
 echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "median of $rounds rounds of $n runs each:"
+echo "median of $((rounds * n)) starts each ($rounds interleaved rounds of $n):"
 for i in "${!cmds[@]}"; do
   m=$(echo "${per[$i]}" | median)
   printf '  %-50s %7.2f ms  %5.2fx the empty Go program\n' "${names[$i]}" "$(echo "$m/1000" | bc -l)" "$(echo "$m/$base" | bc -l)"
