@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -96,6 +97,90 @@ func BenchmarkSchedulersPostgres(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "tasks/s")
+		})
+	}
+}
+
+// startSpy is benchNoopExecutor that also says when each attempt starts.
+type startSpy struct {
+	benchNoopExecutor
+	started chan<- time.Time
+}
+
+func (e *startSpy) Execute(ctx context.Context, t model.TaskWithWorkflow) (string, error) {
+	e.started <- time.Now()
+	return e.benchNoopExecutor.Execute(ctx, t)
+}
+
+// BenchmarkTriggerToStartPostgres triggers one-task runs one at a time
+// from another handle (as `ork trigger` in another process) while 1, 2 or
+// 3 schedulers serve the database, and measures the time from the run's
+// creation to its task's Execute in whichever scheduler claimed it: the
+// notification, the run's claim, the task's creation, dispatched, in its
+// first attempt. It reports the median and the 90th percentile.
+//
+//	ORK_TEST_DATABASE_URL=... go test -tags postgres -run '^$' -bench TriggerToStartPostgres -benchtime 200x ./sched
+func BenchmarkTriggerToStartPostgres(b *testing.B) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, n := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("schedulers=%d", n), func(b *testing.B) {
+			url := pgdbtest.URL(b)
+			open := func(migrate bool) *pgdb.DB {
+				db, err := pgdb.Open(context.Background(), url, pgdb.Options{Logger: quiet, Migrate: migrate})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { db.Close() })
+				return db
+			}
+			trigger := open(true)
+			w := &model.Workflow{Name: "one", JobName: "noop.sh", TaskCount: 1}
+			if err := trigger.CreateWorkflow(context.Background(), w); err != nil {
+				b.Fatal(err)
+			}
+			started := make(chan time.Time, 16)
+			ctx, cancel := context.WithCancel(context.Background())
+			var dones []chan error
+			for range n {
+				updates := make(chan exec.StatusUpdate, 4096)
+				mgr := exec.NewManager(updates)
+				mgr.Register(model.ExecutorProcess, &startSpy{benchNoopExecutor{updates: updates}, started})
+				s := sched.New(open(false), mgr, sched.Config{Logger: quiet, NoSchedules: true})
+				done := make(chan error, 1)
+				go func() { done <- s.Run(ctx) }()
+				dones = append(dones, done)
+			}
+			b.Cleanup(func() {
+				cancel()
+				for _, d := range dones {
+					<-d
+				}
+			})
+			for {
+				if live, err := trigger.Schedulers(context.Background()); err == nil && len(live) == n {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				t0 := time.Now()
+				r := model.NewRun(w, nil, "bench", t0)
+				if err := trigger.CreateRun(context.Background(), r); err != nil {
+					b.Fatal(err)
+				}
+				select {
+				case at := <-started:
+					lat = append(lat, at.Sub(t0))
+				case <-time.After(30 * time.Second):
+					b.Fatal("the task did not start within 30s")
+				}
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+			b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
 		})
 	}
 }
