@@ -39,10 +39,11 @@
 // docs/RELIABILITY.md. Several schedulers may serve a database that is a
 // model.Cluster; the rules — run leases, heartbeats, the leader that reaps
 // the dead, fencing — are in cluster.go. On any other database one
-// scheduler serves it, and the code path is the same. An attempt cut short by its scheduler is recorded
-// interrupted and does not count against the task's retries; a task whose
-// attempts a dying scheduler interrupted more than MaxInterruptions times
-// fails.
+// scheduler serves it, and the code path is the same.
+//
+// An attempt cut short by its scheduler is recorded interrupted and does
+// not count against the task's retries; a task whose attempts a dying
+// scheduler interrupted more than MaxInterruptions times fails.
 //
 // sched knows model.Database and the exec interfaces only, never a
 // concrete backend or executor.
