@@ -284,7 +284,16 @@ echo "$ORK_TASK_INDEX $ORK_ATTEMPT $$ end" >> %[1]s
 				continue
 			}
 		}
-		p.kill9(t)
+		if mode == stopThenKillMode && !p.kill9OrStopped(t) {
+			// It finished its clean stop between the look above and the
+			// kill: a clean stop after all.
+			stoppedClean++
+			p = start()
+			continue
+		}
+		if mode != stopThenKillMode {
+			p.kill9(t)
+		}
 		killedAt = append(killedAt, time.Now())
 		if !finished() {
 			midRun++

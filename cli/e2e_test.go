@@ -890,6 +890,30 @@ func (s *bgScheduler) kill9(t *testing.T) {
 	}
 }
 
+// kill9OrStopped is kill9 for a scheduler that was sent SIGTERM: it
+// reports false, instead of failing, when the scheduler finished its clean
+// stop (exit 0) before SIGKILL reached it.
+func (s *bgScheduler) kill9OrStopped(t *testing.T) bool {
+	t.Helper()
+	if !s.done() {
+		if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			t.Fatalf("kill ork run: %v", err)
+		}
+	}
+	<-s.exited
+	if s.err == nil {
+		return false
+	}
+	var ee *osexec.ExitError
+	if !errors.As(s.err, &ee) {
+		t.Fatalf("ork run after SIGTERM then SIGKILL: %v, want death by SIGKILL or a clean exit:\n%s", s.err, s.output())
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("ork run after SIGTERM then SIGKILL: %v, want death by SIGKILL or a clean exit:\n%s", s.err, s.output())
+	}
+	return true
+}
+
 // signalNames are the names of the signals a test stops a scheduler with.
 var signalNames = map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT"}
 
