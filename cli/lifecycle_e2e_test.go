@@ -579,6 +579,51 @@ func TestLifecycleCancel(t *testing.T) {
 	s.stop(t)
 }
 
+// TestLifecycleRetryCancelledRunUnderLiveScheduler: a run cancelled while
+// its tasks run, then retried, runs again under the same `ork run`: its
+// new attempts start, rather than waiting dispatched forever because the
+// scheduler still took the run for cancelled.
+func TestLifecycleRetryCancelledRunUnderLiveScheduler(t *testing.T) {
+	t.Parallel()
+	dir := newProject(t)
+	// The first attempt waits to be cancelled; the second ends at once.
+	writeScript(t, dir, "nap.sh", "#!/bin/sh\nif [ \"$ORK_ATTEMPT\" = 1 ]; then sleep 60; fi\necho \"attempt $ORK_ATTEMPT\"\n")
+	lcWorkflow(t, dir, "naps", `{"job_name": "nap.sh", "task_count": 3}`)
+	s := startSchedulerLocked(t, dir)
+
+	out, _ := mustRun(t, dir, "trigger", "naps")
+	id := runID(t, out)
+	waitFor(t, 15*time.Second, "three tasks running on record", func() bool {
+		ts, _ := lcTasks(t, dir, id)
+		n := 0
+		for _, tk := range ts {
+			if tk.Status == "running" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	if stdout, stderr, code := runWithin(t, 40*time.Second, dir, "cancel", id); code != 0 {
+		t.Fatalf("ork cancel %s: exit %d, stdout %q, stderr %q", id, code, stdout, stderr)
+	}
+	if stdout, stderr, code := run(t, dir, "retry", id); code != 0 {
+		t.Fatalf("ork retry %s: exit %d, stdout %q, stderr %q", id, code, stdout, stderr)
+	}
+	if r := lcWaitRun(t, dir, id, 30*time.Second, s); r.Status != "success" {
+		t.Fatalf("run after cancel and retry: %+v, want success", r)
+	}
+	ts, _ := lcTasks(t, dir, id)
+	if len(ts) != 3 {
+		t.Errorf("%d tasks, want 3", len(ts))
+	}
+	for _, tk := range ts {
+		if tk.Status != "success" || tk.Attempt != 2 || len(tk.Attempts) != 2 || tk.Attempts[0].Status != "cancelled" {
+			t.Errorf("task %s: %s in attempt %d, attempts %+v; want success in attempt 2 after a cancelled attempt 1", tk.label(), tk.Status, tk.Attempt, tk.Attempts)
+		}
+	}
+	s.stop(t)
+}
+
 // TestLifecycleCancelWithoutScheduler: `ork cancel` of a pending run with
 // no scheduler cancels it at once, and no later scheduler runs it.
 func TestLifecycleCancelWithoutScheduler(t *testing.T) {

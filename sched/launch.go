@@ -31,7 +31,7 @@ type launcher struct {
 	holding   map[attemptKey]bool // attempts that hold a slot
 	deadlines map[attemptKey]deadline
 	timedOut  map[attemptKey]time.Duration // stopped for their timeout, not ended yet
-	cancelled map[string]bool              // runs cancelled: their waiting tasks do not start
+	cancelled map[attemptKey]bool          // attempts of cancelled runs: if still waiting, they do not start
 	unstarted []model.TaskWithWorkflow
 	haltOnce  sync.Once
 
@@ -62,7 +62,7 @@ func newLauncher(s *Scheduler) *launcher {
 		holding:   make(map[attemptKey]bool),
 		deadlines: make(map[attemptKey]deadline),
 		timedOut:  make(map[attemptKey]time.Duration),
-		cancelled: make(map[string]bool),
+		cancelled: make(map[attemptKey]bool),
 	}
 }
 
@@ -107,7 +107,8 @@ func (l *launcher) work(ctx context.Context) {
 		// Hold the slot before the start: the task may end before Execute
 		// returns, and its end must find the slot to free.
 		l.mu.Lock()
-		if l.cancelled[p.Task.RunID] {
+		if l.cancelled[k] {
+			delete(l.cancelled, k)
 			l.mu.Unlock()
 			<-l.slots
 			continue
@@ -228,6 +229,7 @@ func (l *launcher) release(k attemptKey) {
 	held := l.holding[k]
 	delete(l.holding, k)
 	delete(l.deadlines, k)
+	delete(l.cancelled, k)
 	l.mu.Unlock()
 	if held {
 		<-l.slots
@@ -306,9 +308,14 @@ func (l *launcher) nextDeadline() time.Time {
 	return next
 }
 
-// cancel keeps the waiting tasks of a cancelled run from starting.
-func (l *launcher) cancel(runID string) {
+// cancel keeps the given attempts, those a cancelled run had in flight,
+// from starting if they are still waiting for a slot. It names attempts,
+// not the run: a run retried after its cancel dispatches new attempts,
+// and those start.
+func (l *launcher) cancel(ks []attemptKey) {
 	l.mu.Lock()
-	l.cancelled[runID] = true
+	for _, k := range ks {
+		l.cancelled[k] = true
+	}
 	l.mu.Unlock()
 }

@@ -184,7 +184,14 @@ func (s *Scheduler) cancelsToApply(ctx context.Context, ids []string) []string {
 }
 
 func (s *Scheduler) cancelRun(ctx context.Context, id string) error {
-	s.launch.cancel(id) // what waits for a slot does not start
+	// What the run has waiting for a slot does not start.
+	var ks []attemptKey
+	for tid, f := range s.inflight {
+		if f.runID == id {
+			ks = append(ks, attemptKey{tid, f.attempt})
+		}
+	}
+	s.launch.cancel(ks)
 	stops, n, err := cancelRecords(ctx, s.db, id)
 	if err != nil {
 		return err
