@@ -4,6 +4,8 @@ package cli
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -241,4 +243,120 @@ func TestPostgresE2EKilledSchedulerIsTakenOver(t *testing.T) {
 	if interrupted == 0 {
 		t.Error("no attempt recorded interrupted: the victim's running tasks were not recovered")
 	}
+}
+
+// An `ork run` paused (SIGSTOP) for longer than its lease while it holds
+// a run, with tasks running and more dispatched waiting for a slot, is
+// reaped and its run taken over. Resumed (SIGCONT), it must start nothing
+// more — its lease ran out, its dispatched tasks are another's to run —
+// and exit fenced; every task runs once per attempt recorded.
+func TestPostgresE2EPausedSchedulerStartsNothingWhenResumed(t *testing.T) {
+	p := newPGProject(t)
+	p.mustRun("init")
+	marks := filepath.Join(p.dir, "marks")
+	if err := os.Mkdir(marks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeScript(t, p.dir, "nap.sh", "#!/bin/sh\necho \"$ORK_ATTEMPT $ORK_SCHEDULER\" >> "+marks+"/$ORK_TASK_ID\nsleep 2\n")
+	p.mustRun("create-workflow", "--name", "naps", "--job-name", "nap.sh", "--task-count", "16")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	paused := p.startScheduler(ctx)
+	waitFor(t, 20*time.Second, "the first scheduler is live", func() bool { return len(p.schedulers()) == 1 })
+	out, _ := p.mustRun("trigger", "naps")
+	id := runID(t, out)
+	// Eight tasks run (the default --max-running-tasks), the other eight
+	// are dispatched to it, waiting for a slot.
+	waitFor(t, 20*time.Second, "8 tasks running and 8 dispatched", func() bool {
+		out, _ := p.mustRun("tasks", id, "--json")
+		var ts []clusterTask
+		decodeJSON(t, "tasks --json", out, &ts)
+		n := map[string]int{}
+		for _, tk := range ts {
+			n[tk.Status]++
+		}
+		return n["running"] == 8 && n["dispatched"] == 8
+	})
+	if err := syscall.Kill(paused.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(paused.pid, syscall.SIGCONT)
+		}
+	}()
+	other := p.startScheduler(ctx)
+	waitFor(t, 60*time.Second, "the paused scheduler's run is taken over", func() bool {
+		out, _ := p.mustRun("status", id, "--json")
+		var r struct {
+			Scheduler string `json:"scheduler"`
+		}
+		decodeJSON(t, "status --json", out, &r)
+		return r.Scheduler == other.id
+	})
+	before := map[string]string{}
+	for _, e := range mustReadDir(t, marks) {
+		b, _ := os.ReadFile(filepath.Join(marks, e.Name()))
+		before[e.Name()] = string(b)
+	}
+	if err := syscall.Kill(paused.pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	select {
+	case <-paused.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the resumed scheduler did not exit:\n%s", paused.out)
+	}
+	if !strings.Contains(paused.out.String(), "was reaped") {
+		t.Errorf("the resumed scheduler did not say it was reaped:\n%s", paused.out)
+	}
+	if st := p.waitRuns([]string{id}, 2*time.Minute)[id]; st != "success" {
+		t.Errorf("run %s: %s, want success", id, st)
+	}
+	out, _ = p.mustRun("tasks", id, "--json")
+	var ts []struct {
+		ID       string `json:"id"`
+		Status   string `json:"status"`
+		Attempts []struct {
+			Attempt int    `json:"attempt"`
+			Status  string `json:"status"`
+		} `json:"attempts"`
+	}
+	decodeJSON(t, "tasks --json", out, &ts)
+	for _, tk := range ts {
+		b, _ := os.ReadFile(filepath.Join(marks, tk.ID))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		seen := map[string]bool{}
+		for _, l := range lines {
+			att, sch, _ := strings.Cut(l, " ")
+			if seen[att] {
+				t.Errorf("task %s: attempt %s started twice: %q", tk.ID, att, b)
+			}
+			seen[att] = true
+			if sch == paused.id && !strings.Contains(before[tk.ID], l) {
+				t.Errorf("task %s: the resumed scheduler started attempt %s after its lease ran out: %q", tk.ID, att, b)
+			}
+		}
+		if tk.Status != "success" {
+			t.Errorf("task %s: %s, want success", tk.ID, tk.Status)
+		}
+		if len(lines) > len(tk.Attempts) {
+			t.Errorf("task %s ran %d times (%q), with %d attempts recorded", tk.ID, len(lines), b, len(tk.Attempts))
+		}
+	}
+	if t.Failed() {
+		out, _ := p.mustRun("tasks", id)
+		t.Logf("ork tasks:\n%s\nthe paused scheduler:\n%s\nthe other:\n%s", out, paused.out, other.out)
+	}
+}
+
+func mustReadDir(t *testing.T, dir string) []os.DirEntry {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ents
 }

@@ -133,12 +133,40 @@ type member struct {
 	reaped chan struct{} // a send (never blocking) when the leader freed runs
 	err    error         // why fenced; read after fenced is closed
 	once   sync.Once
+
+	mu    sync.Mutex
+	until time.Time // the lease surely holds until then (monotonic clock)
+}
+
+// heartbeat renews the lease. The database counts the lease from when it
+// takes the heartbeat, so counting it from before the call errs on the
+// safe side.
+func (m *member) heartbeat(ctx context.Context) error {
+	sent := time.Now()
+	err := m.c.Heartbeat(ctx, m.info, m.lease)
+	if err == nil {
+		m.mu.Lock()
+		m.until = sent.Add(m.lease)
+		m.mu.Unlock()
+	}
+	return err
+}
+
+// holds reports whether the lease surely still holds. Once it may have run
+// out — the scheduler was paused, or cut off from the database, for longer
+// than the lease — the leader may have reaped it and another scheduler may
+// run its tasks: it must start nothing until a heartbeat renews the lease
+// (or finds it reaped).
+func (m *member) holds() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return time.Now().Before(m.until)
 }
 
 // join sends the first heartbeat: until it returns, the scheduler holds
 // nothing and claims nothing.
 func (m *member) join(ctx context.Context) error {
-	return m.c.Heartbeat(ctx, m.info, m.lease)
+	return m.heartbeat(ctx)
 }
 
 // fence records that the scheduler was reaped.
@@ -174,7 +202,7 @@ func (m *member) beat(ctx context.Context) {
 		case <-t.C:
 		}
 		hctx, cancel := context.WithTimeout(ctx, every)
-		err := m.c.Heartbeat(hctx, m.info, m.lease)
+		err := m.heartbeat(hctx)
 		cancel()
 		switch {
 		case errors.Is(err, model.ErrFenced):

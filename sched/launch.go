@@ -103,6 +103,17 @@ func (l *launcher) work(ctx context.Context) {
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
+		// One of several schedulers whose lease may have run out starts
+		// nothing: its dispatched tasks may be another's to run by now.
+		for !l.s.sole && !l.s.member.holds() {
+			select {
+			case <-l.halt:
+				<-l.slots
+				l.keep(p)
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 		k := attemptKey{p.Task.ID, p.Task.Attempt}
 		// Hold the slot before the start: the task may end before Execute
 		// returns, and its end must find the slot to free.
