@@ -360,3 +360,52 @@ func mustReadDir(t *testing.T, dir string) []os.DirEntry {
 	}
 	return ents
 }
+
+// `ork serve` beside two `ork run` on one database starts its scheduler as
+// one more of the database's schedulers (on files it would refuse), and
+// the three share the work.
+func TestPostgresE2EServeBesideSchedulers(t *testing.T) {
+	p := newPGProject(t)
+	p.mustRun("init")
+	writeScript(t, p.dir, "ok.sh", "#!/bin/sh\nexit 0\n")
+	p.mustRun("create-workflow", "--name", "ok", "--job-name", "ok.sh", "--task-count", "5")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p.startScheduler(ctx)
+	p.startScheduler(ctx)
+	out := &syncBuffer{}
+	cmd := p.cmd(ctx, "serve", "--addr", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	waitFor(t, 20*time.Second, "ork serve and its scheduler start", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("ork serve exited beside two ork run:\n%s", out)
+		default:
+		}
+		return strings.Contains(out.String(), "(with the scheduler)") && strings.Contains(out.String(), "scheduler started")
+	})
+	waitFor(t, 20*time.Second, "three live schedulers", func() bool { return len(p.schedulers()) == 3 })
+	var ids []string
+	for range 3 {
+		o, _ := p.mustRun("trigger", "ok")
+		ids = append(ids, runID(t, o))
+	}
+	for id, st := range p.waitRuns(ids, time.Minute) {
+		if st != "success" && slices.Contains(ids, id) {
+			t.Errorf("run %s: %s", id, st)
+		}
+	}
+}
