@@ -104,7 +104,7 @@ func cmdRetry(c *cli.Context) error {
 		return err
 	}
 	start := func(ctx context.Context) error { return plan.Apply(ctx, db) }
-	fmt.Fprintf(c.App.ErrWriter, "retrying run %s: %d failed task(s) again, %d that never ran\n", id, len(plan.Reset), plan.NeverRan)
+	fmt.Fprintf(c.App.ErrWriter, "retrying run %s: %d failed or cancelled task(s) again, %d that never ran\n", id, len(plan.Reset), plan.NeverRan)
 	if c.Bool("wait") {
 		return waitRun(c, db, r, start)
 	}

@@ -606,8 +606,13 @@ func TestLifecycleRetryCancelledRunUnderLiveScheduler(t *testing.T) {
 	if stdout, stderr, code := runWithin(t, 40*time.Second, dir, "cancel", id); code != 0 {
 		t.Fatalf("ork cancel %s: exit %d, stdout %q, stderr %q", id, code, stdout, stderr)
 	}
-	if stdout, stderr, code := run(t, dir, "retry", id); code != 0 {
+	stdout, stderr, code := run(t, dir, "retry", id)
+	if code != 0 {
 		t.Fatalf("ork retry %s: exit %d, stdout %q, stderr %q", id, code, stdout, stderr)
+	}
+	// The tasks were cancelled, not failed: the message says which.
+	if want := "3 failed or cancelled task(s) again"; !strings.Contains(stderr, want) {
+		t.Errorf("ork retry %s says %q, want %q", id, stderr, want)
 	}
 	if r := lcWaitRun(t, dir, id, 30*time.Second, s); r.Status != "success" {
 		t.Fatalf("run after cancel and retry: %+v, want success", r)
