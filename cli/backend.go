@@ -75,6 +75,7 @@ func logDir(c *cli.Context) string { return filepath.Join(orkDir(c), filedb.Logs
 func schedulerHolder(c *cli.Context, db model.Database) string {
 	if cl, ok := db.(model.Cluster); ok {
 		ss, err := liveSchedulers(c.Context, cl)
+		ss, _ = unexpired(ss, time.Now())
 		if err != nil || len(ss) == 0 {
 			return ""
 		}

@@ -409,3 +409,55 @@ func TestPostgresE2EServeBesideSchedulers(t *testing.T) {
 		}
 	}
 }
+
+// The last `ork run` on a database is killed with kill -9 mid-run. Once
+// its lease has ended nobody serves the database, though no leader is left
+// to reap it: `ork status` says so, and `ork trigger --wait` runs a
+// scheduler in-process until its run ends, rather than waiting for ever on
+// a scheduler that is gone. The next `ork run` takes the dead one's run.
+func TestPostgresE2ETriggerWaitAfterTheLastSchedulerDied(t *testing.T) {
+	p := newPGProject(t)
+	p.mustRun("init")
+	writeScript(t, p.dir, "nap.sh", "#!/bin/sh\nsleep 1\n")
+	p.mustRun("create-workflow", "--name", "naps", "--job-name", "nap.sh", "--task-count", "4")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	victim := p.startScheduler(ctx)
+	out, _ := p.mustRun("trigger", "naps")
+	first := runID(t, out)
+	waitFor(t, 20*time.Second, "the scheduler runs tasks", func() bool {
+		ss := p.schedulers()
+		return len(ss) == 1 && ss[0].Tasks > 0
+	})
+	if err := syscall.Kill(victim.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.exited
+	// Its lease ends (15s by default): it is dead, listed until reaped.
+	waitFor(t, 30*time.Second, "the dead scheduler's lease to end", func() bool {
+		ss := p.schedulers()
+		return len(ss) == 1 && ss[0].Expires.Before(time.Now())
+	})
+	if out, _ := p.mustRun("status"); !strings.Contains(out, "Schedulers: none; 1 whose heartbeat stopped, not yet reaped") {
+		t.Errorf("ork status after the last scheduler died:\n%s\nwant it to say none serves the database", out)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer wcancel()
+	var stdout, stderr syncBuffer
+	cmd := p.cmd(wctx, "trigger", "naps", "--wait")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ork trigger --wait after the last scheduler died: %v (context: %v)\nstdout:\n%s\nstderr:\n%s", err, wctx.Err(), stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), " success in ") {
+		t.Errorf("ork trigger --wait did not report success:\n%s", stderr.String())
+	}
+	// The dead scheduler's run waits for the next `ork run`: the
+	// in-process scheduler ends with its own run, before it may reap.
+	p.startScheduler(ctx)
+	for id, st := range p.waitRuns([]string{first}, time.Minute) {
+		if id == first && st != "success" {
+			t.Errorf("the dead scheduler's run %s: %s, want success", id, st)
+		}
+	}
+}

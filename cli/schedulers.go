@@ -101,8 +101,13 @@ func schedulersLine(c *cli.Context, db model.Database) string {
 	if err != nil {
 		return "Schedulers: unknown (" + err.Error() + ")"
 	}
+	ss, expired := unexpired(ss, time.Now())
+	stale := ""
+	if expired > 0 {
+		stale = fmt.Sprintf("; %d whose heartbeat stopped, not yet reaped", expired)
+	}
 	if len(ss) == 0 {
-		return "Schedulers: none (start one with `ork run`)"
+		return "Schedulers: none" + stale + " (start one with `ork run`)"
 	}
 	var ids []string
 	for _, s := range ss {
@@ -112,5 +117,23 @@ func schedulersLine(c *cli.Context, db model.Database) string {
 		}
 		ids = append(ids, id)
 	}
-	return fmt.Sprintf("Schedulers: %d live: %s (`ork schedulers` for more)", len(ss), strings.Join(ids, ", "))
+	return fmt.Sprintf("Schedulers: %d live: %s%s (`ork schedulers` for more)", len(ss), strings.Join(ids, ", "), stale)
+}
+
+// unexpired keeps the schedulers whose lease has not ended by now, and
+// counts the others. A scheduler killed with kill -9 stays listed until a
+// leader reaps it; when it was the last one, nobody does (the next
+// scheduler to start will): it must not count as serving the database, or
+// `ork trigger --wait` would wait on it for ever. Now is this host's
+// clock: a host whose clock runs ahead may take a live scheduler for dead,
+// and then starts one more, which is harmless.
+func unexpired(ss []model.SchedulerInfo, now time.Time) (live []model.SchedulerInfo, expired int) {
+	for _, s := range ss {
+		if s.Expires.Before(now) {
+			expired++
+			continue
+		}
+		live = append(live, s)
+	}
+	return live, expired
 }
