@@ -414,7 +414,8 @@ func TestPostgresE2EServeBesideSchedulers(t *testing.T) {
 // its lease has ended nobody serves the database, though no leader is left
 // to reap it: `ork status` says so, and `ork trigger --wait` runs a
 // scheduler in-process until its run ends, rather than waiting for ever on
-// a scheduler that is gone. The next `ork run` takes the dead one's run.
+// a scheduler that is gone; `ork cancel` of the dead one's run says the
+// next `ork run` applies it, rather than waiting on nobody; and it does.
 func TestPostgresE2ETriggerWaitAfterTheLastSchedulerDied(t *testing.T) {
 	p := newPGProject(t)
 	p.mustRun("init")
@@ -452,12 +453,17 @@ func TestPostgresE2ETriggerWaitAfterTheLastSchedulerDied(t *testing.T) {
 	if !strings.Contains(stderr.String(), " success in ") {
 		t.Errorf("ork trigger --wait did not report success:\n%s", stderr.String())
 	}
-	// The dead scheduler's run waits for the next `ork run`: the
-	// in-process scheduler ends with its own run, before it may reap.
+	// The dead scheduler's run waits for the next `ork run` (the
+	// in-process scheduler ends with its own run, before it may reap): a
+	// cancel is requested at once, for that one to apply.
+	out, _ = p.mustRun("cancel", first)
+	if want := "no scheduler is live to apply it (its scheduler stopped): the next `ork run` will"; !strings.Contains(out, want) {
+		t.Errorf("ork cancel of the dead scheduler's run says %q, want %q", out, want)
+	}
 	p.startScheduler(ctx)
 	for id, st := range p.waitRuns([]string{first}, time.Minute) {
-		if id == first && st != "success" {
-			t.Errorf("the dead scheduler's run %s: %s, want success", id, st)
+		if id == first && st != "cancelled" {
+			t.Errorf("the dead scheduler's run %s: %s, want cancelled by the next ork run", id, st)
 		}
 	}
 }

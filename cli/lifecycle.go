@@ -65,7 +65,13 @@ func cmdCancel(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "run %s cancelled\n", id)
 		return nil
 	}
-	// The running scheduler applies the request: wait a while.
+	// The running scheduler applies the request: wait a while. With none
+	// live (on PostgreSQL, the run's scheduler died and no live one is
+	// left to reap it), the next `ork run` takes the run and applies it.
+	if schedulerHolder(c, db) == "" {
+		fmt.Fprintf(c.App.Writer, "cancel of run %s requested; no scheduler is live to apply it (its scheduler stopped): the next `ork run` will\n", id)
+		return nil
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		r, err := db.GetRun(c.Context, id)

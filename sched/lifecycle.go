@@ -142,11 +142,18 @@ func (s *Scheduler) cancels(ctx context.Context) bool {
 		s.log.Error("read cancel requests", "err", err)
 		return false
 	}
+	// Requests for runs another scheduler holds are its to apply; but the
+	// holder may be dead, and its runs ours once reaped and claimed: keep
+	// looking until no request is left, or one would be missed (the
+	// takeover itself signals no change).
+	others := false
 	if !s.sole {
+		all := len(ids)
 		ids = s.cancelsToApply(ctx, ids)
+		others = len(ids) < all
 	}
 	if len(ids) == 0 {
-		return true
+		return !others
 	}
 	// A task that ended before the cancel is recorded as it ended, not
 	// cancelled: the exits the executors have reported so far are written
@@ -163,7 +170,7 @@ func (s *Scheduler) cancels(ctx context.Context) bool {
 			return false
 		}
 	}
-	return true
+	return !others
 }
 
 // cancelsToApply keeps, of the runs whose cancel is requested, those this
