@@ -698,3 +698,92 @@ func (s *stores) testLeaderTerms(t *testing.T) {
 		t.Fatalf("Reap(c) on its term: %v", err)
 	}
 }
+
+// testClaimRunsMaxActive: a pending run is not claimed while its workflow
+// has max_active_runs runs active — running, or pending and held by a
+// scheduler — whoever holds them; the runs of other workflows behind them
+// are claimed all the same.
+func (s *stores) testClaimRunsMaxActive(t *testing.T) {
+	ctx, dbs, cs := s.clusterSetup(t, 2)
+	mustJoin(ctx, t, cs[0], "a", time.Minute)
+	mustJoin(ctx, t, cs[1], "b", time.Minute)
+	two := newWorkflow("two", 1)
+	two.MaxActiveRuns = 2
+	free := newWorkflow("free", 1)
+	mustCreateWorkflow(ctx, t, dbs[0], two)
+	mustCreateWorkflow(ctx, t, dbs[0], free)
+	var capped []*model.Run
+	for i := range 4 {
+		r := newRun(two, at(i))
+		mustCreateRun(ctx, t, dbs[0], r)
+		capped = append(capped, r)
+	}
+	other := newRun(free, at(10))
+	mustCreateRun(ctx, t, dbs[0], other)
+
+	got, err := cs[0].ClaimRuns(ctx, "a", 1)
+	if err != nil || !slices.Equal(runIDs(got), []string{capped[0].ID}) {
+		t.Fatalf("ClaimRuns(a, 1) = %v, %v; want the oldest run", runIDs(got), err)
+	}
+	// Held, still pending, it counts: one more of "two" may be claimed.
+	got, err = cs[1].ClaimRuns(ctx, "b", 10)
+	if err != nil || !slices.Equal(runIDs(got), []string{capped[1].ID, other.ID}) {
+		t.Fatalf("ClaimRuns(b, 10) = %v, %v; want one more run of two (max_active_runs 2), then the run of free", runIDs(got), err)
+	}
+	mustUpdateRuns(ctx, t, dbs[0], []model.RunUpdate{{RunID: capped[0].ID, Status: model.RunRunning, At: at(20)}})
+	if got, err = cs[0].ClaimRuns(ctx, "a", 10); err != nil || len(got) != 0 {
+		t.Fatalf("ClaimRuns(a) with two runs of two active = %v, %v; want none", runIDs(got), err)
+	}
+	mustUpdateRuns(ctx, t, dbs[1], []model.RunUpdate{{RunID: capped[0].ID, Status: model.RunSuccess, At: at(21)}})
+	got, err = cs[0].ClaimRuns(ctx, "a", 10)
+	if err != nil || !slices.Equal(runIDs(got), []string{capped[2].ID}) {
+		t.Fatalf("ClaimRuns(a) after a run of two ended = %v, %v; want the next run of two only", runIDs(got), err)
+	}
+}
+
+// testClaimRunsMaxActiveRacing: claimers on several handles claim, all at
+// the same moment, the runs of a workflow with max_active_runs 1: each
+// round exactly one run is claimed, and the next round comes once it
+// ended.
+func (s *stores) testClaimRunsMaxActiveRacing(t *testing.T) {
+	ctx, dbs, cs := s.clusterSetup(t, 3)
+	w := newWorkflow("one", 1)
+	w.MaxActiveRuns = 1
+	mustCreateWorkflow(ctx, t, dbs[0], w)
+	const runs = 10
+	for i := range runs {
+		mustCreateRun(ctx, t, dbs[0], newRun(w, at(i)))
+	}
+	ids := []string{"a", "b", "c"}
+	for i, id := range ids {
+		mustJoin(ctx, t, cs[i], id, time.Minute)
+	}
+	claimed := map[string]bool{}
+	for round := range runs {
+		var got [3][]*model.Run
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, id := range ids {
+			wg.Go(func() {
+				<-start
+				var err error
+				if got[i], err = cs[i].ClaimRuns(ctx, id, 4); err != nil {
+					t.Errorf("ClaimRuns(%s): %v", id, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		all := slices.Concat(got[:]...)
+		if len(all) != 1 {
+			t.Fatalf("round %d: claimed %v, %v, %v; want exactly one run (max_active_runs 1)", round, runIDs(got[0]), runIDs(got[1]), runIDs(got[2]))
+		}
+		r := all[0]
+		if claimed[r.ID] {
+			t.Fatalf("round %d: run %s claimed again", round, r.ID)
+		}
+		claimed[r.ID] = true
+		mustUpdateRuns(ctx, t, dbs[1], []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning, At: at(100 + round)}})
+		mustUpdateRuns(ctx, t, dbs[2], []model.RunUpdate{{RunID: r.ID, Status: model.RunSuccess, At: at(100 + round)}})
+	}
+}

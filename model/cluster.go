@@ -75,8 +75,11 @@ type Cluster interface {
 	// ClaimRuns leases to scheduler id up to limit runs that no live
 	// scheduler holds: running runs whose scheduler was reaped or left
 	// first, then pending runs, oldest first. Each run is leased to one
-	// scheduler only, however many claim at once. A scheduler that is not
-	// live (reaped, left, or never joined by Heartbeat) gets ErrFenced.
+	// scheduler only, however many claim at once. A pending run whose
+	// workflow (the run's copy) has MaxActiveRuns is not leased while that
+	// many runs of the workflow are active — running, or pending and
+	// leased — whoever holds them. A scheduler that is not live (reaped,
+	// left, or never joined by Heartbeat) gets ErrFenced.
 	ClaimRuns(ctx context.Context, id string, limit int) ([]*Run, error)
 }
 

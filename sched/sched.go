@@ -574,6 +574,9 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	now := time.Now()
 	var ids []string
 	var bad []model.RunUpdate
+	// max_active_runs: a sole scheduler sees every run; one of several is
+	// leased no run beyond it (ClaimRuns counts the whole cluster's), and
+	// the count here keeps it so among the runs it holds.
 	active := map[string]int{} // runs of each workflow running now
 	for _, rs := range s.order {
 		active[rs.run.WorkflowName]++
