@@ -286,6 +286,43 @@ func (d *DB) taskCounts(ctx context.Context, runID string) (map[model.TaskStatus
 	return out, nil
 }
 
+var _ model.RunTaskCounter = (*DB)(nil)
+
+// RunTaskCounts counts the tasks of the runs ids by status, in one query.
+func (d *DB) RunTaskCounts(ctx context.Context, ids []string) (map[string]map[model.TaskStatus]int, error) {
+	out, err := again(ctx, func() (map[string]map[model.TaskStatus]int, error) { return d.runTaskCounts(ctx, ids) })
+	if err != nil {
+		return map[string]map[model.TaskStatus]int{}, err
+	}
+	return out, nil
+}
+
+func (d *DB) runTaskCounts(ctx context.Context, ids []string) (map[string]map[model.TaskStatus]int, error) {
+	out := make(map[string]map[model.TaskStatus]int, len(ids))
+	for _, id := range ids {
+		out[id] = map[model.TaskStatus]int{}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := d.pool.Query(ctx, `SELECT run_id, status, n FROM task_counts WHERE run_id = ANY($1::text[]) AND n <> 0`, ids)
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	var id, st string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&id, &st, &n}, func() error {
+		if c := out[id]; c != nil {
+			c[model.TaskStatus(st)] = n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	return out, nil
+}
+
 // updateTasksSQL is model.ApplyTaskUpdate as one statement over a batch:
 // the WHERE clause holds the rules of what may change (a terminal task
 // never changes; an update about another attempt than the task's current
