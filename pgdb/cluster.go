@@ -77,7 +77,7 @@ func (d *DB) Leave(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM schedulers WHERE id = $1`, id); err != nil {
 			return err
 		}
-		return gone(ctx, tx, []string{id}, `UPDATE leader SET expires = now() WHERE holder = $1 AND expires > now()`, id)
+		return d.gone(ctx, tx, []string{id}, `UPDATE leader SET expires = now() WHERE holder = $1 AND expires > now()`, id)
 	})
 	if err != nil {
 		return fmt.Errorf("leave: %w", d.connError(err))
@@ -89,12 +89,15 @@ func (d *DB) Leave(ctx context.Context, id string) error {
 // transaction that deleted their rows: each statement sees what committed
 // before it (READ COMMITTED), so a run claimed by one of them while the
 // DELETE waited for its claim is freed too, and a claim that comes after
-// the DELETE finds no live scheduler. extra is one more statement.
-func gone(ctx context.Context, tx pgx.Tx, ids []string, extra string, args ...any) error {
+// the DELETE finds no live scheduler. The schema's channel is notified
+// (at commit), so that the other schedulers claim the freed runs at once.
+// extra is one more statement.
+func (d *DB) gone(ctx context.Context, tx pgx.Tx, ids []string, extra string, args ...any) error {
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO schedulers_gone (id, gone_at) SELECT unnest($1::text[]), now() ON CONFLICT DO NOTHING`, ids)
 	b.Queue(`UPDATE runs SET scheduler = NULL
 		WHERE scheduler = ANY($1::text[]) AND status IN ('pending', 'running')`, ids)
+	b.Queue(`SELECT pg_notify($1, 'schedulers') WHERE cardinality($2::text[]) > 0`, d.channel, ids)
 	if extra != "" {
 		b.Queue(extra, args...)
 	}
@@ -186,7 +189,7 @@ func (d *DB) Reap(ctx context.Context, id string, term int64) ([]string, error) 
 		if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return err
 		}
-		return gone(ctx, tx, nonNil(ids), `DELETE FROM schedulers_gone WHERE gone_at < now() - interval '30 days'`)
+		return d.gone(ctx, tx, nonNil(ids), `DELETE FROM schedulers_gone WHERE gone_at < now() - interval '30 days'`)
 	})
 	if err != nil {
 		if errors.Is(err, model.ErrFenced) {
@@ -257,16 +260,12 @@ func (d *DB) ClaimRuns(ctx context.Context, id string, limit int) ([]*model.Run,
 	if limit <= 0 {
 		return nil, nil
 	}
-	runs, err := d.claimRuns(ctx, id, limit)
+	runs, live, err := d.claimRuns(ctx, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim runs: %w", err)
 	}
 	if len(runs) > 0 {
 		return sortRuns(runs), nil
-	}
-	var live bool
-	if err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schedulers WHERE id = $1)`, id).Scan(&live); err != nil {
-		return nil, fmt.Errorf("claim runs: %w", d.connError(err))
 	}
 	if !live {
 		return nil, fenced(id)
@@ -274,39 +273,44 @@ func (d *DB) ClaimRuns(ctx context.Context, id string, limit int) ([]*model.Run,
 	return nil, nil
 }
 
-// claimRuns sends lockCappedSQL and claimRunsSQL in one batch: one round
-// trip, one implicit transaction that holds the locks until the claim
-// commits.
-func (d *DB) claimRuns(ctx context.Context, id string, limit int) ([]*model.Run, error) {
+// claimRuns sends lockCappedSQL, claimRunsSQL and whether id is live (a
+// claim that took nothing may be a fenced claimer's) in one batch: one
+// round trip, one implicit transaction that holds the locks until the
+// claim commits.
+func (d *DB) claimRuns(ctx context.Context, id string, limit int) (_ []*model.Run, live bool, _ error) {
 	b := &pgx.Batch{}
 	b.Queue(lockCappedSQL, lockSpace)
 	b.Queue(claimRunsSQL, id, limit)
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM schedulers WHERE id = $1)`, id)
 	br := d.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return nil, d.connError(err)
+		return nil, false, d.connError(err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, d.connError(err)
+		return nil, false, d.connError(err)
 	}
 	var out []*model.Run
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, false, err
 		}
 		out = append(out, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, d.connError(err)
+		return nil, false, d.connError(err)
+	}
+	if err := br.QueryRow().Scan(&live); err != nil {
+		return nil, false, d.connError(err)
 	}
 	if err := br.Close(); err != nil {
-		return nil, d.connError(err)
+		return nil, false, d.connError(err)
 	}
-	return out, nil
+	return out, live, nil
 }
 
 // sortRuns orders claimed runs as they were picked (RETURNING keeps no
