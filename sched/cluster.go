@@ -254,6 +254,7 @@ func (s *Scheduler) fenced(ctx context.Context) error {
 	clear(s.runs)
 	clear(s.touched)
 	clear(s.behind)
+	clear(s.counted)
 	s.order, s.waiting, s.rescue, s.buf = nil, nil, nil, nil
 	return fmt.Errorf("scheduler %s was reaped (no heartbeat for longer than the lease, %s); another scheduler takes over its runs: %w", s.id, s.cfg.Lease, model.ErrFenced)
 }

@@ -99,6 +99,15 @@ type Scheduler struct {
 	// rescue: runs taken over whose tasks are still to be recovered (a
 	// read failed).
 	rescue []*model.Run
+	// claimMore: one of several schedulers may find runs to claim — at
+	// start, after a notification (a new run), a poll, a reaping, a run of
+	// its own ending (room under max_active_runs), or a claim that took
+	// all it asked for. A claim that took fewer clears it: claiming every
+	// loop would cost a round trip each.
+	claimMore bool
+	// counted: the task counts of the runs claimed this loop, read by
+	// claimRuns for startRuns.
+	counted map[string]map[model.TaskStatus]int
 	// pauseUntil (unix ns): a task could not start because the disk refused
 	// a write; dispatch nothing before this.
 	pauseUntil atomic.Int64
@@ -144,6 +153,9 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		behind:   make(map[string]behindTask),
 		waiters:  make(map[string][]chan struct{}),
 		drainCh:  make(chan struct{}),
+
+		claimMore: true,
+		counted:   make(map[string]map[model.TaskStatus]int),
 	}
 }
 
@@ -232,7 +244,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	// anything starts; one of several takes runs in its loop, as it has
 	// room.
 	if s.sole {
-		if err := s.claimRuns(dbctx, 0, true); err != nil {
+		if _, err := s.claimRuns(dbctx, 0, true); err != nil {
 			return fmt.Errorf("recover unfinished work: %w", err)
 		}
 	}
@@ -333,16 +345,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case u := <-updates:
 			s.add(u)
 		case <-changes:
-			lookCancels = true
+			lookCancels, s.claimMore = true, true
 			ticks.poke() // a workflow may have been edited
 		case <-timer.C:
-			lookCancels = true
+			lookCancels, s.claimMore = true, true
 		case <-grace:
 			launching = false
 			s.stopInflight(dbctx)
 			return nil
 		case <-s.member.reaped:
 			// Runs were freed: take some if there is room.
+			s.claimMore = true
 		case <-s.member.fenced:
 			launching, leave = false, false
 			return s.fenced(dbctx)
@@ -554,16 +567,20 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	// Claim runs: a sole scheduler takes every pending run; one of
 	// several claims a few at a time, and only while it has free running
 	// slots, so that it never holds work a peer could run.
+	// One of several claims only when there may be runs to claim
+	// (claimMore: see its field).
 	limit := 0
 	if !s.sole {
 		limit = min(s.cfg.MaxRunningTasks-len(s.inflight), claimRunsAtOnce)
 	}
-	if s.sole || limit > 0 || len(s.rescue) > 0 {
-		if err := s.claimRuns(ctx, max(limit, 0), false); errors.Is(err, model.ErrFenced) {
+	if s.sole || (limit > 0 && s.claimMore) || len(s.rescue) > 0 {
+		if n, err := s.claimRuns(ctx, max(limit, 0), false); errors.Is(err, model.ErrFenced) {
 			s.member.fence(err)
 			return nil, time.Time{}
 		} else if err != nil {
 			s.log.Error("claim runs", "err", err)
+		} else if limit > 0 && n < limit {
+			s.claimMore = false // none left to claim
 		}
 	}
 	runs := s.waiting
@@ -581,8 +598,9 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	for _, rs := range s.order {
 		active[rs.run.WorkflowName]++
 	}
+	var fresh []*model.Run // runs to track: their tasks are counted at once
 	for i, r := range runs {
-		if len(ids) == s.cfg.MaxTasksPerBatch {
+		if len(ids)+len(fresh) == s.cfg.MaxTasksPerBatch {
 			s.waiting = append(s.waiting, runs[i:]...)
 			break
 		}
@@ -595,30 +613,48 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 				Error: fmt.Sprintf("workflow %q not found: the run has no copy of it and no workflow file loads", r.WorkflowName)})
 			continue
 		}
-		ids = append(ids, r.ID)
 		if s.runs[r.ID] != nil {
+			ids = append(ids, r.ID)
 			continue // marking it running failed last time
 		}
-		// A scheduler that died while starting the run may have created
-		// some of its tasks: count on those.
-		var existing []*model.Task
-		if counts, err := s.db.TaskCounts(ctx, r.ID); err != nil {
-			s.log.Error("count tasks", "run", r.ID, "err", err)
-			ids = ids[:len(ids)-1]
+		fresh = append(fresh, r)
+		active[r.WorkflowName]++
+	}
+	// A scheduler that died while starting a run may have created some of
+	// its tasks: count on those. The counts of runs claimed this loop were
+	// read by claimRuns.
+	var toCount []string
+	for _, r := range fresh {
+		if _, ok := s.counted[r.ID]; !ok {
+			toCount = append(toCount, r.ID)
+		}
+	}
+	all, err := model.RunTaskCounts(ctx, s.db, toCount)
+	if err != nil {
+		s.log.Error("count tasks", "runs", len(toCount)-len(all), "err", err)
+	}
+	for _, r := range fresh {
+		counts, ok := s.counted[r.ID]
+		if !ok {
+			counts, ok = all[r.ID]
+		}
+		if !ok {
 			s.waiting = append(s.waiting, r)
 			continue
-		} else if len(counts) > 0 {
+		}
+		var existing []*model.Task
+		if len(counts) > 0 {
 			if existing, err = s.db.ListTasks(ctx, r.ID); err != nil {
 				s.log.Error("list tasks", "run", r.ID, "err", err)
-				ids = ids[:len(ids)-1]
 				s.waiting = append(s.waiting, r)
 				continue
 			}
 		}
+		ids = append(ids, r.ID)
 		s.track(r, existing)
-		active[r.WorkflowName]++
 		s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.TaskCount())
 	}
+	clear(s.counted)
 	if len(bad) > 0 {
 		if _, err := s.written("fail runs without a workflow", s.db.UpdateRuns(ctx, bad)); err != nil {
 			s.log.Error("fail runs without a workflow", "err", err)
@@ -675,13 +711,20 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 	// looks at them again, so a failed read never leaves a run unfinished.
 	var unread []string
 	now := time.Now()
+	ids := make([]string, 0, len(s.touched))
 	for id := range s.touched {
 		if rs := s.runs[id]; rs != nil && !rs.allCreated() {
 			continue // not all its tasks exist yet
 		}
-		counts, err := s.db.TaskCounts(ctx, id)
-		if err != nil {
-			s.log.Error("count tasks; will look again", "run", id, "err", err)
+		ids = append(ids, id)
+	}
+	all, err := model.RunTaskCounts(ctx, s.db, ids)
+	if err != nil {
+		s.log.Error("count tasks; will look again", "runs", len(ids)-len(all), "err", err)
+	}
+	for _, id := range ids {
+		counts, ok := all[id]
+		if !ok {
 			unread = append(unread, id)
 			continue
 		}
@@ -730,6 +773,7 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 			}
 			s.log.Log(ctx, lvl, "run finished", "run", u.RunID, "status", u.Status, "err", u.Error)
 			s.untrack(u.RunID)
+			s.claimMore = true // its workflow may have room for another (max_active_runs)
 			s.wake(u.RunID)
 		}
 	}
@@ -975,14 +1019,16 @@ func (s *Scheduler) recover(ctx context.Context, runs map[string]bool) error {
 // At start it is the recovery of what a dead predecessor left: an error is
 // returned, and the runs whose tasks had all ended are finished before
 // anything new is dispatched.
-func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error {
+func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) (int, error) {
 	runs, err := s.cluster.ClaimRuns(ctx, s.id, limit)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	clear(s.counted)
 	if s.sole {
 		s.waiting = s.waiting[:0] // it sees every pending run again
 	}
+	var pending []string // claimed pending runs: their tasks are counted at once
 	for _, r := range runs {
 		if s.runs[r.ID] != nil && r.Status == model.RunRunning {
 			continue
@@ -995,16 +1041,24 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 		if s.sole {
 			continue // at start, recover looks at every active task
 		}
-		counts, err := s.db.TaskCounts(ctx, r.ID)
+		pending = append(pending, r.ID)
+	}
+	if len(pending) > 0 {
+		all, err := model.RunTaskCounts(ctx, s.db, pending)
 		if err != nil {
-			s.log.Error("count tasks", "run", r.ID, "err", err)
+			s.log.Error("count tasks", "runs", len(pending)-len(all), "err", err)
 		}
-		if err != nil || counts[model.TaskDispatched]+counts[model.TaskRunning] > 0 {
-			s.rescue = append(s.rescue, r)
+		for _, r := range s.waiting[len(s.waiting)-len(pending):] {
+			counts, ok := all[r.ID]
+			if !ok || counts[model.TaskDispatched]+counts[model.TaskRunning] > 0 {
+				s.rescue = append(s.rescue, r)
+				continue
+			}
+			s.counted[r.ID] = counts // startRuns needs them too
 		}
 	}
 	if len(s.rescue) == 0 && !(start && s.sole) {
-		return nil
+		return len(runs), nil
 	}
 	var ids map[string]bool
 	if !(start && s.sole) {
@@ -1015,10 +1069,10 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 	}
 	if err := s.recover(ctx, ids); err != nil {
 		if start {
-			return err
+			return 0, err
 		}
 		s.log.Error("recover the tasks of runs taken over; will try again", "runs", len(s.rescue), "err", err)
-		return nil
+		return len(runs), nil
 	}
 	rescued := s.rescue
 	s.rescue = nil
@@ -1029,7 +1083,7 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 		existing, err := s.db.ListTasks(ctx, r.ID)
 		if err != nil {
 			if start {
-				return err
+				return 0, err
 			}
 			s.log.Error("list tasks of a run taken over; will try again", "run", r.ID, "err", err)
 			s.rescue = append(s.rescue, r)
@@ -1046,7 +1100,7 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 	if start {
 		s.finishRuns(ctx)
 	}
-	return nil
+	return len(runs), nil
 }
 
 // wake tells WaitRun callers that a run ended.
