@@ -565,10 +565,9 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		return nil, time.Time{} // the disk refused a write: do not add more work
 	}
 	// Claim runs: a sole scheduler takes every pending run; one of
-	// several claims a few at a time, and only while it has free running
-	// slots, so that it never holds work a peer could run.
-	// One of several claims only when there may be runs to claim
-	// (claimMore: see its field).
+	// several claims a few at a time, only while it has free running
+	// slots, so that it never holds work a peer could run, and only when
+	// there may be runs to claim (claimMore).
 	limit := 0
 	if !s.sole {
 		limit = min(s.cfg.MaxRunningTasks-len(s.inflight), claimRunsAtOnce)
@@ -1028,7 +1027,7 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) (int, 
 	if s.sole {
 		s.waiting = s.waiting[:0] // it sees every pending run again
 	}
-	var pending []string // claimed pending runs: their tasks are counted at once
+	var pending []*model.Run // claimed pending runs: their tasks are counted at once
 	for _, r := range runs {
 		if s.runs[r.ID] != nil && r.Status == model.RunRunning {
 			continue
@@ -1041,14 +1040,18 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) (int, 
 		if s.sole {
 			continue // at start, recover looks at every active task
 		}
-		pending = append(pending, r.ID)
+		pending = append(pending, r)
 	}
 	if len(pending) > 0 {
-		all, err := model.RunTaskCounts(ctx, s.db, pending)
-		if err != nil {
-			s.log.Error("count tasks", "runs", len(pending)-len(all), "err", err)
+		ids := make([]string, len(pending))
+		for i, r := range pending {
+			ids[i] = r.ID
 		}
-		for _, r := range s.waiting[len(s.waiting)-len(pending):] {
+		all, err := model.RunTaskCounts(ctx, s.db, ids)
+		if err != nil {
+			s.log.Error("count tasks", "runs", len(ids)-len(all), "err", err)
+		}
+		for _, r := range pending {
 			counts, ok := all[r.ID]
 			if !ok || counts[model.TaskDispatched]+counts[model.TaskRunning] > 0 {
 				s.rescue = append(s.rescue, r)
