@@ -25,6 +25,7 @@ import (
 //     recorded — only by the scheduler that holds its lease. Runs are
 //     claimed (ClaimRuns) a few at a time, and only while the scheduler has
 //     free running slots: a scheduler does not hoard work a peer could run.
+//     The claim keeps a workflow's max_active_runs across the cluster.
 //   - Leases last as long as the scheduler's heartbeat, sent every Lease/3
 //     by a goroutine of its own (member.beat).
 //   - One scheduler is the leader, on a term that expires; it reaps the
