@@ -698,3 +698,54 @@ func (s *stores) testLeaderTerms(t *testing.T) {
 		t.Fatalf("Reap(c) on its term: %v", err)
 	}
 }
+
+// testClaimCreates: tasks created in a claim (model.Claim.Create) land
+// with the claim's updates and its claim: the end of a task, the next task
+// created dispatched in its first attempt, another created skipped, and a
+// pending task claimed, in one call; a task that exists is left as it is.
+func (s *suite) testClaimCreates(t *testing.T) {
+	ctx, db := s.setup(t)
+	w := newWorkflow("hello", 3)
+	mustCreateWorkflow(ctx, t, db, w)
+	r := newRun(w, at(1))
+	mustCreateRun(ctx, t, db, r)
+	all := model.NewTasks(r, at(2))
+	mustCreateTasks(ctx, t, db, all[:2])
+	o := newOracle(all[:2])
+	got, err := model.ClaimTasks(ctx, db, model.Claim{Limit: 1, At: at(3)})
+	if err != nil || !slices.Equal(claimedIDs(got), []string{all[0].ID}) {
+		t.Fatalf("first claim = %v, %v; want task 0", claimedIDs(got), err)
+	}
+	o.apply(t, []model.TaskUpdate{dispatchOf(all[0], "", at(3))})
+
+	ups := []model.TaskUpdate{{TaskID: all[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess, At: at(4)}}
+	wantChanged := o.apply(t, ups)
+	next := cloneTask(all[2])
+	d := at(4).UTC()
+	next.Status, next.Attempt, next.DispatchedAt = model.TaskDispatched, 1, &d
+	skipped := cloneTask(all[2])
+	skipped.ID, skipped.TaskIndex = model.TaskID(r.ID, skipped.Name, 3), 3
+	skipped.Status, skipped.Error, skipped.FinishedAt = model.TaskSkipped, "condition `x` is false", &d
+	again := cloneTask(all[1]) // exists: left as it is
+	again.Status = model.TaskFailed
+	got, err = model.ClaimTasks(ctx, db, model.Claim{Limit: 2, At: at(4), Updates: ups,
+		Create: []*model.Task{next, skipped, again}})
+	if err != nil || !slices.Equal(claimedIDs(got), []string{all[1].ID}) {
+		t.Fatalf("claim with creates = %v, %v; want task 1 claimed, the created tasks not", claimedIDs(got), err)
+	}
+	checkTaskSet(t, "Changed by the claim's updates", got.Changed, wantChanged)
+	o.apply(t, []model.TaskUpdate{dispatchOf(all[1], "", at(4))})
+	o.add(next)
+	o.add(skipped)
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID))
+	checkCounts(ctx, t, db, r.ID, o.counts(r.ID))
+
+	// Creates alone, with nothing to update or claim.
+	last := cloneTask(all[2])
+	last.ID, last.TaskIndex = model.TaskID(r.ID, last.Name, 4), 4
+	if got, err = model.ClaimTasks(ctx, db, model.Claim{Create: []*model.Task{last}}); err != nil || len(got.Tasks)+len(got.Changed) != 0 {
+		t.Fatalf("creates alone = %+v, %v; want nothing claimed or changed", got, err)
+	}
+	o.add(last)
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID))
+}
