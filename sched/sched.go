@@ -76,6 +76,10 @@ type Scheduler struct {
 	cluster model.Cluster
 	sole    bool
 	member  *member
+	// hopInBatch: the database writes new tasks with the updates and the
+	// claim in one durable batch (a model.TaskBatchWriter served by one
+	// scheduler), so the tasks an end unblocks are created with that end.
+	hopInBatch bool
 
 	// Owned by the loop goroutine.
 	inflight map[string]flight // by task id: dispatched here and not yet ended
@@ -130,10 +134,15 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		c = &soleCluster{db: db}
 	}
 	return &Scheduler{
-		cfgErr:   cfgErr,
-		id:       cfg.ID,
-		cluster:  c,
-		sole:     !ok,
+		cfgErr:  cfgErr,
+		id:      cfg.ID,
+		cluster: c,
+		sole:    !ok,
+		hopInBatch: func() bool {
+			_, bw := db.(model.TaskBatchWriter)
+			_, tc := db.(model.TaskClaimer)
+			return !ok && bw && !tc
+		}(),
 		db:       db,
 		mgr:      mgr,
 		cfg:      cfg,
@@ -459,8 +468,21 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			c.Last, c.Skip = s.behindOrder()
 			c.SkipNodes = s.fullNodes()
 		}
+		// The tasks that the ends in this batch unblock are created in the
+		// same batch (dispatched, or skipped): one durable write per hop.
+		var sp *speculation
+		if dispatch && s.hopInBatch && len(s.order) > 0 {
+			if sp = s.predict(); sp != nil {
+				sp.plan = s.planTasks(limit, now)
+				c.Create = sp.plan.tasks
+				c.Limit = max(limit-len(sp.plan.starts), 0)
+			}
+		}
 		res, err := model.ClaimTasks(ctx, s.db, c)
-		_, err = s.written("record task status", err)
+		failed, err := s.written("record task status", err)
+		if err != nil {
+			sp.undo()
+		}
 		if errors.Is(err, model.ErrFenced) {
 			s.member.fence(err)
 			return false
@@ -470,6 +492,19 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			return false
 		}
 		s.writeOK()
+		if sp != nil {
+			created := s.applyPlan(sp.plan, failed)
+			if !sp.landed(res.Changed, failed) {
+				s.log.Error("an end this batch counted on was not recorded: the tasks created after it do not start, and their run waits (see `ork doctor`)")
+				created = s.blocked(created, sp.plan.tasks, idsOf(created))
+			}
+			for _, p := range created {
+				s.fly(p)
+			}
+			starts = append(starts, created...)
+			claimed += len(sp.plan.starts)
+			more = more || len(sp.plan.tasks) > 0
+		}
 		for _, u := range s.buf[:nbuf] {
 			if _, ok := s.ends(u); ok {
 				s.land(u.TaskID)
@@ -482,7 +517,9 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 				continue
 			}
 			s.land(t.ID)
-			s.observe(t)
+			if !sp.predicted(t) {
+				s.observe(t)
+			}
 			delete(s.behind, t.ID)
 			more = true // a node downstream may be ready now
 			lvl := slog.LevelDebug
@@ -491,14 +528,15 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			}
 			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
 		}
-		claimed = len(res.Tasks)
-		starts = s.withinMaxParallel(res.Tasks)
-		for i := range starts {
-			starts[i].Upstream = s.upstreamOf(starts[i].Task)
-			delete(s.behind, starts[i].Task.ID)
-			s.fly(starts[i])
+		claimed += len(res.Tasks)
+		fromQueue := s.withinMaxParallel(res.Tasks)
+		for i := range fromQueue {
+			fromQueue[i].Upstream = s.upstreamOf(fromQueue[i].Task)
+			delete(s.behind, fromQueue[i].Task.ID)
+			s.fly(fromQueue[i])
 		}
-		more = more || (claimed > 0 && claimed == limit)
+		starts = append(starts, fromQueue...)
+		more = more || (len(res.Tasks) > 0 && len(res.Tasks) == c.Limit)
 	}
 	if dispatch && len(s.order) > 0 {
 		created, progressed := s.materialize(ctx, limit-claimed)
