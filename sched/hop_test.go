@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ork-run/ork/filedb"
 	"github.com/ork-run/ork/model"
@@ -138,5 +139,72 @@ func TestDAGHopWriteFailureCountsEachEndOnce(t *testing.T) {
 		if p.FinishedAt.After(*tasks["sum"][0].StartedAt) {
 			t.Errorf("sum started at %v, before part %d ended at %v", tasks["sum"][0].StartedAt, p.TaskIndex, p.FinishedAt)
 		}
+	}
+}
+
+// A running report waits for a batch to ride with — the end of a short
+// task — rather than take a commit of its own; a long task's start is
+// recorded while it runs, all the same.
+func TestRunningReportRidesWithTheEnd(t *testing.T) {
+	e := newEnv(t)
+	e.script("ok.sh", "exit 0")
+	e.script("long.sh", "sleep 2")
+	w := e.dagWorkflow("chain", map[string]*model.TaskSpec{
+		"a": {JobName: "ok.sh"},
+		"b": {JobName: "ok.sh", DependsOn: []string{"a"}},
+		"c": {JobName: "ok.sh", DependsOn: []string{"b"}},
+		"d": {JobName: "ok.sh", DependsOn: []string{"c"}},
+		"e": {JobName: "long.sh", DependsOn: []string{"d"}},
+	})
+	db := &writeLog{DB: e.db}
+	s, _ := e.start(db, sched.Config{})
+	r := e.trigger(e.db, w)
+	// e's start is recorded while it runs.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ts := byName(e.tasks(r))
+		if es := ts["e"]; len(es) == 1 && es[0].StartedAt != nil {
+			if es[0].Status != model.TaskRunning {
+				t.Fatalf("e's start was recorded with its end (%s), not while it ran", es[0].Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("e's start not recorded; log:\n%s", e.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.wait(s, r); got.Status != model.RunSuccess {
+		t.Fatalf("run = %s %q", got.Status, got.Error)
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	rode, alone := 0, 0
+	for _, wr := range db.writes {
+		running, ended := map[string]bool{}, map[string]bool{}
+		for _, u := range wr.updates {
+			switch {
+			case u.Status == model.TaskRunning:
+				running[u.TaskID] = true
+			case u.Status.Terminal():
+				ended[u.TaskID] = true
+			}
+		}
+		for id := range running {
+			if ended[id] {
+				rode++
+			}
+		}
+		if len(running) > 0 && len(running) == len(wr.updates) && len(wr.create) == 0 {
+			alone++
+		}
+	}
+	// The short tasks end well within the wait (a few milliseconds, against
+	// 100): most of their reports ride with their end. e's is written alone.
+	if rode < 2 {
+		t.Errorf("%d of 4 short tasks had their running report written with their end; want most", rode)
+	}
+	if alone < 1 {
+		t.Errorf("no running report was written on its own: the long task's start waited for its end")
 	}
 }

@@ -89,6 +89,7 @@ type Scheduler struct {
 	buf      []model.TaskUpdate   // updates not yet written
 	touched  map[string]bool      // runs whose tasks changed since the last completion check
 	retryAt  time.Time            // after a failed write, do not write again before this
+	heldAt   time.Time            // since when the buffer has held only running reports that wait (see holdable)
 	backoff  time.Duration
 	// retryTimes: when tasks put back in the queue for a retry come due.
 	retryTimes []time.Time
@@ -309,7 +310,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 		wait := s.cfg.PollInterval
 		if len(s.buf) > 0 {
-			wait = min(wait, time.Until(s.retryAt))
+			wait = min(wait, time.Until(s.writeDue()))
 		}
 		if next := s.nextWake(time.Now()); !next.IsZero() {
 			wait = min(wait, time.Until(next))
@@ -456,14 +457,31 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	var starts []model.TaskWithWorkflow
 	claimed := 0
 	more := false
-	if len(s.buf) > 0 || limit > 0 {
+	// Running reports alone wait a little for a batch to ride with (the
+	// task's end, the next dispatch), rather than take a commit of their
+	// own while nothing else waits.
+	held := false
+	if dispatch && s.holdable() {
 		now := time.Now()
-		s.retries(now)
-		nbuf := len(s.buf)
+		if s.heldAt.IsZero() {
+			s.heldAt = now
+		}
+		held = now.Before(s.heldAt.Add(runningHold))
+	}
+	ups := s.buf
+	if held {
+		ups = nil
+	}
+	if len(ups) > 0 || limit > 0 {
+		now := time.Now()
+		if !held {
+			s.retries(now)
+			ups = s.buf
+		}
 		// The attempt is counted durably before the task starts (the claim
 		// marks it dispatched): a crash after the start is then always
 		// visible as an attempt.
-		c := model.Claim{Scheduler: s.id, Limit: limit, Updates: s.buf, At: now}
+		c := model.Claim{Scheduler: s.id, Limit: limit, Updates: ups, At: now}
 		if limit > 0 {
 			c.Last, c.Skip = s.behindOrder()
 			c.SkipNodes = s.fullNodes()
@@ -505,13 +523,16 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			claimed += len(sp.plan.starts)
 			more = more || len(sp.plan.tasks) > 0
 		}
-		for _, u := range s.buf[:nbuf] {
+		for _, u := range ups {
 			if _, ok := s.ends(u); ok {
 				s.land(u.TaskID)
 			}
 			s.touched[u.RunID] = true
 		}
-		s.buf = s.buf[:0]
+		if !held {
+			s.buf = s.buf[:0]
+			s.heldAt = time.Time{}
+		}
 		for _, t := range res.Changed {
 			if !t.Status.Terminal() {
 				continue
@@ -547,7 +568,44 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		more = more || progressed
 	}
 	s.start(ctx, starts)
-	return more || len(s.buf) > 0
+	return more || len(s.buf) > 0 && !(held && s.holdable())
+}
+
+// runningHold is the longest a task's running report waits in the buffer
+// for a batch to ride with.
+const runningHold = 100 * time.Millisecond
+
+// holdable reports whether every update in the buffer is a running report
+// that may wait for the next batch: on the file database (one scheduler,
+// whose start-up finds an attempt begun from its log file even when its
+// start was not recorded), of a task whose executor can tell whether an
+// attempt began (exec.StartProber). Nothing is lost by the wait: an
+// attempt recorded dispatched whose process had begun is counted as one
+// that ran (see docs/RELIABILITY.md).
+func (s *Scheduler) holdable() bool {
+	if !s.hopInBatch || len(s.buf) == 0 {
+		return false
+	}
+	for _, u := range s.buf {
+		if u.Status != model.TaskRunning {
+			return false
+		}
+		if f, ok := s.inflight[u.TaskID]; !ok || !f.probed {
+			return false
+		}
+	}
+	return true
+}
+
+// writeDue is when the buffer is to be written next: not before a failed
+// write's backoff, nor before held running reports' time is up.
+func (s *Scheduler) writeDue() time.Time {
+	if !s.heldAt.IsZero() && s.holdable() {
+		if h := s.heldAt.Add(runningHold); h.After(s.retryAt) {
+			return h
+		}
+	}
+	return s.retryAt
 }
 
 func exitCode(c *int) any {
