@@ -703,6 +703,7 @@ func (s *stores) testLeaderTerms(t *testing.T) {
 // with the claim's updates and its claim: the end of a task, the next task
 // created dispatched in its first attempt, another created skipped, and a
 // pending task claimed, in one call; a task that exists is left as it is.
+// On a cluster, only a claimer that holds the run creates its tasks.
 func (s *suite) testClaimCreates(t *testing.T) {
 	ctx, db := s.setup(t)
 	w := newWorkflow("hello", 3)
@@ -747,5 +748,30 @@ func (s *suite) testClaimCreates(t *testing.T) {
 		t.Fatalf("creates alone = %+v, %v; want nothing claimed or changed", got, err)
 	}
 	o.add(last)
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID))
+
+	// On a cluster, a claimer creates tasks only in the runs it holds.
+	cl, ok := db.(model.Cluster)
+	if !ok {
+		return
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := cl.Heartbeat(ctx, model.SchedulerInfo{ID: id, Host: "h", PID: 1, StartedAt: at(1)}, time.Hour); err != nil {
+			t.Fatalf("Heartbeat(%s): %v", id, err)
+		}
+	}
+	if runs, err := cl.ClaimRuns(ctx, "a", 10); err != nil || len(runs) != 1 || runs[0].ID != r.ID {
+		t.Fatalf("ClaimRuns(a) = %d runs, %v; want run %s", len(runs), err, r.ID)
+	}
+	held := cloneTask(all[2])
+	held.ID, held.TaskIndex = model.TaskID(r.ID, held.Name, 5), 5
+	if _, err := model.ClaimTasks(ctx, db, model.Claim{Scheduler: "b", Create: []*model.Task{held}}); err != nil {
+		t.Fatalf("claim of b with creates: %v", err)
+	}
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID)) // b does not hold the run: nothing created
+	if _, err := model.ClaimTasks(ctx, db, model.Claim{Scheduler: "a", Create: []*model.Task{held}}); err != nil {
+		t.Fatalf("claim of a with creates: %v", err)
+	}
+	o.add(held)
 	checkTasks(ctx, t, db, r.ID, o.list(r.ID))
 }

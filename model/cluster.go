@@ -131,8 +131,10 @@ type Claimed struct {
 }
 
 // TaskClaimer is implemented by databases that claim tasks in one
-// statement. Databases without it are served by ClaimTasks's read and
-// write, which is safe only with one scheduler.
+// statement, and create the claim's new tasks (Claim.Create) in the same
+// batch: only in runs that exist and, on a cluster, that the claimer
+// holds. Databases without it are served by ClaimTasks's read and write,
+// which is safe only with one scheduler.
 type TaskClaimer interface {
 	ClaimTasks(ctx context.Context, c Claim) (Claimed, error)
 }
@@ -150,23 +152,14 @@ type TaskBatchWriter interface {
 // oldest run first, then by task index, those in c.Last after the others,
 // not those in c.Skip or c.SkipNodes, nor those whose RetryAt is still to
 // come — marking them dispatched with their next attempt number, all in
-// one durable batch. It uses db's own claim when db is a TaskClaimer (after
-// CreateTasks, when there are tasks to create); otherwise it reads the
+// one durable batch. It uses db's own claim when db is a TaskClaimer (which
+// creates c.Create in its batch); otherwise it reads the
 // queue (PendingTasks) and writes once (WriteTasks of a TaskBatchWriter,
 // else CreateTasks then UpdateTasks). A *PartialError is returned as
 // CreateTasks and UpdateTasks return it, with what was done.
 func ClaimTasks(ctx context.Context, db Database, c Claim) (Claimed, error) {
 	if tc, ok := db.(TaskClaimer); ok {
-		if len(c.Create) == 0 {
-			return tc.ClaimTasks(ctx, c)
-		}
-		cerr := db.CreateTasks(ctx, c.Create)
-		var pe *PartialError
-		if cerr != nil && !errors.As(cerr, &pe) {
-			return Claimed{}, cerr
-		}
-		out, err := tc.ClaimTasks(ctx, c)
-		return out, joinPartial(cerr, err)
+		return tc.ClaimTasks(ctx, c)
 	}
 	bw, batch := db.(TaskBatchWriter)
 	if len(c.Create) > 0 && !batch {
