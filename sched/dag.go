@@ -245,7 +245,7 @@ func (s *Scheduler) observe(t *model.Task) {
 // returned to be started; for nodes that are skipped, their tasks, created
 // skipped. It reports whether it created anything.
 func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWithWorkflow, bool) {
-	mp := s.planTasks(room, time.Now())
+	mp := s.planTasks(room, time.Now(), nil)
 	if len(mp.tasks) == 0 {
 		return nil, false
 	}
@@ -276,15 +276,16 @@ type nodePlan struct {
 
 // planTasks decides the next task records: for nodes that run, up to room
 // tasks, dispatched in their first attempt; for nodes that are skipped,
-// their tasks, skipped. Nothing is counted as created until applyPlan,
-// once they are written.
-func (s *Scheduler) planTasks(room int, now time.Time) *taskPlan {
+// their tasks, skipped — of every node, or of the nodes only accepts (if
+// not nil). Nothing is counted as created until applyPlan, once they are
+// written.
+func (s *Scheduler) planTasks(room int, now time.Time, only func(*nodeState) bool) *taskPlan {
 	at := now.UTC()
 	mp := &taskPlan{}
 	budget := s.cfg.MaxTasksPerBatch // skipped records per batch
 	for _, rs := range s.order {
 		for _, ns := range rs.nodes {
-			if ns.missing() == 0 || !rs.decide(ns) {
+			if ns.missing() == 0 || only != nil && !only(ns) || !rs.decide(ns) {
 				continue
 			}
 			skip := ns.skip != ""
@@ -425,6 +426,15 @@ func (sp *speculation) undo() {
 	for ns, v := range sp.saved {
 		*ns = v
 	}
+}
+
+// unblocked reports whether node ns was not decided before the ends were
+// observed ahead: the nodes whose first tasks go with those ends. (The
+// rest of a node decided earlier is created after the claim, as ever, so
+// that the queue's pending tasks keep their turn.)
+func (sp *speculation) unblocked(ns *nodeState) bool {
+	v, ok := sp.saved[ns]
+	return ok && !v.decided
 }
 
 // predicted reports whether t's end was observed ahead, as it landed.

@@ -491,7 +491,7 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		var sp *speculation
 		if dispatch && s.hopInBatch && len(s.order) > 0 {
 			if sp = s.predict(); sp != nil {
-				sp.plan = s.planTasks(limit, now)
+				sp.plan = s.planTasks(limit, now, sp.unblocked)
 				c.Create = sp.plan.tasks
 				c.Limit = max(limit-len(sp.plan.starts), 0)
 			}
