@@ -89,8 +89,11 @@ type Scheduler struct {
 	buf      []model.TaskUpdate   // updates not yet written
 	touched  map[string]bool      // runs whose tasks changed since the last completion check
 	retryAt  time.Time            // after a failed write, do not write again before this
-	heldAt   time.Time            // since when the buffer has held only running reports that wait (see holdable)
-	backoff  time.Duration
+	// held: running reports that wait for a batch to ride with (see
+	// hold), since heldAt.
+	held    []model.TaskUpdate
+	heldAt  time.Time
+	backoff time.Duration
 	// retryTimes: when tasks put back in the queue for a retry come due.
 	retryTimes []time.Time
 	// behind: tasks put back in the queue because their scheduler died
@@ -310,7 +313,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 		wait := s.cfg.PollInterval
 		if len(s.buf) > 0 {
-			wait = min(wait, time.Until(s.writeDue()))
+			wait = min(wait, time.Until(s.retryAt))
+		}
+		if len(s.held) > 0 {
+			wait = min(wait, time.Until(s.heldAt.Add(runningHold)))
 		}
 		if next := s.nextWake(time.Now()); !next.IsZero() {
 			wait = min(wait, time.Until(next))
@@ -457,27 +463,11 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	var starts []model.TaskWithWorkflow
 	claimed := 0
 	more := false
-	// Running reports alone wait a little for a batch to ride with (the
-	// task's end, the next dispatch), rather than take a commit of their
-	// own while nothing else waits.
-	held := false
-	if dispatch && s.holdable() {
+	s.hold(dispatch)
+	if len(s.buf) > 0 || limit > 0 {
 		now := time.Now()
-		if s.heldAt.IsZero() {
-			s.heldAt = now
-		}
-		held = now.Before(s.heldAt.Add(runningHold))
-	}
-	ups := s.buf
-	if held {
-		ups = nil
-	}
-	if len(ups) > 0 || limit > 0 {
-		now := time.Now()
-		if !held {
-			s.retries(now)
-			ups = s.buf
-		}
+		s.retries(now)
+		ups := s.buf
 		// The attempt is counted durably before the task starts (the claim
 		// marks it dispatched): a crash after the start is then always
 		// visible as an attempt.
@@ -529,10 +519,7 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			}
 			s.touched[u.RunID] = true
 		}
-		if !held {
-			s.buf = s.buf[:0]
-			s.heldAt = time.Time{}
-		}
+		s.buf = s.buf[:0]
 		for _, t := range res.Changed {
 			if !t.Status.Terminal() {
 				continue
@@ -568,45 +555,50 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		more = more || progressed
 	}
 	s.start(ctx, starts)
-	return more || len(s.buf) > 0 && !(held && s.holdable())
+	return more || len(s.buf) > 0
 }
 
-// runningHold is the longest a task's running report waits in the buffer
-// for a batch to ride with.
+// hold keeps back, in s.held, the running reports that may wait for a
+// batch to ride with (the task's end, the next dispatch) rather than take a
+// commit of their own while nothing else is to be written; they go back
+// in front of the buffer when anything else is to be written, when their
+// time is up (runningHold), or when dispatch is not set (a flush).
+//
+// Only on the file database (one scheduler, whose start-up finds an
+// attempt begun from its log file even when its start was not recorded),
+// and only reports of tasks whose executor can tell whether an attempt
+// began (exec.StartProber): nothing a crash needs is lost by the wait —
+// an attempt recorded dispatched whose process had begun is counted as
+// one that ran (see docs/RELIABILITY.md).
+func (s *Scheduler) hold(dispatch bool) {
+	if dispatch && s.hopInBatch {
+		keep := s.buf[:0]
+		for _, u := range s.buf {
+			if f, ok := s.inflight[u.TaskID]; ok && f.probed && u.Status == model.TaskRunning {
+				if len(s.held) == 0 {
+					s.heldAt = time.Now()
+				}
+				s.held = append(s.held, u)
+				continue
+			}
+			keep = append(keep, u)
+		}
+		clear(s.buf[len(keep):])
+		s.buf = keep
+	}
+	if len(s.held) == 0 {
+		return
+	}
+	if len(s.buf) > 0 || !dispatch || !time.Now().Before(s.heldAt.Add(runningHold)) {
+		s.buf = append(s.held, s.buf...) // the held reports came first
+		s.held = nil
+		s.heldAt = time.Time{}
+	}
+}
+
+// runningHold is the longest a task's running report waits for a batch
+// to ride with.
 const runningHold = 100 * time.Millisecond
-
-// holdable reports whether every update in the buffer is a running report
-// that may wait for the next batch: on the file database (one scheduler,
-// whose start-up finds an attempt begun from its log file even when its
-// start was not recorded), of a task whose executor can tell whether an
-// attempt began (exec.StartProber). Nothing is lost by the wait: an
-// attempt recorded dispatched whose process had begun is counted as one
-// that ran (see docs/RELIABILITY.md).
-func (s *Scheduler) holdable() bool {
-	if !s.hopInBatch || len(s.buf) == 0 {
-		return false
-	}
-	for _, u := range s.buf {
-		if u.Status != model.TaskRunning {
-			return false
-		}
-		if f, ok := s.inflight[u.TaskID]; !ok || !f.probed {
-			return false
-		}
-	}
-	return true
-}
-
-// writeDue is when the buffer is to be written next: not before a failed
-// write's backoff, nor before held running reports' time is up.
-func (s *Scheduler) writeDue() time.Time {
-	if !s.heldAt.IsZero() && s.holdable() {
-		if h := s.heldAt.Add(runningHold); h.After(s.retryAt) {
-			return h
-		}
-	}
-	return s.retryAt
-}
 
 func exitCode(c *int) any {
 	if c == nil {
