@@ -21,7 +21,11 @@
 //     because the scheduler stopped or died first, go back to the queue with
 //     their attempt withdrawn. While the disk refuses writes, nothing starts.
 //     A run's task records are created as slots free up, the first ones
-//     already dispatched.
+//     already dispatched. On a database that writes new records with
+//     updates (model.TaskBatchWriter: the file database), the records of
+//     the nodes that the batch's ends unblock go in that same batch, so a
+//     DAG hop is one durable write; and a task's running report waits for
+//     the next batch, 100 ms at most (hold).
 //  4. The runs started in step 2 are marked running.
 //  5. The loop sleeps until a status update, a change signalled by the
 //     database (model.Notifier: another process triggered a run), or the
