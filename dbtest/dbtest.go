@@ -126,6 +126,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 	t.Run("Claims", func(t *testing.T) { // cluster.go: through model.ClaimTasks
 		t.Run("Order", s.testClaimOrder)
 		t.Run("WithUpdates", s.testClaimWithUpdates)
+		t.Run("Creates", s.testClaimCreates)
 		t.Run("FencedReports", s.testFencedReports)
 	})
 	t.Run("Concurrent", s.testConcurrent)

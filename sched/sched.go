@@ -21,7 +21,11 @@
 //     because the scheduler stopped or died first, go back to the queue with
 //     their attempt withdrawn. While the disk refuses writes, nothing starts.
 //     A run's task records are created as slots free up, the first ones
-//     already dispatched.
+//     already dispatched. On a database that writes new records with
+//     updates (model.TaskBatchWriter: the file database), the records of
+//     the nodes that the batch's ends unblock go in that same batch, so a
+//     DAG hop is one durable write; and a task's running report waits for
+//     the next batch, 100 ms at most (hold).
 //  4. The runs started in step 2 are marked running.
 //  5. The loop sleeps until a status update, a change signalled by the
 //     database (model.Notifier: another process triggered a run), or the
@@ -76,6 +80,10 @@ type Scheduler struct {
 	cluster model.Cluster
 	sole    bool
 	member  *member
+	// hopInBatch: the database writes new tasks with the updates and the
+	// claim in one durable batch (a model.TaskBatchWriter served by one
+	// scheduler), so the tasks an end unblocks are created with that end.
+	hopInBatch bool
 
 	// Owned by the loop goroutine.
 	inflight map[string]flight // by task id: dispatched here and not yet ended
@@ -85,7 +93,11 @@ type Scheduler struct {
 	buf      []model.TaskUpdate   // updates not yet written
 	touched  map[string]bool      // runs whose tasks changed since the last completion check
 	retryAt  time.Time            // after a failed write, do not write again before this
-	backoff  time.Duration
+	// held: running reports that wait for a batch to ride with (see
+	// hold), since heldAt.
+	held    []model.TaskUpdate
+	heldAt  time.Time
+	backoff time.Duration
 	// retryTimes: when tasks put back in the queue for a retry come due.
 	retryTimes []time.Time
 	// behind: tasks put back in the queue because their scheduler died
@@ -139,10 +151,15 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		c = &soleCluster{db: db}
 	}
 	return &Scheduler{
-		cfgErr:   cfgErr,
-		id:       cfg.ID,
-		cluster:  c,
-		sole:     !ok,
+		cfgErr:  cfgErr,
+		id:      cfg.ID,
+		cluster: c,
+		sole:    !ok,
+		hopInBatch: func() bool {
+			_, bw := db.(model.TaskBatchWriter)
+			_, tc := db.(model.TaskClaimer)
+			return !ok && bw && !tc
+		}(),
 		db:       db,
 		mgr:      mgr,
 		cfg:      cfg,
@@ -314,6 +331,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if len(s.buf) > 0 {
 			wait = min(wait, time.Until(s.retryAt))
 		}
+		if len(s.held) > 0 {
+			wait = min(wait, time.Until(s.heldAt.Add(runningHold)))
+		}
 		if next := s.nextWake(time.Now()); !next.IsZero() {
 			wait = min(wait, time.Until(next))
 		}
@@ -460,20 +480,34 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	var starts []model.TaskWithWorkflow
 	claimed := 0
 	more := false
+	s.hold(dispatch)
 	if len(s.buf) > 0 || limit > 0 {
 		now := time.Now()
 		s.retries(now)
-		nbuf := len(s.buf)
+		ups := s.buf
 		// The attempt is counted durably before the task starts (the claim
 		// marks it dispatched): a crash after the start is then always
 		// visible as an attempt.
-		c := model.Claim{Scheduler: s.id, Limit: limit, Updates: s.buf, At: now}
+		c := model.Claim{Scheduler: s.id, Limit: limit, Updates: ups, At: now}
 		if limit > 0 {
 			c.Last, c.Skip = s.behindOrder()
 			c.SkipNodes = s.fullNodes()
 		}
+		// The tasks that the ends in this batch unblock are created in the
+		// same batch (dispatched, or skipped): one durable write per hop.
+		var sp *speculation
+		if dispatch && s.hopInBatch && len(s.order) > 0 {
+			if sp = s.predict(); sp != nil {
+				sp.plan = s.planTasks(limit, now, sp.unblocked)
+				c.Create = sp.plan.tasks
+				c.Limit = max(limit-len(sp.plan.starts), 0)
+			}
+		}
 		res, err := model.ClaimTasks(ctx, s.db, c)
-		_, err = s.written("record task status", err)
+		failed, err := s.written("record task status", err)
+		if err != nil {
+			sp.undo()
+		}
 		if errors.Is(err, model.ErrFenced) {
 			s.member.fence(err)
 			return false
@@ -483,7 +517,20 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			return false
 		}
 		s.writeOK()
-		for _, u := range s.buf[:nbuf] {
+		if sp != nil {
+			created := s.applyPlan(sp.plan, failed)
+			if !sp.landed(res.Changed, failed) {
+				s.log.Error("an end this batch counted on was not recorded: the tasks created after it do not start, and their run waits (see `ork doctor`)")
+				created = s.blocked(created, sp.plan.tasks, idsOf(created))
+			}
+			for _, p := range created {
+				s.fly(p)
+			}
+			starts = append(starts, created...)
+			claimed += len(sp.plan.starts)
+			more = more || len(sp.plan.tasks) > 0
+		}
+		for _, u := range ups {
 			if _, ok := s.ends(u); ok {
 				s.land(u.TaskID)
 			}
@@ -495,7 +542,9 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 				continue
 			}
 			s.land(t.ID)
-			s.observe(t)
+			if !sp.predicted(t) {
+				s.observe(t)
+			}
 			delete(s.behind, t.ID)
 			more = true // a node downstream may be ready now
 			lvl := slog.LevelDebug
@@ -504,14 +553,15 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			}
 			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
 		}
-		claimed = len(res.Tasks)
-		starts = s.withinMaxParallel(res.Tasks)
-		for i := range starts {
-			starts[i].Upstream = s.upstreamOf(starts[i].Task)
-			delete(s.behind, starts[i].Task.ID)
-			s.fly(starts[i])
+		claimed += len(res.Tasks)
+		fromQueue := s.withinMaxParallel(res.Tasks)
+		for i := range fromQueue {
+			fromQueue[i].Upstream = s.upstreamOf(fromQueue[i].Task)
+			delete(s.behind, fromQueue[i].Task.ID)
+			s.fly(fromQueue[i])
 		}
-		more = more || (claimed > 0 && claimed == limit)
+		starts = append(starts, fromQueue...)
+		more = more || (len(res.Tasks) > 0 && len(res.Tasks) == c.Limit)
 	}
 	if dispatch && len(s.order) > 0 {
 		created, progressed := s.materialize(ctx, limit-claimed)
@@ -524,6 +574,48 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	s.start(ctx, starts)
 	return more || len(s.buf) > 0
 }
+
+// hold keeps back, in s.held, the running reports that may wait for a
+// batch to ride with (the task's end, the next dispatch) rather than take a
+// commit of their own while nothing else is to be written; they go back
+// in front of the buffer when anything else is to be written, when their
+// time is up (runningHold), or when dispatch is not set (a flush).
+//
+// Only on the file database (one scheduler, whose start-up finds an
+// attempt begun from its log file even when its start was not recorded),
+// and only reports of tasks whose executor can tell whether an attempt
+// began (exec.StartProber): nothing a crash needs is lost by the wait —
+// an attempt recorded dispatched whose process had begun is counted as
+// one that ran (see docs/RELIABILITY.md).
+func (s *Scheduler) hold(dispatch bool) {
+	if dispatch && s.hopInBatch {
+		keep := s.buf[:0]
+		for _, u := range s.buf {
+			if f, ok := s.inflight[u.TaskID]; ok && f.probed && u.Status == model.TaskRunning {
+				if len(s.held) == 0 {
+					s.heldAt = time.Now()
+				}
+				s.held = append(s.held, u)
+				continue
+			}
+			keep = append(keep, u)
+		}
+		clear(s.buf[len(keep):])
+		s.buf = keep
+	}
+	if len(s.held) == 0 {
+		return
+	}
+	if len(s.buf) > 0 || !dispatch || !time.Now().Before(s.heldAt.Add(runningHold)) {
+		s.buf = append(s.held, s.buf...) // the held reports came first
+		s.held = nil
+		s.heldAt = time.Time{}
+	}
+}
+
+// runningHold is the longest a task's running report waits for a batch
+// to ride with.
+const runningHold = 100 * time.Millisecond
 
 func exitCode(c *int) any {
 	if c == nil {
