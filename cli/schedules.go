@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
 	// The time zones of schedules, in the binary: a machine without a
 	// zoneinfo database reads "Europe/Berlin" all the same.
 	_ "time/tzdata"

@@ -698,3 +698,169 @@ func (s *stores) testLeaderTerms(t *testing.T) {
 		t.Fatalf("Reap(c) on its term: %v", err)
 	}
 }
+
+// testClaimRunsMaxActive: a pending run is not claimed while its workflow
+// has max_active_runs runs active — running, or pending and held by a
+// scheduler — whoever holds them; the runs of other workflows behind them
+// are claimed all the same.
+func (s *stores) testClaimRunsMaxActive(t *testing.T) {
+	ctx, dbs, cs := s.clusterSetup(t, 2)
+	mustJoin(ctx, t, cs[0], "a", time.Minute)
+	mustJoin(ctx, t, cs[1], "b", time.Minute)
+	two := newWorkflow("two", 1)
+	two.MaxActiveRuns = 2
+	free := newWorkflow("free", 1)
+	mustCreateWorkflow(ctx, t, dbs[0], two)
+	mustCreateWorkflow(ctx, t, dbs[0], free)
+	var capped []*model.Run
+	for i := range 4 {
+		r := newRun(two, at(i))
+		mustCreateRun(ctx, t, dbs[0], r)
+		capped = append(capped, r)
+	}
+	other := newRun(free, at(10))
+	mustCreateRun(ctx, t, dbs[0], other)
+
+	got, err := cs[0].ClaimRuns(ctx, "a", 1)
+	if err != nil || !slices.Equal(runIDs(got), []string{capped[0].ID}) {
+		t.Fatalf("ClaimRuns(a, 1) = %v, %v; want the oldest run", runIDs(got), err)
+	}
+	// Held, still pending, it counts: one more of "two" may be claimed.
+	got, err = cs[1].ClaimRuns(ctx, "b", 10)
+	if err != nil || !slices.Equal(runIDs(got), []string{capped[1].ID, other.ID}) {
+		t.Fatalf("ClaimRuns(b, 10) = %v, %v; want one more run of two (max_active_runs 2), then the run of free", runIDs(got), err)
+	}
+	mustUpdateRuns(ctx, t, dbs[0], []model.RunUpdate{{RunID: capped[0].ID, Status: model.RunRunning, At: at(20)}})
+	if got, err = cs[0].ClaimRuns(ctx, "a", 10); err != nil || len(got) != 0 {
+		t.Fatalf("ClaimRuns(a) with two runs of two active = %v, %v; want none", runIDs(got), err)
+	}
+	mustUpdateRuns(ctx, t, dbs[1], []model.RunUpdate{{RunID: capped[0].ID, Status: model.RunSuccess, At: at(21)}})
+	got, err = cs[0].ClaimRuns(ctx, "a", 10)
+	if err != nil || !slices.Equal(runIDs(got), []string{capped[2].ID}) {
+		t.Fatalf("ClaimRuns(a) after a run of two ended = %v, %v; want the next run of two only", runIDs(got), err)
+	}
+}
+
+// testClaimRunsMaxActiveRacing: claimers on several handles claim, all at
+// the same moment, the runs of a workflow with max_active_runs 1: each
+// round exactly one run is claimed, and the next round comes once it
+// ended.
+func (s *stores) testClaimRunsMaxActiveRacing(t *testing.T) {
+	ctx, dbs, cs := s.clusterSetup(t, 3)
+	w := newWorkflow("one", 1)
+	w.MaxActiveRuns = 1
+	mustCreateWorkflow(ctx, t, dbs[0], w)
+	const runs = 10
+	for i := range runs {
+		mustCreateRun(ctx, t, dbs[0], newRun(w, at(i)))
+	}
+	ids := []string{"a", "b", "c"}
+	for i, id := range ids {
+		mustJoin(ctx, t, cs[i], id, time.Minute)
+	}
+	claimed := map[string]bool{}
+	for round := range runs {
+		var got [3][]*model.Run
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, id := range ids {
+			wg.Go(func() {
+				<-start
+				var err error
+				if got[i], err = cs[i].ClaimRuns(ctx, id, 4); err != nil {
+					t.Errorf("ClaimRuns(%s): %v", id, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		all := slices.Concat(got[:]...)
+		if len(all) != 1 {
+			t.Fatalf("round %d: claimed %v, %v, %v; want exactly one run (max_active_runs 1)", round, runIDs(got[0]), runIDs(got[1]), runIDs(got[2]))
+		}
+		r := all[0]
+		if claimed[r.ID] {
+			t.Fatalf("round %d: run %s claimed again", round, r.ID)
+		}
+		claimed[r.ID] = true
+		mustUpdateRuns(ctx, t, dbs[1], []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning, At: at(100 + round)}})
+		mustUpdateRuns(ctx, t, dbs[2], []model.RunUpdate{{RunID: r.ID, Status: model.RunSuccess, At: at(100 + round)}})
+	}
+}
+
+// testClaimCreates: tasks created in a claim (model.Claim.Create) land
+// with the claim's updates and its claim: the end of a task, the next task
+// created dispatched in its first attempt, another created skipped, and a
+// pending task claimed, in one call; a task that exists is left as it is.
+// On a cluster, only a claimer that holds the run creates its tasks.
+func (s *suite) testClaimCreates(t *testing.T) {
+	ctx, db := s.setup(t)
+	w := newWorkflow("hello", 3)
+	mustCreateWorkflow(ctx, t, db, w)
+	r := newRun(w, at(1))
+	mustCreateRun(ctx, t, db, r)
+	all := model.NewTasks(r, at(2))
+	mustCreateTasks(ctx, t, db, all[:2])
+	o := newOracle(all[:2])
+	got, err := model.ClaimTasks(ctx, db, model.Claim{Limit: 1, At: at(3)})
+	if err != nil || !slices.Equal(claimedIDs(got), []string{all[0].ID}) {
+		t.Fatalf("first claim = %v, %v; want task 0", claimedIDs(got), err)
+	}
+	o.apply(t, []model.TaskUpdate{dispatchOf(all[0], "", at(3))})
+
+	ups := []model.TaskUpdate{{TaskID: all[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess, At: at(4)}}
+	wantChanged := o.apply(t, ups)
+	next := cloneTask(all[2])
+	d := at(4).UTC()
+	next.Status, next.Attempt, next.DispatchedAt = model.TaskDispatched, 1, &d
+	skipped := cloneTask(all[2])
+	skipped.ID, skipped.TaskIndex = model.TaskID(r.ID, skipped.Name, 3), 3
+	skipped.Status, skipped.Error, skipped.FinishedAt = model.TaskSkipped, "condition `x` is false", &d
+	again := cloneTask(all[1]) // exists: left as it is
+	again.Status = model.TaskFailed
+	got, err = model.ClaimTasks(ctx, db, model.Claim{Limit: 2, At: at(4), Updates: ups,
+		Create: []*model.Task{next, skipped, again}})
+	if err != nil || !slices.Equal(claimedIDs(got), []string{all[1].ID}) {
+		t.Fatalf("claim with creates = %v, %v; want task 1 claimed, the created tasks not", claimedIDs(got), err)
+	}
+	checkTaskSet(t, "Changed by the claim's updates", got.Changed, wantChanged)
+	o.apply(t, []model.TaskUpdate{dispatchOf(all[1], "", at(4))})
+	o.add(next)
+	o.add(skipped)
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID))
+	checkCounts(ctx, t, db, r.ID, o.counts(r.ID))
+
+	// Creates alone, with nothing to update or claim.
+	last := cloneTask(all[2])
+	last.ID, last.TaskIndex = model.TaskID(r.ID, last.Name, 4), 4
+	if got, err = model.ClaimTasks(ctx, db, model.Claim{Create: []*model.Task{last}}); err != nil || len(got.Tasks)+len(got.Changed) != 0 {
+		t.Fatalf("creates alone = %+v, %v; want nothing claimed or changed", got, err)
+	}
+	o.add(last)
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID))
+
+	// On a cluster, a claimer creates tasks only in the runs it holds.
+	cl, ok := db.(model.Cluster)
+	if !ok {
+		return
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := cl.Heartbeat(ctx, model.SchedulerInfo{ID: id, Host: "h", PID: 1, StartedAt: at(1)}, time.Hour); err != nil {
+			t.Fatalf("Heartbeat(%s): %v", id, err)
+		}
+	}
+	if runs, err := cl.ClaimRuns(ctx, "a", 10); err != nil || len(runs) != 1 || runs[0].ID != r.ID {
+		t.Fatalf("ClaimRuns(a) = %d runs, %v; want run %s", len(runs), err, r.ID)
+	}
+	held := cloneTask(all[2])
+	held.ID, held.TaskIndex = model.TaskID(r.ID, held.Name, 5), 5
+	if _, err := model.ClaimTasks(ctx, db, model.Claim{Scheduler: "b", Create: []*model.Task{held}}); err != nil {
+		t.Fatalf("claim of b with creates: %v", err)
+	}
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID)) // b does not hold the run: nothing created
+	if _, err := model.ClaimTasks(ctx, db, model.Claim{Scheduler: "a", Create: []*model.Task{held}}); err != nil {
+		t.Fatalf("claim of a with creates: %v", err)
+	}
+	o.add(held)
+	checkTasks(ctx, t, db, r.ID, o.list(r.ID))
+}

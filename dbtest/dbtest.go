@@ -112,6 +112,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("CreateList", s.testCreateListTasks)
 		t.Run("RunWithoutTasks", s.testRunWithoutTasks)
 		t.Run("CreateTasksIdempotent", s.testCreateTasksIdempotent)
+		t.Run("RunTaskCounts", s.testRunTaskCounts)
 		t.Run("PendingTasks", s.testPendingTasks)
 		t.Run("ActiveTasks", s.testActiveTasks)
 		t.Run("RetryAt", s.testRetryAt)
@@ -125,6 +126,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 	t.Run("Claims", func(t *testing.T) { // cluster.go: through model.ClaimTasks
 		t.Run("Order", s.testClaimOrder)
 		t.Run("WithUpdates", s.testClaimWithUpdates)
+		t.Run("Creates", s.testClaimCreates)
 		t.Run("FencedReports", s.testFencedReports)
 	})
 	t.Run("Concurrent", s.testConcurrent)

@@ -44,6 +44,8 @@ func RunStores(t *testing.T, newStore func(t *testing.T) Store) {
 	})
 	t.Run("Cluster", func(t *testing.T) {
 		t.Run("ClaimRuns", s.testClaimRuns)
+		t.Run("ClaimRunsMaxActive", s.testClaimRunsMaxActive)
+		t.Run("ClaimRunsMaxActiveRacing", s.testClaimRunsMaxActiveRacing)
 		t.Run("ManySchedulers", s.testManySchedulers)
 		t.Run("ReapAndFence", s.testReapAndFence)
 		t.Run("LeaderTerms", s.testLeaderTerms)

@@ -534,3 +534,52 @@ func (s *suite) testRetryAt(t *testing.T) {
 		t.Fatalf("PendingTasks after the due task left = %d tasks, %v; want none before the retry time", len(pend), err)
 	}
 }
+
+// testRunTaskCounts: model.RunTaskCounts (one call on a RunTaskCounter)
+// answers for each run what TaskCounts answers, and an empty count for a
+// run without tasks or unknown.
+func (s *suite) testRunTaskCounts(t *testing.T) {
+	ctx, db := s.setup(t)
+	three, five := newWorkflow("three", 3), newWorkflow("five", 5)
+	mustCreateWorkflow(ctx, t, db, three)
+	mustCreateWorkflow(ctx, t, db, five)
+	a, _ := startRun(ctx, t, db, three, at(1))
+	b, _ := startRun(ctx, t, db, five, at(2))
+	empty := newRun(three, at(3))
+	mustCreateRun(ctx, t, db, empty)
+	if _, err := model.ClaimTasks(ctx, db, model.Claim{Limit: 4}); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{a.ID, b.ID, empty.ID, "no-such-run"}
+	got, err := model.RunTaskCounts(ctx, db, ids)
+	if err != nil {
+		t.Fatalf("RunTaskCounts: %v", err)
+	}
+	if len(got) != len(ids) {
+		t.Errorf("RunTaskCounts answered for %d runs, want %d: %v", len(got), len(ids), got)
+	}
+	sums := map[string]int{}
+	for _, id := range ids {
+		c, ok := got[id]
+		if !ok {
+			t.Errorf("RunTaskCounts left out run %s", id)
+			continue
+		}
+		want, err := db.TaskCounts(ctx, id)
+		if err != nil {
+			t.Fatalf("TaskCounts(%s): %v", id, err)
+		}
+		for _, st := range model.TaskStatuses {
+			if c[st] != want[st] {
+				t.Errorf("RunTaskCounts[%s][%s] = %d, TaskCounts says %d", id, st, c[st], want[st])
+			}
+		}
+		for st, n := range c {
+			sums[id] += n
+			sums[string(st)] += n
+		}
+	}
+	if sums[a.ID] != 3 || sums[b.ID] != 5 || sums[empty.ID] != 0 || sums["no-such-run"] != 0 || sums[string(model.TaskDispatched)] != 4 {
+		t.Errorf("RunTaskCounts sums %v; want 3, 5, 0, 0 tasks and 4 dispatched", sums)
+	}
+}

@@ -243,3 +243,75 @@ func everyWriteSyncedInOrder(t *testing.T, bulk bool) {
 		t.Fatalf("only %d records were checked", records)
 	}
 }
+
+// WriteTasks makes the tasks it creates and the updates it applies durable
+// in one commit: every record's data is synced, then every record is put
+// in place, then the directories are synced — not one commit after the
+// other. The records are there after, as written.
+func TestWriteTasksIsOneCommit(t *testing.T) {
+	for _, bulk := range []bool{false, true} {
+		ctx := context.Background()
+		root := filepath.Join(t.TempDir(), ".ork")
+		if err := Init(root); err != nil {
+			t.Fatal(err)
+		}
+		rec := &opRecorder{}
+		d, _ := openTest(t, root)
+		d.ops = rec.sysOps()
+		if !bulk {
+			d.syncFSMin = math.MaxInt
+		}
+		w := testWorkflow("hello", 4)
+		if err := d.CreateWorkflow(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		r := model.NewRun(w, nil, "test", time.Now())
+		if err := d.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		all := model.NewTasks(r, time.Now())
+		if err := d.CreateTasks(ctx, all[:2]); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		for _, tk := range all[2:] {
+			tk.Status, tk.Attempt, tk.DispatchedAt = model.TaskDispatched, 1, &now
+		}
+		rec.take()
+		changed, err := d.WriteTasks(ctx, all[2:], []model.TaskUpdate{
+			{TaskID: all[0].ID, RunID: r.ID, Status: model.TaskDispatched},
+			{TaskID: all[1].ID, RunID: r.ID, Status: model.TaskDispatched},
+		})
+		if err != nil || len(changed) != 2 {
+			t.Fatalf("WriteTasks = %d changed, %v; want the 2 updated", len(changed), err)
+		}
+		ops := rec.take()
+		if n := checkDurableOrder(t, "WriteTasks", ops); n != 4 {
+			t.Errorf("WriteTasks put %d records in place; want 4; calls: %v", n, ops)
+		}
+		placed, done := false, false // records put in place; their directories synced
+		for _, o := range ops {
+			switch {
+			case o.kind == "rename" || o.kind == "link":
+				if strings.Contains(o.b, string(filepath.Separator)+spareDir+string(filepath.Separator)) {
+					continue
+				}
+				if done {
+					t.Errorf("bulk %v: a record put in place after the batch was synced: two commits, not one; calls: %v", bulk, ops)
+				}
+				placed = true
+			case placed:
+				done = true
+			}
+		}
+		got, err := d.ListTasks(ctx, r.ID)
+		if err != nil || len(got) != 4 {
+			t.Fatalf("ListTasks = %d, %v; want 4", len(got), err)
+		}
+		for _, tk := range got {
+			if tk.Status != model.TaskDispatched || tk.Attempt != 1 {
+				t.Errorf("task %d: %s attempt %d; want dispatched, attempt 1", tk.TaskIndex, tk.Status, tk.Attempt)
+			}
+		}
+	}
+}

@@ -613,3 +613,47 @@ func (d *DB) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus
 	}
 	return out, nil
 }
+
+var _ model.RunTaskCounter = (*DB)(nil)
+
+// RunTaskCounts counts the tasks of each run of ids by status: the
+// unfinished runs from the index, under one lock; the others one by one,
+// as TaskCounts does.
+func (d *DB) RunTaskCounts(ctx context.Context, ids []string) (map[string]map[model.TaskStatus]int, error) {
+	out := make(map[string]map[model.TaskStatus]int, len(ids))
+	var rest []string
+	d.mu.Lock()
+	for _, id := range ids {
+		var e *runEntry
+		if d.idx != nil {
+			e = d.idx.runs[id]
+		}
+		if e == nil {
+			rest = append(rest, id)
+			continue
+		}
+		c := make(map[model.TaskStatus]int, len(e.counts))
+		for k, v := range e.counts {
+			if v != 0 {
+				c[k] = v
+			}
+		}
+		out[id] = c
+	}
+	d.mu.Unlock()
+	var first error
+	for _, id := range rest {
+		c, err := d.TaskCounts(ctx, id)
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		if c == nil {
+			c = map[model.TaskStatus]int{}
+		}
+		out[id] = c
+	}
+	return out, first
+}

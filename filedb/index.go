@@ -502,27 +502,80 @@ func (d *DB) UpdateRuns(ctx context.Context, us []model.RunUpdate) error {
 // damaged, its run's record or tasks directory was damaged or removed —
 // fails alone, in a *model.PartialError; the others are created.
 func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
+	_, err := d.WriteTasks(ctx, ts, nil)
+	return err
+}
+
+// WriteTasks creates the tasks create (as CreateTasks) and applies the
+// updates (as UpdateTasks, to tasks that existed before the batch) in one
+// commit: one sync makes both durable. It returns the tasks the updates
+// changed; a record that fails on its own account is in the
+// *model.PartialError, the others are written. It implements
+// model.TaskBatchWriter.
+func (d *DB) WriteTasks(ctx context.Context, create []*model.Task, updates []model.TaskUpdate) ([]*model.Task, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.ensureIndex(); err != nil {
-		return err
+		return nil, err
 	}
-	type staged struct {
-		e *runEntry
-		t *model.Task
-	}
-	var ws []fileWrite
-	var newDirs []string
-	var add []staged
 	var perr model.PartialError
+	cs, err := d.stageCreates(create, &perr)
+	if err != nil {
+		return nil, err
+	}
+	us, err := d.stageUpdates(updates, &perr)
+	if err != nil {
+		return nil, err
+	}
+	if len(cs.ws) == 0 && len(cs.newDirs) > 0 {
+		for _, nd := range cs.newDirs {
+			if err := d.ops.syncFile(filepath.Dir(nd)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	ws := append(slices.Clip(cs.ws), us.ws...)
+	failed, err := d.commit(ws, cs.newDirs)
+	if err != nil {
+		return nil, err
+	}
+	var cf, uf []error
+	if failed != nil {
+		cf, uf = failed[:len(cs.ws)], failed[len(cs.ws):]
+	}
+	d.finishCreates(cs, cf, &perr)
+	out := d.finishUpdates(us, uf, &perr)
+	if len(perr.Records) > 0 {
+		return out, &perr
+	}
+	return out, nil
+}
+
+type createStage struct {
+	ws      []fileWrite
+	newDirs []string
+	add     []stagedCreate
+	entries map[string]*runEntry
+}
+
+type stagedCreate struct {
+	e *runEntry
+	t *model.Task
+}
+
+// stageCreates prepares the files of new tasks; records refused on their
+// own account go into perr. d.mu must be held.
+func (d *DB) stageCreates(ts []*model.Task, perr *model.PartialError) (*createStage, error) {
+	st := &createStage{}
 	refuse := func(t *model.Task, err error) {
 		perr.Records = append(perr.Records, &model.RecordError{RunID: t.RunID, TaskID: t.ID, Err: err})
 	}
 	entries := make(map[string]*runEntry)
+	st.entries = entries
 	seen := make(map[string]bool, len(ts))
 	for _, t := range ts {
 		if err := checkID("task", t.ID); err != nil {
-			return err
+			return nil, err
 		}
 		e := entries[t.RunID]
 		if e == nil {
@@ -532,15 +585,15 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 					refuse(t, err)
 					continue
 				}
-				return err
+				return nil, err
 			}
 			entries[t.RunID] = e
 			if !e.dirMade && e.broken == "" {
 				dir := d.taskDir(t.RunID)
 				if err := os.MkdirAll(dir, 0o755); err != nil {
-					return err
+					return nil, err
 				}
-				newDirs = append(newDirs, dir)
+				st.newDirs = append(st.newDirs, dir)
 			}
 		}
 		if e.broken != "" {
@@ -565,46 +618,37 @@ func (d *DB) CreateTasks(ctx context.Context, ts []*model.Task) error {
 		}
 		data, err := encode(&cp)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		ws = append(ws, fileWrite{path: d.taskPath(&cp), data: data})
-		add = append(add, staged{e, &cp})
+		st.ws = append(st.ws, fileWrite{path: d.taskPath(&cp), data: data})
+		st.add = append(st.add, stagedCreate{e, &cp})
 	}
-	if len(ws) == 0 && len(newDirs) > 0 {
-		for _, nd := range newDirs {
-			if err := d.ops.syncFile(filepath.Dir(nd)); err != nil {
-				return err
-			}
-		}
-	}
-	failed, err := d.commit(ws, newDirs)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
+	return st, nil
+}
+
+// finishCreates indexes the tasks created, after the commit; failed is
+// the commit's failures of st.ws (nil if none). d.mu must be held.
+func (d *DB) finishCreates(st *createStage, failed []error, perr *model.PartialError) {
+	for _, e := range st.entries {
 		if e.broken == "" {
 			e.dirMade = true
 		}
 	}
-	for i, s := range add {
+	for i, s := range st.add {
 		if failed != nil && failed[i] != nil {
-			refuse(s.t, failed[i])
+			perr.Records = append(perr.Records, &model.RecordError{RunID: s.t.RunID, TaskID: s.t.ID, Err: failed[i]})
 			d.markBroken(s.e, failed[i])
 			continue
 		}
 		s.e.put(s.t)
-		s.e.sizes[s.t.ID] = int64(len(ws[i].data))
+		s.e.sizes[s.t.ID] = int64(len(st.ws[i].data))
 		if d.idx.runs[s.t.RunID] == s.e {
 			d.idx.taskRun[s.t.ID] = s.e
 		}
 	}
-	for _, e := range entries {
+	for _, e := range st.entries {
 		e.sortQueue()
 	}
-	if len(perr.Records) > 0 {
-		return &perr
-	}
-	return nil
 }
 
 // markBroken marks a run whose tasks directory is gone: none of its tasks
@@ -691,19 +735,31 @@ func (d *DB) ActiveTasks(ctx context.Context) ([]model.TaskWithWorkflow, error) 
 // DB's back is not written: it fails alone, in a *model.PartialError, is
 // never dispatched again, and its run waits for a person.
 func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.Task, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.ensureIndex(); err != nil {
-		return nil, err
-	}
-	type work struct {
-		e *runEntry
-		t *model.Task
-	}
+	return d.WriteTasks(ctx, nil, us)
+}
+
+type updateWork struct {
+	e *runEntry
+	t *model.Task
+}
+
+type updateStage struct {
+	ws          []fileWrite
+	changed     map[string]*updateWork
+	order       []string
+	nTasks      int
+	counted     []*runEntry
+	countedRuns []*model.Run
+}
+
+// stageUpdates prepares the files of the tasks the updates change, and of
+// the large runs' records that count them; records refused on their own
+// account go into perr. d.mu must be held.
+func (d *DB) stageUpdates(us []model.TaskUpdate, perr *model.PartialError) (*updateStage, error) {
+	type work = updateWork
 	changed := make(map[string]*work, len(us))
 	var order []string
 	detached := make(map[string]*runEntry)
-	var perr model.PartialError
 	for _, u := range us {
 		w := changed[u.TaskID]
 		if w == nil {
@@ -786,11 +842,16 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 		counted = append(counted, e)
 		countedRuns = append(countedRuns, &r)
 	}
-	failed, err := d.commit(ws, nil)
-	if err != nil {
-		return nil, err
-	}
-	for j, e := range counted {
+	return &updateStage{ws: ws, changed: changed, order: order, nTasks: nTasks, counted: counted, countedRuns: countedRuns}, nil
+}
+
+// finishUpdates indexes the tasks changed, after the commit, and returns
+// them; failed is the commit's failures of st.ws (nil if none). d.mu must
+// be held.
+func (d *DB) finishUpdates(st *updateStage, failed []error, perr *model.PartialError) []*model.Task {
+	ws, changed, order, nTasks := st.ws, st.changed, st.order, st.nTasks
+	countedRuns := st.countedRuns
+	for j, e := range st.counted {
 		i := nTasks + j
 		if failed != nil && failed[i] != nil {
 			// The record is as it was; the next update of the run (or its
@@ -817,10 +878,7 @@ func (d *DB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.T
 		cp := *w.t
 		out = append(out, &cp)
 	}
-	if len(perr.Records) > 0 {
-		return out, &perr
-	}
-	return out, nil
+	return out
 }
 
 // recordError reports whether err is the failure of one record's file —

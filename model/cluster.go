@@ -75,8 +75,11 @@ type Cluster interface {
 	// ClaimRuns leases to scheduler id up to limit runs that no live
 	// scheduler holds: running runs whose scheduler was reaped or left
 	// first, then pending runs, oldest first. Each run is leased to one
-	// scheduler only, however many claim at once. A scheduler that is not
-	// live (reaped, left, or never joined by Heartbeat) gets ErrFenced.
+	// scheduler only, however many claim at once. A pending run whose
+	// workflow (the run's copy) has MaxActiveRuns is not leased while that
+	// many runs of the workflow are active — running, or pending and
+	// leased — whoever holds them. A scheduler that is not live (reaped,
+	// left, or never joined by Heartbeat) gets ErrFenced.
 	ClaimRuns(ctx context.Context, id string, limit int) ([]*Run, error)
 }
 
@@ -99,6 +102,15 @@ type Claim struct {
 	Limit int
 	// Updates are applied first, in the same batch, as by UpdateTasks.
 	Updates []TaskUpdate
+	// Create are new task records, created as by CreateTasks: in the same
+	// durable batch as the updates and the claim when the database is a
+	// TaskBatchWriter (one sync for all), else just before them. A task
+	// may be created dispatched (its first attempt counted durably before
+	// it starts). Whether the claim may take a task created pending in the
+	// same call depends on the database: create tasks dispatched or
+	// skipped.
+	// Updates apply to tasks that existed before the batch.
+	Create []*Task
 	// Last are tasks claimed only after every other pending task.
 	Last []string
 	// Skip are tasks not to claim now, SkipNodes nodes none of whose
@@ -122,23 +134,46 @@ type Claimed struct {
 }
 
 // TaskClaimer is implemented by databases that claim tasks in one
-// statement. Databases without it are served by ClaimTasks's read and
-// write, which is safe only with one scheduler.
+// statement, and create the claim's new tasks (Claim.Create) in the same
+// batch: only in runs that exist and, on a cluster, that the claimer
+// holds. Databases without it are served by ClaimTasks's read and write,
+// which is safe only with one scheduler.
 type TaskClaimer interface {
 	ClaimTasks(ctx context.Context, c Claim) (Claimed, error)
 }
 
-// ClaimTasks applies c.Updates and claims up to c.Limit pending tasks — the
+// TaskBatchWriter is implemented by databases that create tasks and apply
+// updates in one durable write (one sync for both). The result and the
+// errors are those of CreateTasks and UpdateTasks together: the tasks the
+// updates changed, and one *PartialError naming every record, created or
+// updated, that failed on its own account.
+type TaskBatchWriter interface {
+	WriteTasks(ctx context.Context, create []*Task, updates []TaskUpdate) ([]*Task, error)
+}
+
+// ClaimTasks creates c.Create, applies c.Updates and claims up to c.Limit pending tasks — the
 // oldest run first, then by task index, those in c.Last after the others,
 // not those in c.Skip or c.SkipNodes, nor those whose RetryAt is still to
 // come — marking them dispatched with their next attempt number, all in
-// one durable batch. It uses db's own claim when db is a TaskClaimer;
-// otherwise it reads the queue (PendingTasks) and writes once
-// (UpdateTasks). A *PartialError is returned as UpdateTasks returns it,
-// with what was done.
+// one durable batch. It uses db's own claim when db is a TaskClaimer (which
+// creates c.Create in its batch); otherwise it reads the
+// queue (PendingTasks) and writes once (WriteTasks of a TaskBatchWriter,
+// else CreateTasks then UpdateTasks). A *PartialError is returned as
+// CreateTasks and UpdateTasks return it, with what was done.
 func ClaimTasks(ctx context.Context, db Database, c Claim) (Claimed, error) {
 	if tc, ok := db.(TaskClaimer); ok {
 		return tc.ClaimTasks(ctx, c)
+	}
+	bw, batch := db.(TaskBatchWriter)
+	if len(c.Create) > 0 && !batch {
+		cerr := db.CreateTasks(ctx, c.Create)
+		var pe *PartialError
+		if cerr != nil && !errors.As(cerr, &pe) {
+			return Claimed{}, cerr
+		}
+		c.Create = nil
+		out, err := ClaimTasks(ctx, db, c)
+		return out, joinPartial(cerr, err)
 	}
 	var pending []TaskWithWorkflow
 	if c.Limit > 0 {
@@ -159,10 +194,16 @@ func ClaimTasks(ctx context.Context, db Database, c Claim) (Claimed, error) {
 		ups = append(ups, TaskUpdate{TaskID: p.Task.ID, RunID: p.Task.RunID, Attempt: p.Task.Attempt + 1,
 			Status: TaskDispatched, Scheduler: c.Scheduler, At: at})
 	}
-	if len(ups) == 0 {
+	if len(ups) == 0 && len(c.Create) == 0 {
 		return Claimed{}, nil
 	}
-	changed, err := db.UpdateTasks(ctx, ups)
+	var changed []*Task
+	var err error
+	if batch {
+		changed, err = bw.WriteTasks(ctx, c.Create, ups)
+	} else {
+		changed, err = db.UpdateTasks(ctx, ups)
+	}
 	var out Claimed
 	for _, t := range changed {
 		if p, ok := byID[t.ID]; ok && t.Status == TaskDispatched && t.Attempt == p.Task.Attempt+1 {
@@ -208,4 +249,21 @@ func pickClaims(ps []TaskWithWorkflow, c Claim) []TaskWithWorkflow {
 		out = out[:c.Limit]
 	}
 	return out
+}
+
+// joinPartial merges the *PartialError of a creation (cerr, nil or a
+// *PartialError) into the result err of the write that followed it.
+func joinPartial(cerr, err error) error {
+	var a *PartialError
+	if !errors.As(cerr, &a) {
+		return err
+	}
+	if err == nil {
+		return a
+	}
+	var b *PartialError
+	if !errors.As(err, &b) {
+		return err
+	}
+	return &PartialError{Records: append(slices.Clip(a.Records), b.Records...)}
 }

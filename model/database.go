@@ -85,6 +85,45 @@ type Database interface {
 	Close() error
 }
 
+// RunTaskCounter is implemented by databases that count the tasks of many
+// runs in one call (one query) instead of one TaskCounts each: the
+// scheduler asks, every loop, about each run whose tasks changed.
+type RunTaskCounter interface {
+	// RunTaskCounts returns TaskCounts of each run of ids; a run with no
+	// task maps to an empty map. On an error, the runs whose counts could
+	// not be read are missing from the map.
+	RunTaskCounts(ctx context.Context, ids []string) (map[string]map[TaskStatus]int, error)
+}
+
+// RunTaskCounts returns TaskCounts of each run of ids (see
+// RunTaskCounter), in one call when db is a RunTaskCounter, else one
+// TaskCounts per run. On an error, the runs whose counts could not be read
+// are missing from the map, and the error is the first one.
+func RunTaskCounts(ctx context.Context, db Database, ids []string) (map[string]map[TaskStatus]int, error) {
+	if len(ids) == 0 {
+		return map[string]map[TaskStatus]int{}, nil
+	}
+	if c, ok := db.(RunTaskCounter); ok {
+		return c.RunTaskCounts(ctx, ids)
+	}
+	out := make(map[string]map[TaskStatus]int, len(ids))
+	var first error
+	for _, id := range ids {
+		counts, err := db.TaskCounts(ctx, id)
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		if counts == nil {
+			counts = map[TaskStatus]int{}
+		}
+		out[id] = counts
+	}
+	return out, first
+}
+
 // Notifier is implemented by databases that can tell the scheduler when
 // another process changed something (a new run, an edited workflow), so it
 // wakes at once instead of at its next poll. The channel has a buffer of one

@@ -70,10 +70,12 @@ var (
 	claimHeldSQL = fmt.Sprintf(claimTasksSQL, `scheduler = $1 AND status IN ('pending', 'running') AND EXISTS (SELECT 1 FROM me)`)
 )
 
-// ClaimTasks applies c.Updates and claims up to c.Limit pending tasks (see
-// model.ClaimTasks and claimTasksSQL) in one round trip: the statements —
-// a check that the claimer is live, the updates (one statement per round,
-// as UpdateTasks), the claim — go as one pipelined batch, which PostgreSQL
+// ClaimTasks creates c.Create, applies c.Updates and claims up to c.Limit
+// pending tasks (see model.ClaimTasks and claimTasksSQL) in one round trip:
+// the statements — a check that the claimer is live, the insert of the new
+// tasks (createClaimedSQL: only in runs that exist and the claimer holds),
+// the updates (one statement per round, as UpdateTasks), the claim — go as
+// one pipelined batch, which PostgreSQL
 // runs as one implicit transaction: all or nothing. A claimer that was
 // reaped (or left, or never joined) claims nothing and gets
 // model.ErrFenced, with what its updates changed; each update is fenced on
@@ -101,17 +103,25 @@ func (d *DB) ClaimTasks(ctx context.Context, c model.Claim) (model.Claimed, erro
 		}
 	}
 	rounds := splitRounds(valid, func(u model.TaskUpdate) string { return u.TaskID })
-	if len(rounds) == 0 && c.Limit <= 0 {
+	if len(rounds) == 0 && c.Limit <= 0 && len(c.Create) == 0 {
 		return model.Claimed{}, nil
 	}
 	at := c.At.UTC()
 	if c.At.IsZero() {
 		at = now
 	}
-	out, live, err := d.claimTasks(ctx, c, rounds, at)
+	var create []any
+	if len(c.Create) > 0 {
+		var err error
+		if create, err = createTasksArgs(c.Create); err != nil {
+			return model.Claimed{}, fmt.Errorf("claim tasks: %w", err)
+		}
+		create = append(create, c.Scheduler)
+	}
+	out, live, err := d.claimTasks(ctx, c, create, rounds, at)
 	if err != nil && ambiguous(err) {
 		d.log.Warn("the database did not acknowledge a claim; looking for what it recorded until it answers", "db", d.where, "err", err)
-		out, live, err = d.claimRecorded(ctx, c, rounds, at, err)
+		out, live, err = d.claimRecorded(ctx, c, create, rounds, at, err)
 	}
 	if err != nil {
 		return model.Claimed{}, fmt.Errorf("claim tasks: %w", d.connError(err))
@@ -122,11 +132,22 @@ func (d *DB) ClaimTasks(ctx context.Context, c model.Claim) (model.Claimed, erro
 	return out, nil
 }
 
-// claimTasks sends the claim's batch once.
-func (d *DB) claimTasks(ctx context.Context, c model.Claim, rounds [][]model.TaskUpdate, at time.Time) (model.Claimed, bool, error) {
+// createClaimedSQL creates a claim's new tasks (c.Create): only those of
+// runs that exist and, on a cluster, that the claimer holds ($20); a task
+// that exists is left as it is.
+const createClaimedSQL = createTasksSQL + `
+		WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run_id AND ($20 = '' OR r.scheduler = $20))
+		ON CONFLICT DO NOTHING`
+
+// claimTasks sends the claim's batch once; create holds the arguments of
+// createClaimedSQL, if there are tasks to create.
+func (d *DB) claimTasks(ctx context.Context, c model.Claim, create []any, rounds [][]model.TaskUpdate, at time.Time) (model.Claimed, bool, error) {
 	b := &pgx.Batch{}
 	if c.Scheduler != "" {
 		b.Queue(`SELECT EXISTS (SELECT 1 FROM schedulers WHERE id = $1)`, c.Scheduler)
+	}
+	if create != nil {
+		b.Queue(createClaimedSQL, create...)
 	}
 	for _, r := range rounds {
 		b.Queue(updateTasksSQL, updateTasksArgs(r)...)
@@ -149,6 +170,11 @@ func (d *DB) claimTasks(ctx context.Context, c model.Claim, rounds [][]model.Tas
 	err := func() error {
 		if c.Scheduler != "" {
 			if err := br.QueryRow().Scan(&live); err != nil {
+				return err
+			}
+		}
+		if create != nil {
+			if _, err := br.Exec(); err != nil {
 				return err
 			}
 		}
@@ -208,7 +234,7 @@ func changedNotClaimed(changed []*model.Task, claimed []model.TaskWithWorkflow) 
 // claimRecorded finds out what a claim whose outcome is unknown did (see
 // ClaimTasks), trying until the database answers or ambiguousRetryFor
 // passed; err is the claim's error, returned if it never does.
-func (d *DB) claimRecorded(ctx context.Context, c model.Claim, rounds [][]model.TaskUpdate, at time.Time, err error) (model.Claimed, bool, error) {
+func (d *DB) claimRecorded(ctx context.Context, c model.Claim, create []any, rounds [][]model.TaskUpdate, at time.Time, err error) (model.Claimed, bool, error) {
 	backoff := 50 * time.Millisecond
 	deadline := time.Now().Add(ambiguousRetryFor)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -220,6 +246,16 @@ func (d *DB) claimRecorded(ctx context.Context, c model.Claim, rounds [][]model.
 		var out model.Claimed
 		var changed []*model.Task
 		live := true
+		if create != nil {
+			// Sent again: a task the lost batch created is left as it is.
+			if _, err = d.pool.Exec(ctx, createClaimedSQL, create...); err != nil {
+				var pe *pgconn.PgError
+				if errors.As(err, &pe) {
+					break
+				}
+				continue
+			}
+		}
 		if changed, err = d.updateTasks(ctx, rounds, true); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) {

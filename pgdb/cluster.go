@@ -77,7 +77,7 @@ func (d *DB) Leave(ctx context.Context, id string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM schedulers WHERE id = $1`, id); err != nil {
 			return err
 		}
-		return gone(ctx, tx, []string{id}, `UPDATE leader SET expires = now() WHERE holder = $1 AND expires > now()`, id)
+		return d.gone(ctx, tx, []string{id}, `UPDATE leader SET expires = now() WHERE holder = $1 AND expires > now()`, id)
 	})
 	if err != nil {
 		return fmt.Errorf("leave: %w", d.connError(err))
@@ -89,12 +89,15 @@ func (d *DB) Leave(ctx context.Context, id string) error {
 // transaction that deleted their rows: each statement sees what committed
 // before it (READ COMMITTED), so a run claimed by one of them while the
 // DELETE waited for its claim is freed too, and a claim that comes after
-// the DELETE finds no live scheduler. extra is one more statement.
-func gone(ctx context.Context, tx pgx.Tx, ids []string, extra string, args ...any) error {
+// the DELETE finds no live scheduler. The schema's channel is notified
+// (at commit), so that the other schedulers claim the freed runs at once.
+// extra is one more statement.
+func (d *DB) gone(ctx context.Context, tx pgx.Tx, ids []string, extra string, args ...any) error {
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO schedulers_gone (id, gone_at) SELECT unnest($1::text[]), now() ON CONFLICT DO NOTHING`, ids)
 	b.Queue(`UPDATE runs SET scheduler = NULL
 		WHERE scheduler = ANY($1::text[]) AND status IN ('pending', 'running')`, ids)
+	b.Queue(`SELECT pg_notify($1, 'schedulers') WHERE cardinality($2::text[]) > 0`, d.channel, ids)
 	if extra != "" {
 		b.Queue(extra, args...)
 	}
@@ -186,7 +189,7 @@ func (d *DB) Reap(ctx context.Context, id string, term int64) ([]string, error) 
 		if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return err
 		}
-		return gone(ctx, tx, nonNil(ids), `DELETE FROM schedulers_gone WHERE gone_at < now() - interval '30 days'`)
+		return d.gone(ctx, tx, nonNil(ids), `DELETE FROM schedulers_gone WHERE gone_at < now() - interval '30 days'`)
 	})
 	if err != nil {
 		if errors.Is(err, model.ErrFenced) {
@@ -203,41 +206,111 @@ func (d *DB) Reap(ctx context.Context, id string, term int64) ([]string, error) 
 // is still free once locked; the FOR SHARE on the claimer's own row keeps
 // the leader from reaping it until the claim commits, and a claimer that
 // was reaped finds no row and claims nothing.
+//
+// A pending run whose workflow has max_active_runs (the run's copy of the
+// workflow) is claimed only within its workflow's room: max_active_runs
+// less the runs of that workflow active anywhere in the cluster — running,
+// or pending and held by a scheduler (about to start) — counting the
+// workflow's free pending runs oldest first. Claimers of one such workflow
+// are serialized by lockCappedSQL, sent before this statement in the same
+// transaction: this statement's snapshot is taken once the lock is held,
+// so it sees every claim committed before.
 const claimRunsSQL = `WITH me AS (SELECT id FROM schedulers WHERE id = $1 FOR SHARE),
+capped AS (
+	SELECT r.id, r.workflow_name, r.created_at,
+		(r.workflow->>'max_active_runs')::int AS cap,
+		row_number() OVER (PARTITION BY r.workflow_name ORDER BY r.created_at, r.id) AS k
+	FROM runs r
+	WHERE r.scheduler IS NULL AND r.status = 'pending' AND (r.workflow->>'max_active_runs')::int > 0),
+active AS (
+	SELECT a.workflow_name, count(*) AS n FROM runs a
+	WHERE a.status IN ('pending', 'running') AND (a.status = 'running' OR a.scheduler IS NOT NULL)
+	  AND a.workflow_name IN (SELECT workflow_name FROM capped)
+	GROUP BY a.workflow_name),
+room AS (
+	SELECT c.id FROM capped c LEFT JOIN active a ON a.workflow_name = c.workflow_name
+	WHERE c.k <= c.cap - coalesce(a.n, 0)),
 free AS (
 	SELECT r.id FROM runs r
 	WHERE r.scheduler IS NULL AND r.status IN ('pending', 'running') AND EXISTS (SELECT 1 FROM me)
+	  AND (r.status = 'running' OR coalesce((r.workflow->>'max_active_runs')::int, 0) <= 0
+	       OR r.id IN (SELECT id FROM room))
 	ORDER BY r.status DESC, r.created_at, r.id
 	LIMIT $2
 	FOR UPDATE SKIP LOCKED)
 UPDATE runs r SET scheduler = $1 FROM free WHERE r.id = free.id
 RETURNING ` + runColsR
 
+// lockCappedSQL takes, until the transaction ends, an advisory lock for
+// each workflow with max_active_runs that has free pending runs, in name
+// order (so two claimers never wait on each other crosswise).
+const lockCappedSQL = `SELECT pg_advisory_xact_lock($1, hashtext('max_active_runs:' || current_schema() || ':' || w))
+	FROM (SELECT DISTINCT r.workflow_name AS w FROM runs r
+		WHERE r.scheduler IS NULL AND r.status = 'pending' AND (r.workflow->>'max_active_runs')::int > 0
+		ORDER BY 1) x`
+
 // runColsR is runCols qualified by the alias r.
 const runColsR = `r.id, r.workflow_id, r.workflow_name, r.status, r.triggered_by, r.params, r.started_at, r.finished_at, r.error, r.created_at, r.workflow, r.task_counts, r.scheduled_at, r.scheduler`
 
 // ClaimRuns leases up to limit free runs to scheduler id (see
-// claimRunsSQL), running ones first, then oldest first. A scheduler that
-// is not live gets model.ErrFenced.
+// claimRunsSQL), running ones first, then oldest first, and no more of a
+// workflow than its max_active_runs allows across the cluster. A
+// scheduler that is not live gets model.ErrFenced.
 func (d *DB) ClaimRuns(ctx context.Context, id string, limit int) ([]*model.Run, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	runs, err := d.queryRuns(ctx, claimRunsSQL, id, limit)
+	runs, live, err := d.claimRuns(ctx, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim runs: %w", err)
 	}
 	if len(runs) > 0 {
 		return sortRuns(runs), nil
 	}
-	var live bool
-	if err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schedulers WHERE id = $1)`, id).Scan(&live); err != nil {
-		return nil, fmt.Errorf("claim runs: %w", d.connError(err))
-	}
 	if !live {
 		return nil, fenced(id)
 	}
 	return nil, nil
+}
+
+// claimRuns sends lockCappedSQL, claimRunsSQL and whether id is live (a
+// claim that took nothing may be a fenced claimer's) in one batch: one
+// round trip, one implicit transaction that holds the locks until the
+// claim commits.
+func (d *DB) claimRuns(ctx context.Context, id string, limit int) (_ []*model.Run, live bool, _ error) {
+	b := &pgx.Batch{}
+	b.Queue(lockCappedSQL, lockSpace)
+	b.Queue(claimRunsSQL, id, limit)
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM schedulers WHERE id = $1)`, id)
+	br := d.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, false, d.connError(err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, false, d.connError(err)
+	}
+	var out []*model.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			rows.Close()
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, d.connError(err)
+	}
+	if err := br.QueryRow().Scan(&live); err != nil {
+		return nil, false, d.connError(err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, false, d.connError(err)
+	}
+	return out, live, nil
 }
 
 // sortRuns orders claimed runs as they were picked (RETURNING keeps no

@@ -107,3 +107,49 @@ func TestClaimSeesItsOwnUpdates(t *testing.T) {
 		t.Fatalf("Changed = %+v; want only task 0's end", got.Changed)
 	}
 }
+
+// A scheduler that leaves frees its runs and wakes the other schedulers
+// (the schema's channel), which claim runs only when something may have
+// changed: its runs are taken at once, not at the others' next poll.
+func TestLeaveWakesTheOthers(t *testing.T) {
+	url := pgdbtest.URL(t)
+	a, b := open(t, url), open(t, url)
+	ctx := context.Background()
+	w := &model.Workflow{Name: "hello", JobName: "j.sh", TaskCount: 1}
+	if err := a.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := a.Heartbeat(ctx, model.SchedulerInfo{ID: id, Host: "h", PID: 1}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes := b.Changes()
+	r := model.NewRun(w, nil, "test", time.Now())
+	if err := a.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := a.ClaimRuns(ctx, "a", 1); err != nil || len(rs) != 1 {
+		t.Fatalf("ClaimRuns(a) = %v, %v; want the run", rs, err)
+	}
+	// Drain the listener's first signal and the new run's.
+	for quiet := time.After(500 * time.Millisecond); ; {
+		select {
+		case <-changes:
+			continue
+		case <-quiet:
+		}
+		break
+	}
+	if err := a.Leave(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change signalled within 5s of a scheduler leaving with a run")
+	}
+	if rs, err := b.ClaimRuns(ctx, "b", 1); err != nil || len(rs) != 1 || rs[0].ID != r.ID {
+		t.Fatalf("ClaimRuns(b) after a left = %v, %v; want its run", rs, err)
+	}
+}

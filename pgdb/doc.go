@@ -85,26 +85,41 @@
 // names another, the rule of model.ApplyTaskUpdate. The scheduler "" is the
 // single-scheduler path: every method behaves as without a cluster.
 //
-// ClaimRuns, one statement:
+// ClaimRuns, one round trip: a pipelined batch (one implicit transaction)
+// of a lock on each workflow with max_active_runs that has free pending
+// runs (pg_advisory_xact_lock, in name order), the claim, and whether the
+// claimer is live (a claim that took nothing may be a fenced claimer's).
+// The claim, simplified:
 //
 //	WITH me AS (SELECT id FROM schedulers WHERE id = $1 FOR SHARE),
+//	capped AS (  -- free pending runs of workflows with max_active_runs, ranked
+//		SELECT id, workflow_name, cap, row_number() OVER (PARTITION BY workflow_name ORDER BY created_at, id) AS k
+//		FROM runs WHERE scheduler IS NULL AND status = 'pending' AND cap > 0),
+//	active AS (  -- their workflows' runs active anywhere: running, or pending and held
+//		SELECT workflow_name, count(*) AS n FROM runs
+//		WHERE status = 'running' OR (status = 'pending' AND scheduler IS NOT NULL) ...),
+//	room AS (SELECT c.id FROM capped c LEFT JOIN active a USING (workflow_name) WHERE c.k <= c.cap - coalesce(a.n, 0)),
 //	free AS (
 //		SELECT r.id FROM runs r
 //		WHERE r.scheduler IS NULL AND r.status IN ('pending', 'running')
 //		  AND EXISTS (SELECT 1 FROM me)
+//		  AND (r.status = 'running' OR cap = 0 OR r.id IN (SELECT id FROM room))
 //		ORDER BY r.status DESC, r.created_at, r.id   -- running first
 //		LIMIT $2
 //		FOR UPDATE SKIP LOCKED)
 //	UPDATE runs r SET scheduler = $1 FROM free WHERE r.id = free.id RETURNING ...
 //
-// SKIP LOCKED passes over runs another claimer is taking, and the re-check
-// of a locked row (scheduler IS NULL) drops one that was taken meanwhile:
-// each run goes to one scheduler. The FOR SHARE on the claimer's own row
-// makes the leader's DELETE of it wait until the claim commits; a claim
-// that comes after the DELETE finds no row and claims nothing. Reap and
-// Leave free runs in a later statement of the DELETE's transaction (a new
-// snapshot under READ COMMITTED), so a run claimed while the DELETE waited
-// is freed too.
+// (cap is the run's copy of its workflow's max_active_runs.) SKIP LOCKED
+// passes over runs another claimer is taking, and the re-check of a locked
+// row (scheduler IS NULL) drops one that was taken meanwhile: each run
+// goes to one scheduler. The claim's snapshot is taken once the workflow
+// locks are held, so it counts every claim of a capped workflow committed
+// before it: max_active_runs holds across schedulers. The FOR SHARE on the
+// claimer's own row makes the leader's DELETE of it wait until the claim
+// commits; a claim that comes after the DELETE finds no row and claims
+// nothing. Reap and Leave free runs in a later statement of the DELETE's
+// transaction (a new snapshot under READ COMMITTED), so a run claimed
+// while the DELETE waited is freed too, and notify the schema's channel.
 //
 // ClaimTasks, one round trip: a pipelined batch (one implicit transaction)
 // of a liveness check, the status updates (updateTasksSQL, one statement

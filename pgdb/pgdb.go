@@ -206,8 +206,9 @@ func (e *connErr) Unwrap() error { return e.err }
 
 // Changes returns a channel that receives when another process (or this
 // one) creates a run, requests a cancel, reopens a run or changes a
-// workflow: the triggers of the schema notify its channel, and a listener
-// connection turns each notification into a receive. Each time the
+// workflow, or when a scheduler leaves or is reaped (its runs are free):
+// the triggers of the schema, and Leave and Reap, notify its channel, and
+// a listener connection turns each notification into a receive. Each time the
 // listener (re)connects it signals once, since changes made before its
 // LISTEN took effect were not notified to it.
 func (d *DB) Changes() <-chan struct{} {

@@ -87,6 +87,35 @@ func (d *DB) createTasks(ctx context.Context, tasks []*model.Task) error {
 	if len(tasks) == 0 {
 		return nil
 	}
+	args, err := createTasksArgs(tasks)
+	if err != nil {
+		return err
+	}
+	_, err = d.pool.Exec(ctx, createTasksSQL+` ON CONFLICT DO NOTHING`, args...)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23503" {
+			return fmt.Errorf("create tasks: a task's run does not exist: %w", model.ErrNotFound)
+		}
+		return fmt.Errorf("create tasks: %w", d.connError(err))
+	}
+	return nil
+}
+
+// createTasksSQL inserts the tasks of createTasksArgs ($1 to $19); the
+// caller adds its ON CONFLICT clause (and may add a WHERE before it).
+const createTasksSQL = `INSERT INTO tasks (` + taskCols + `)
+		SELECT u.id, u.run_id, u.name, u.task_index, u.status, u.execution_name, nullif(u.params, '')::jsonb,
+			nullif(u.output, '')::jsonb, u.error, u.attempt, u.exit_code, u.dispatched_at, u.started_at,
+			u.finished_at, u.created_at, u.retry_at, u.log, coalesce(nullif(u.attempts, '')::jsonb, '[]'::jsonb), u.scheduler
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[], $8::text[],
+			$9::text[], $10::int4[], $11::int4[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[],
+			$15::timestamptz[], $16::timestamptz[], $17::text[], $18::text[], $19::text[])
+			AS u(id, run_id, name, task_index, status, execution_name, params, output, error, attempt, exit_code,
+				dispatched_at, started_at, finished_at, created_at, retry_at, log, attempts, scheduler)`
+
+// createTasksArgs encodes tasks as the arrays of createTasksSQL.
+func createTasksArgs(tasks []*model.Task) ([]any, error) {
 	n := len(tasks)
 	var (
 		ids, runIDs, names, statuses, execs, params, outputs, errs, logs, attempts, scheds = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -110,7 +139,7 @@ func (d *DB) createTasks(ctx context.Context, tasks []*model.Task) error {
 			if lastParams == nil || !sameMap(lastParams, t.Params) {
 				b, err := json.Marshal(t.Params)
 				if err != nil {
-					return fmt.Errorf("task %s params: %w", t.ID, err)
+					return nil, fmt.Errorf("task %s params: %w", t.ID, err)
 				}
 				lastParams, lastParamsJSON = t.Params, string(b)
 			}
@@ -122,7 +151,7 @@ func (d *DB) createTasks(ctx context.Context, tasks []*model.Task) error {
 		if len(t.Attempts) > 0 {
 			b, err := json.Marshal(t.Attempts)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			attempts[i] = string(b)
 		}
@@ -133,26 +162,8 @@ func (d *DB) createTasks(ctx context.Context, tasks []*model.Task) error {
 			created[i] = now
 		}
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO tasks (`+taskCols+`)
-		SELECT u.id, u.run_id, u.name, u.task_index, u.status, u.execution_name, nullif(u.params, '')::jsonb,
-			nullif(u.output, '')::jsonb, u.error, u.attempt, u.exit_code, u.dispatched_at, u.started_at,
-			u.finished_at, u.created_at, u.retry_at, u.log, coalesce(nullif(u.attempts, '')::jsonb, '[]'::jsonb), u.scheduler
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::text[], $10::int4[], $11::int4[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[],
-			$15::timestamptz[], $16::timestamptz[], $17::text[], $18::text[], $19::text[])
-			AS u(id, run_id, name, task_index, status, execution_name, params, output, error, attempt, exit_code,
-				dispatched_at, started_at, finished_at, created_at, retry_at, log, attempts, scheduler)
-		ON CONFLICT DO NOTHING`,
-		ids, runIDs, names, indexes, statuses, execs, params, outputs, errs, tries, exits,
-		dispatched, started, finished, created, retry, logs, attempts, scheds)
-	if err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23503" {
-			return fmt.Errorf("create tasks: a task's run does not exist: %w", model.ErrNotFound)
-		}
-		return fmt.Errorf("create tasks: %w", d.connError(err))
-	}
-	return nil
+	return []any{ids, runIDs, names, indexes, statuses, execs, params, outputs, errs, tries, exits,
+		dispatched, started, finished, created, retry, logs, attempts, scheds}, nil
 }
 
 // sameMap reports whether a and b are the same map (not equal contents:
@@ -278,6 +289,43 @@ func (d *DB) taskCounts(ctx context.Context, runID string) (map[model.TaskStatus
 	var n int
 	_, err = pgx.ForEachRow(rows, []any{&st, &n}, func() error {
 		out[model.TaskStatus(st)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	return out, nil
+}
+
+var _ model.RunTaskCounter = (*DB)(nil)
+
+// RunTaskCounts counts the tasks of the runs ids by status, in one query.
+func (d *DB) RunTaskCounts(ctx context.Context, ids []string) (map[string]map[model.TaskStatus]int, error) {
+	out, err := again(ctx, func() (map[string]map[model.TaskStatus]int, error) { return d.runTaskCounts(ctx, ids) })
+	if err != nil {
+		return map[string]map[model.TaskStatus]int{}, err
+	}
+	return out, nil
+}
+
+func (d *DB) runTaskCounts(ctx context.Context, ids []string) (map[string]map[model.TaskStatus]int, error) {
+	out := make(map[string]map[model.TaskStatus]int, len(ids))
+	for _, id := range ids {
+		out[id] = map[model.TaskStatus]int{}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := d.pool.Query(ctx, `SELECT run_id, status, n FROM task_counts WHERE run_id = ANY($1::text[]) AND n <> 0`, ids)
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	var id, st string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&id, &st, &n}, func() error {
+		if c := out[id]; c != nil {
+			c[model.TaskStatus(st)] = n
+		}
 		return nil
 	})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 //     recorded — only by the scheduler that holds its lease. Runs are
 //     claimed (ClaimRuns) a few at a time, and only while the scheduler has
 //     free running slots: a scheduler does not hoard work a peer could run.
+//     The claim keeps a workflow's max_active_runs across the cluster.
 //   - Leases last as long as the scheduler's heartbeat, sent every Lease/3
 //     by a goroutine of its own (member.beat).
 //   - One scheduler is the leader, on a term that expires; it reaps the
@@ -282,6 +283,7 @@ func (s *Scheduler) fenced(ctx context.Context) error {
 	clear(s.runs)
 	clear(s.touched)
 	clear(s.behind)
+	clear(s.counted)
 	s.order, s.waiting, s.rescue, s.buf = nil, nil, nil, nil
 	return fmt.Errorf("scheduler %s was reaped (no heartbeat for longer than the lease, %s); another scheduler takes over its runs: %w", s.id, s.cfg.Lease, model.ErrFenced)
 }

@@ -245,22 +245,47 @@ func (s *Scheduler) observe(t *model.Task) {
 // returned to be started; for nodes that are skipped, their tasks, created
 // skipped. It reports whether it created anything.
 func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWithWorkflow, bool) {
-	now := time.Now()
-	at := now.UTC()
-	type plan struct {
-		ns    *nodeState
-		rs    *runState
-		take  []int // indexes to create
-		skip  bool
-		holes int // how many of take came from holes
+	mp := s.planTasks(room, time.Now(), nil)
+	if len(mp.tasks) == 0 {
+		return nil, false
 	}
-	var plans []plan
-	var tasks []*model.Task
-	var starts []model.TaskWithWorkflow
+	// The attempt of a task created dispatched is durable before it starts,
+	// as for any dispatch.
+	failed, err := s.written("create tasks", s.db.CreateTasks(ctx, mp.tasks))
+	if err != nil {
+		s.writeFailed("create tasks", err)
+		return nil, false
+	}
+	return s.applyPlan(mp, failed), true
+}
+
+// taskPlan is the next task records to create (see planTasks).
+type taskPlan struct {
+	nodes  []nodePlan
+	tasks  []*model.Task
+	starts []model.TaskWithWorkflow
+}
+
+type nodePlan struct {
+	ns    *nodeState
+	rs    *runState
+	take  []int // indexes to create
+	skip  bool
+	holes int // how many of take came from holes
+}
+
+// planTasks decides the next task records: for nodes that run, up to room
+// tasks, dispatched in their first attempt; for nodes that are skipped,
+// their tasks, skipped — of every node, or of the nodes only accepts (if
+// not nil). Nothing is counted as created until applyPlan, once they are
+// written.
+func (s *Scheduler) planTasks(room int, now time.Time, only func(*nodeState) bool) *taskPlan {
+	at := now.UTC()
+	mp := &taskPlan{}
 	budget := s.cfg.MaxTasksPerBatch // skipped records per batch
 	for _, rs := range s.order {
 		for _, ns := range rs.nodes {
-			if ns.missing() == 0 || !rs.decide(ns) {
+			if ns.missing() == 0 || only != nil && !only(ns) || !rs.decide(ns) {
 				continue
 			}
 			skip := ns.skip != ""
@@ -276,7 +301,7 @@ func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWith
 			if n <= 0 {
 				continue
 			}
-			p := plan{ns: ns, rs: rs, skip: skip}
+			p := nodePlan{ns: ns, rs: rs, skip: skip}
 			for _, i := range ns.holes {
 				if len(p.take) == n {
 					break
@@ -293,44 +318,154 @@ func (s *Scheduler) materialize(ctx context.Context, room int) ([]model.TaskWith
 					t.Status, t.Error, t.FinishedAt = model.TaskSkipped, ns.skip, &at
 				} else {
 					t.Status, t.Attempt, t.DispatchedAt, t.Scheduler = model.TaskDispatched, 1, &at, s.id
-					starts = append(starts, model.TaskWithWorkflow{Task: t, Workflow: rs.run.Workflow, Upstream: ns.upstream})
+					mp.starts = append(mp.starts, model.TaskWithWorkflow{Task: t, Workflow: rs.run.Workflow, Upstream: ns.upstream})
 				}
-				tasks = append(tasks, t)
+				mp.tasks = append(mp.tasks, t)
 			}
 			if skip {
 				budget -= n
 			} else {
 				room -= n
 			}
-			plans = append(plans, p)
+			mp.nodes = append(mp.nodes, p)
 		}
 	}
-	if len(tasks) == 0 {
-		return nil, false
+	return mp
+}
+
+// applyPlan counts the tasks of mp as created, once written (but those in
+// failed), and returns those to start.
+func (s *Scheduler) applyPlan(mp *taskPlan, failed map[string]bool) []model.TaskWithWorkflow {
+	if len(mp.tasks) == 0 {
+		return nil
 	}
-	// The attempt of a task created dispatched is durable before it starts,
-	// as for any dispatch.
-	failed, err := s.written("create tasks", s.db.CreateTasks(ctx, tasks))
-	if err != nil {
-		s.writeFailed("create tasks", err)
-		return nil, false
-	}
+	starts := mp.starts
 	if len(failed) > 0 {
-		starts = s.blocked(starts, tasks, failed)
+		starts = s.blocked(slices.Clone(starts), mp.tasks, failed)
 	}
-	for _, p := range plans {
+	for _, p := range mp.nodes {
 		p.ns.holes = p.ns.holes[p.holes:]
 		if last := p.take[len(p.take)-1]; last >= p.ns.next {
 			p.ns.next = last + 1
 		}
 		s.touched[p.rs.run.ID] = true
 	}
-	for _, t := range tasks {
+	for _, t := range mp.tasks {
 		if t.Status == model.TaskSkipped && !failed[t.ID] {
 			s.observe(t)
 		}
 	}
-	return starts, true
+	return starts
+}
+
+// speculation is what a batch counted on before it was written: the ends
+// of tasks in flight, observed ahead so that the tasks they unblock are
+// created in the same batch. If the batch is not written, undo puts the
+// run states back as they were.
+type speculation struct {
+	ends    map[string]model.TaskStatus // task id → the end counted
+	saved   map[*nodeState]nodeState
+	outputs []savedOutput
+	plan    *taskPlan
+}
+
+type savedOutput struct {
+	ns  *nodeState
+	i   int
+	out json.RawMessage
+}
+
+// predict observes the ends in the buffer of tasks in flight — the
+// attempt in flight, reported by the scheduler that dispatched it — as
+// they will be recorded. It returns nil if there are none.
+func (s *Scheduler) predict() *speculation {
+	var sp *speculation
+	for _, u := range s.buf {
+		if !u.Status.Terminal() {
+			continue
+		}
+		f, ok := s.ends(u)
+		if !ok || u.Scheduler != f.sched && f.sched != "" {
+			continue
+		}
+		rs := s.runs[u.RunID]
+		if rs == nil || rs.byName[f.name] == nil {
+			continue
+		}
+		if sp == nil {
+			sp = &speculation{ends: map[string]model.TaskStatus{}, saved: map[*nodeState]nodeState{}}
+		}
+		if _, seen := sp.ends[u.TaskID]; seen {
+			continue
+		}
+		for _, ns := range rs.nodes {
+			if _, ok := sp.saved[ns]; !ok {
+				sp.saved[ns] = *ns
+			}
+		}
+		ns := rs.byName[f.name]
+		if ns.down && f.index < len(ns.outputs) {
+			sp.outputs = append(sp.outputs, savedOutput{ns, f.index, ns.outputs[f.index]})
+		}
+		sp.ends[u.TaskID] = u.Status
+		ns.observe(&model.Task{ID: u.TaskID, RunID: u.RunID, Name: f.name, TaskIndex: f.index, Status: u.Status, Output: u.Output, Error: u.Error})
+	}
+	return sp
+}
+
+// undo puts the run states back as they were before predict (the batch was
+// not written).
+func (sp *speculation) undo() {
+	if sp == nil {
+		return
+	}
+	for i := len(sp.outputs) - 1; i >= 0; i-- {
+		o := sp.outputs[i]
+		o.ns.outputs[o.i] = o.out
+	}
+	for ns, v := range sp.saved {
+		*ns = v
+	}
+}
+
+// unblocked reports whether node ns was not decided before the ends were
+// observed ahead: the nodes whose first tasks go with those ends. (The
+// rest of a node decided earlier is created after the claim, as ever, so
+// that the queue's pending tasks keep their turn.)
+func (sp *speculation) unblocked(ns *nodeState) bool {
+	v, ok := sp.saved[ns]
+	return ok && !v.decided
+}
+
+// predicted reports whether t's end was observed ahead, as it landed.
+func (sp *speculation) predicted(t *model.Task) bool {
+	if sp == nil {
+		return false
+	}
+	st, ok := sp.ends[t.ID]
+	return ok && st == t.Status
+}
+
+// landed reports whether every end counted on was recorded as counted.
+func (sp *speculation) landed(changed []*model.Task, failed map[string]bool) bool {
+	n := 0
+	for _, t := range changed {
+		if st, ok := sp.ends[t.ID]; ok {
+			if st != t.Status || failed[t.ID] {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(sp.ends)
+}
+
+func idsOf(ps []model.TaskWithWorkflow) map[string]bool {
+	m := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		m[p.Task.ID] = true
+	}
+	return m
 }
 
 // track starts keeping the state of run r, from the task records it has.

@@ -15,13 +15,19 @@ type flight struct {
 	attempt  int
 	runID    string
 	name     string
+	index    int
+	probed   bool   // its executor can tell whether an attempt began (exec.StartProber)
 	failures int    // failed attempts before this one (interrupted ones do not count)
 	sched    string // the scheduler that dispatched the attempt (another's when adopted)
 }
 
 // fly records a dispatched task as in flight.
 func (s *Scheduler) fly(p model.TaskWithWorkflow) {
-	s.inflight[p.Task.ID] = flight{attempt: p.Task.Attempt, runID: p.Task.RunID, name: p.Task.Name, failures: p.Task.Failures(), sched: p.Task.Scheduler}
+	f := flight{attempt: p.Task.Attempt, runID: p.Task.RunID, name: p.Task.Name, index: p.Task.TaskIndex, failures: p.Task.Failures(), sched: p.Task.Scheduler}
+	if e, err := s.mgr.ForTask(p); err == nil {
+		_, f.probed = e.(exec.StartProber)
+	}
+	s.inflight[p.Task.ID] = f
 	if ns := s.nodeState(p.Task.RunID, p.Task.Name); ns != nil {
 		ns.active++
 	}

@@ -21,7 +21,11 @@
 //     because the scheduler stopped or died first, go back to the queue with
 //     their attempt withdrawn. While the disk refuses writes, nothing starts.
 //     A run's task records are created as slots free up, the first ones
-//     already dispatched.
+//     already dispatched. On a database that writes new records with
+//     updates (model.TaskBatchWriter: the file database), the records of
+//     the nodes that the batch's ends unblock go in that same batch, so a
+//     DAG hop is one durable write; and a task's running report waits for
+//     the next batch, 100 ms at most (hold).
 //  4. The runs started in step 2 are marked running.
 //  5. The loop sleeps until a status update, a change signalled by the
 //     database (model.Notifier: another process triggered a run), or the
@@ -76,6 +80,10 @@ type Scheduler struct {
 	cluster model.Cluster
 	sole    bool
 	member  *member
+	// hopInBatch: the database writes new tasks with the updates and the
+	// claim in one durable batch (a model.TaskBatchWriter served by one
+	// scheduler), so the tasks an end unblocks are created with that end.
+	hopInBatch bool
 
 	// Owned by the loop goroutine.
 	inflight map[string]flight // by task id: dispatched here and not yet ended
@@ -85,7 +93,11 @@ type Scheduler struct {
 	buf      []model.TaskUpdate   // updates not yet written
 	touched  map[string]bool      // runs whose tasks changed since the last completion check
 	retryAt  time.Time            // after a failed write, do not write again before this
-	backoff  time.Duration
+	// held: running reports that wait for a batch to ride with (see
+	// hold), since heldAt.
+	held    []model.TaskUpdate
+	heldAt  time.Time
+	backoff time.Duration
 	// retryTimes: when tasks put back in the queue for a retry come due.
 	retryTimes []time.Time
 	// behind: tasks put back in the queue because their scheduler died
@@ -99,6 +111,15 @@ type Scheduler struct {
 	// rescue: runs taken over whose tasks are still to be recovered (a
 	// read failed).
 	rescue []*model.Run
+	// claimMore: one of several schedulers may find runs to claim — at
+	// start, after a notification (a new run), a poll, a reaping, a run of
+	// its own ending (room under max_active_runs), or a claim that took
+	// all it asked for. A claim that took fewer clears it: claiming every
+	// loop would cost a round trip each.
+	claimMore bool
+	// counted: the task counts of the runs claimed this loop, read by
+	// claimRuns for startRuns.
+	counted map[string]map[model.TaskStatus]int
 	// pauseUntil (unix ns): a task could not start because the disk refused
 	// a write; dispatch nothing before this.
 	pauseUntil atomic.Int64
@@ -130,10 +151,15 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		c = &soleCluster{db: db}
 	}
 	return &Scheduler{
-		cfgErr:   cfgErr,
-		id:       cfg.ID,
-		cluster:  c,
-		sole:     !ok,
+		cfgErr:  cfgErr,
+		id:      cfg.ID,
+		cluster: c,
+		sole:    !ok,
+		hopInBatch: func() bool {
+			_, bw := db.(model.TaskBatchWriter)
+			_, tc := db.(model.TaskClaimer)
+			return !ok && bw && !tc
+		}(),
 		db:       db,
 		mgr:      mgr,
 		cfg:      cfg,
@@ -144,6 +170,9 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		behind:   make(map[string]behindTask),
 		waiters:  make(map[string][]chan struct{}),
 		drainCh:  make(chan struct{}),
+
+		claimMore: true,
+		counted:   make(map[string]map[model.TaskStatus]int),
 	}
 }
 
@@ -232,7 +261,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	// anything starts; one of several takes runs in its loop, as it has
 	// room.
 	if s.sole {
-		if err := s.claimRuns(dbctx, 0, true); err != nil {
+		if _, err := s.claimRuns(dbctx, 0, true); err != nil {
 			return fmt.Errorf("recover unfinished work: %w", err)
 		}
 	}
@@ -302,6 +331,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if len(s.buf) > 0 {
 			wait = min(wait, time.Until(s.retryAt))
 		}
+		if len(s.held) > 0 {
+			wait = min(wait, time.Until(s.heldAt.Add(runningHold)))
+		}
 		if next := s.nextWake(time.Now()); !next.IsZero() {
 			wait = min(wait, time.Until(next))
 		}
@@ -333,16 +365,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case u := <-updates:
 			s.add(u)
 		case <-changes:
-			lookCancels = true
+			lookCancels, s.claimMore = true, true
 			ticks.poke() // a workflow may have been edited
 		case <-timer.C:
-			lookCancels = true
+			lookCancels, s.claimMore = true, true
 		case <-grace:
 			launching = false
 			s.stopInflight(dbctx)
 			return nil
 		case <-s.member.reaped:
 			// Runs were freed: take some if there is room.
+			s.claimMore = true
 		case <-s.member.fenced:
 			launching, leave = false, false
 			return s.fenced(dbctx)
@@ -447,20 +480,34 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	var starts []model.TaskWithWorkflow
 	claimed := 0
 	more := false
+	s.hold(dispatch)
 	if len(s.buf) > 0 || limit > 0 {
 		now := time.Now()
 		s.retries(now)
-		nbuf := len(s.buf)
+		ups := s.buf
 		// The attempt is counted durably before the task starts (the claim
 		// marks it dispatched): a crash after the start is then always
 		// visible as an attempt.
-		c := model.Claim{Scheduler: s.id, Limit: limit, Updates: s.buf, At: now}
+		c := model.Claim{Scheduler: s.id, Limit: limit, Updates: ups, At: now}
 		if limit > 0 {
 			c.Last, c.Skip = s.behindOrder()
 			c.SkipNodes = s.fullNodes()
 		}
+		// The tasks that the ends in this batch unblock are created in the
+		// same batch (dispatched, or skipped): one durable write per hop.
+		var sp *speculation
+		if dispatch && s.hopInBatch && len(s.order) > 0 {
+			if sp = s.predict(); sp != nil {
+				sp.plan = s.planTasks(limit, now, sp.unblocked)
+				c.Create = sp.plan.tasks
+				c.Limit = max(limit-len(sp.plan.starts), 0)
+			}
+		}
 		res, err := model.ClaimTasks(ctx, s.db, c)
-		_, err = s.written("record task status", err)
+		failed, err := s.written("record task status", err)
+		if err != nil {
+			sp.undo()
+		}
 		if errors.Is(err, model.ErrFenced) {
 			s.member.fence(err)
 			return false
@@ -470,7 +517,20 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			return false
 		}
 		s.writeOK()
-		for _, u := range s.buf[:nbuf] {
+		if sp != nil {
+			created := s.applyPlan(sp.plan, failed)
+			if !sp.landed(res.Changed, failed) {
+				s.log.Error("an end this batch counted on was not recorded: the tasks created after it do not start, and their run waits (see `ork doctor`)")
+				created = s.blocked(created, sp.plan.tasks, idsOf(created))
+			}
+			for _, p := range created {
+				s.fly(p)
+			}
+			starts = append(starts, created...)
+			claimed += len(sp.plan.starts)
+			more = more || len(sp.plan.tasks) > 0
+		}
+		for _, u := range ups {
 			if _, ok := s.ends(u); ok {
 				s.land(u.TaskID)
 			}
@@ -482,7 +542,9 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 				continue
 			}
 			s.land(t.ID)
-			s.observe(t)
+			if !sp.predicted(t) {
+				s.observe(t)
+			}
 			delete(s.behind, t.ID)
 			more = true // a node downstream may be ready now
 			lvl := slog.LevelDebug
@@ -491,14 +553,15 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			}
 			s.log.Log(ctx, lvl, "task finished", "run", t.RunID, "task", t.Label(), "status", t.Status, "attempt", t.Attempt, "exit_code", exitCode(t.ExitCode), "err", t.Error)
 		}
-		claimed = len(res.Tasks)
-		starts = s.withinMaxParallel(res.Tasks)
-		for i := range starts {
-			starts[i].Upstream = s.upstreamOf(starts[i].Task)
-			delete(s.behind, starts[i].Task.ID)
-			s.fly(starts[i])
+		claimed += len(res.Tasks)
+		fromQueue := s.withinMaxParallel(res.Tasks)
+		for i := range fromQueue {
+			fromQueue[i].Upstream = s.upstreamOf(fromQueue[i].Task)
+			delete(s.behind, fromQueue[i].Task.ID)
+			s.fly(fromQueue[i])
 		}
-		more = more || (claimed > 0 && claimed == limit)
+		starts = append(starts, fromQueue...)
+		more = more || (len(res.Tasks) > 0 && len(res.Tasks) == c.Limit)
 	}
 	if dispatch && len(s.order) > 0 {
 		created, progressed := s.materialize(ctx, limit-claimed)
@@ -511,6 +574,48 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 	s.start(ctx, starts)
 	return more || len(s.buf) > 0
 }
+
+// hold keeps back, in s.held, the running reports that may wait for a
+// batch to ride with (the task's end, the next dispatch) rather than take a
+// commit of their own while nothing else is to be written; they go back
+// in front of the buffer when anything else is to be written, when their
+// time is up (runningHold), or when dispatch is not set (a flush).
+//
+// Only on the file database (one scheduler, whose start-up finds an
+// attempt begun from its log file even when its start was not recorded),
+// and only reports of tasks whose executor can tell whether an attempt
+// began (exec.StartProber): nothing a crash needs is lost by the wait —
+// an attempt recorded dispatched whose process had begun is counted as
+// one that ran (see docs/RELIABILITY.md).
+func (s *Scheduler) hold(dispatch bool) {
+	if dispatch && s.hopInBatch {
+		keep := s.buf[:0]
+		for _, u := range s.buf {
+			if f, ok := s.inflight[u.TaskID]; ok && f.probed && u.Status == model.TaskRunning {
+				if len(s.held) == 0 {
+					s.heldAt = time.Now()
+				}
+				s.held = append(s.held, u)
+				continue
+			}
+			keep = append(keep, u)
+		}
+		clear(s.buf[len(keep):])
+		s.buf = keep
+	}
+	if len(s.held) == 0 {
+		return
+	}
+	if len(s.buf) > 0 || !dispatch || !time.Now().Before(s.heldAt.Add(runningHold)) {
+		s.buf = append(s.held, s.buf...) // the held reports came first
+		s.held = nil
+		s.heldAt = time.Time{}
+	}
+}
+
+// runningHold is the longest a task's running report waits for a batch
+// to ride with.
+const runningHold = 100 * time.Millisecond
 
 func exitCode(c *int) any {
 	if c == nil {
@@ -552,18 +657,21 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 		return nil, time.Time{} // the disk refused a write: do not add more work
 	}
 	// Claim runs: a sole scheduler takes every pending run; one of
-	// several claims a few at a time, and only while it has free running
-	// slots, so that it never holds work a peer could run.
+	// several claims a few at a time, only while it has free running
+	// slots, so that it never holds work a peer could run, and only when
+	// there may be runs to claim (claimMore).
 	limit := 0
 	if !s.sole {
 		limit = min(s.cfg.MaxRunningTasks-len(s.inflight), claimRunsAtOnce)
 	}
-	if s.sole || limit > 0 || len(s.rescue) > 0 {
-		if err := s.claimRuns(ctx, max(limit, 0), false); errors.Is(err, model.ErrFenced) {
+	if s.sole || (limit > 0 && s.claimMore) || len(s.rescue) > 0 {
+		if n, err := s.claimRuns(ctx, max(limit, 0), false); errors.Is(err, model.ErrFenced) {
 			s.member.fence(err)
 			return nil, time.Time{}
 		} else if err != nil {
 			s.log.Error("claim runs", "err", err)
+		} else if limit > 0 && n < limit {
+			s.claimMore = false // none left to claim
 		}
 	}
 	runs := s.waiting
@@ -574,12 +682,16 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 	now := time.Now()
 	var ids []string
 	var bad []model.RunUpdate
+	// max_active_runs: a sole scheduler sees every run; one of several is
+	// leased no run beyond it (ClaimRuns counts the whole cluster's), and
+	// the count here keeps it so among the runs it holds.
 	active := map[string]int{} // runs of each workflow running now
 	for _, rs := range s.order {
 		active[rs.run.WorkflowName]++
 	}
+	var fresh []*model.Run // runs to track: their tasks are counted at once
 	for i, r := range runs {
-		if len(ids) == s.cfg.MaxTasksPerBatch {
+		if len(ids)+len(fresh) == s.cfg.MaxTasksPerBatch {
 			s.waiting = append(s.waiting, runs[i:]...)
 			break
 		}
@@ -592,30 +704,48 @@ func (s *Scheduler) startRuns(ctx context.Context) ([]string, time.Time) {
 				Error: fmt.Sprintf("workflow %q not found: the run has no copy of it and no workflow file loads", r.WorkflowName)})
 			continue
 		}
-		ids = append(ids, r.ID)
 		if s.runs[r.ID] != nil {
+			ids = append(ids, r.ID)
 			continue // marking it running failed last time
 		}
-		// A scheduler that died while starting the run may have created
-		// some of its tasks: count on those.
-		var existing []*model.Task
-		if counts, err := s.db.TaskCounts(ctx, r.ID); err != nil {
-			s.log.Error("count tasks", "run", r.ID, "err", err)
-			ids = ids[:len(ids)-1]
+		fresh = append(fresh, r)
+		active[r.WorkflowName]++
+	}
+	// A scheduler that died while starting a run may have created some of
+	// its tasks: count on those. The counts of runs claimed this loop were
+	// read by claimRuns.
+	var toCount []string
+	for _, r := range fresh {
+		if _, ok := s.counted[r.ID]; !ok {
+			toCount = append(toCount, r.ID)
+		}
+	}
+	all, err := model.RunTaskCounts(ctx, s.db, toCount)
+	if err != nil {
+		s.log.Error("count tasks", "runs", len(toCount)-len(all), "err", err)
+	}
+	for _, r := range fresh {
+		counts, ok := s.counted[r.ID]
+		if !ok {
+			counts, ok = all[r.ID]
+		}
+		if !ok {
 			s.waiting = append(s.waiting, r)
 			continue
-		} else if len(counts) > 0 {
+		}
+		var existing []*model.Task
+		if len(counts) > 0 {
 			if existing, err = s.db.ListTasks(ctx, r.ID); err != nil {
 				s.log.Error("list tasks", "run", r.ID, "err", err)
-				ids = ids[:len(ids)-1]
 				s.waiting = append(s.waiting, r)
 				continue
 			}
 		}
+		ids = append(ids, r.ID)
 		s.track(r, existing)
-		active[r.WorkflowName]++
 		s.log.Info("run started", "run", r.ID, "workflow", r.WorkflowName, "tasks", r.TaskCount())
 	}
+	clear(s.counted)
 	if len(bad) > 0 {
 		if _, err := s.written("fail runs without a workflow", s.db.UpdateRuns(ctx, bad)); err != nil {
 			s.log.Error("fail runs without a workflow", "err", err)
@@ -672,13 +802,20 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 	// looks at them again, so a failed read never leaves a run unfinished.
 	var unread []string
 	now := time.Now()
+	ids := make([]string, 0, len(s.touched))
 	for id := range s.touched {
 		if rs := s.runs[id]; rs != nil && !rs.allCreated() {
 			continue // not all its tasks exist yet
 		}
-		counts, err := s.db.TaskCounts(ctx, id)
-		if err != nil {
-			s.log.Error("count tasks; will look again", "run", id, "err", err)
+		ids = append(ids, id)
+	}
+	all, err := model.RunTaskCounts(ctx, s.db, ids)
+	if err != nil {
+		s.log.Error("count tasks; will look again", "runs", len(ids)-len(all), "err", err)
+	}
+	for _, id := range ids {
+		counts, ok := all[id]
+		if !ok {
 			unread = append(unread, id)
 			continue
 		}
@@ -727,6 +864,7 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 			}
 			s.log.Log(ctx, lvl, "run finished", "run", u.RunID, "status", u.Status, "err", u.Error)
 			s.untrack(u.RunID)
+			s.claimMore = true // its workflow may have room for another (max_active_runs)
 			s.wake(u.RunID)
 		}
 	}
@@ -972,14 +1110,16 @@ func (s *Scheduler) recover(ctx context.Context, runs map[string]bool) error {
 // At start it is the recovery of what a dead predecessor left: an error is
 // returned, and the runs whose tasks had all ended are finished before
 // anything new is dispatched.
-func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error {
+func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) (int, error) {
 	runs, err := s.cluster.ClaimRuns(ctx, s.id, limit)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	clear(s.counted)
 	if s.sole {
 		s.waiting = s.waiting[:0] // it sees every pending run again
 	}
+	var pending []*model.Run // claimed pending runs: their tasks are counted at once
 	for _, r := range runs {
 		if s.runs[r.ID] != nil && r.Status == model.RunRunning {
 			continue
@@ -992,16 +1132,28 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 		if s.sole {
 			continue // at start, recover looks at every active task
 		}
-		counts, err := s.db.TaskCounts(ctx, r.ID)
-		if err != nil {
-			s.log.Error("count tasks", "run", r.ID, "err", err)
+		pending = append(pending, r)
+	}
+	if len(pending) > 0 {
+		ids := make([]string, len(pending))
+		for i, r := range pending {
+			ids[i] = r.ID
 		}
-		if err != nil || counts[model.TaskDispatched]+counts[model.TaskRunning] > 0 {
-			s.rescue = append(s.rescue, r)
+		all, err := model.RunTaskCounts(ctx, s.db, ids)
+		if err != nil {
+			s.log.Error("count tasks", "runs", len(ids)-len(all), "err", err)
+		}
+		for _, r := range pending {
+			counts, ok := all[r.ID]
+			if !ok || counts[model.TaskDispatched]+counts[model.TaskRunning] > 0 {
+				s.rescue = append(s.rescue, r)
+				continue
+			}
+			s.counted[r.ID] = counts // startRuns needs them too
 		}
 	}
 	if len(s.rescue) == 0 && !(start && s.sole) {
-		return nil
+		return len(runs), nil
 	}
 	var ids map[string]bool
 	if !(start && s.sole) {
@@ -1012,10 +1164,10 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 	}
 	if err := s.recover(ctx, ids); err != nil {
 		if start {
-			return err
+			return 0, err
 		}
 		s.log.Error("recover the tasks of runs taken over; will try again", "runs", len(s.rescue), "err", err)
-		return nil
+		return len(runs), nil
 	}
 	rescued := s.rescue
 	s.rescue = nil
@@ -1026,7 +1178,7 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 		existing, err := s.db.ListTasks(ctx, r.ID)
 		if err != nil {
 			if start {
-				return err
+				return 0, err
 			}
 			s.log.Error("list tasks of a run taken over; will try again", "run", r.ID, "err", err)
 			s.rescue = append(s.rescue, r)
@@ -1043,7 +1195,7 @@ func (s *Scheduler) claimRuns(ctx context.Context, limit int, start bool) error 
 	if start {
 		s.finishRuns(ctx)
 	}
-	return nil
+	return len(runs), nil
 }
 
 // wake tells WaitRun callers that a run ended.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -89,6 +90,44 @@ func testSeveralSchedulers(t *testing.T, e *Env) {
 	// A clean stop leaves.
 	if left, err := c.Schedulers(context.Background()); err != nil || len(left) != 0 {
 		t.Errorf("after three clean stops, schedulers %v (%v), want none", left, err)
+	}
+}
+
+// Three schedulers share the runs of a workflow with max_active_runs 1:
+// however many schedulers, its runs are active one at a time — each
+// starts after the one before it finished.
+func testMaxActiveRunsAcrossSchedulers(t *testing.T, e *Env) {
+	c := e.cluster(t)
+	e.Script("nap.sh", "sleep 0.1")
+	w := e.Workflow(&model.Workflow{Name: "one", JobName: "nap.sh", TaskCount: 1, MaxActiveRuns: 1})
+	var ss []*sched.Scheduler
+	for i := range 3 {
+		db := e.DB
+		if i > 0 {
+			db = e.Open(t)
+		}
+		s, _ := e.Start(db, sched.Config{NoSchedules: true})
+		ss = append(ss, s)
+	}
+	waitMembers(t, c, 3)
+	var runs []*model.Run
+	for range 9 {
+		runs = append(runs, e.Trigger(e.DB, w))
+	}
+	var ends []*model.Run
+	for _, r := range runs {
+		got := e.Wait(ss[0], r, 2*time.Minute)
+		if got.Status != model.RunSuccess {
+			t.Fatalf("run %s: %s %q", r.ID, got.Status, got.Error)
+		}
+		ends = append(ends, got)
+	}
+	slices.SortFunc(ends, func(a, b *model.Run) int { return a.StartedAt.Compare(*b.StartedAt) })
+	for i := 1; i < len(ends); i++ {
+		if ends[i].StartedAt.Before(*ends[i-1].FinishedAt) {
+			t.Errorf("run %s (scheduler %s) started at %s, before run %s (scheduler %s) finished at %s: two runs of a workflow with max_active_runs 1 were active",
+				ends[i].ID, ends[i].Scheduler, ends[i].StartedAt.Format(time.StampMicro), ends[i-1].ID, ends[i-1].Scheduler, ends[i-1].FinishedAt.Format(time.StampMicro))
+		}
 	}
 }
 

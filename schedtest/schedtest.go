@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) dbtest.Store) {
 		{"ShutdownThenRestart", testShutdownRestart},
 		{"OneScheduler", testOneScheduler},
 		{"SeveralSchedulers", testSeveralSchedulers},
+		{"MaxActiveRunsAcrossSchedulers", testMaxActiveRunsAcrossSchedulers},
 		{"Takeover", testTakeover},
 		{"OutageLongerThanLease", testOutageLongerThanLease},
 	}

@@ -63,12 +63,41 @@ func newRecordingDB(db model.Database, expect int) *recordingDB {
 	return &recordingDB{Database: db, samples: make([]taskSample, 0, expect)}
 }
 
+// scheduled is the database for the scheduler: r, and a
+// model.TaskBatchWriter too when the inner database is one, so that the
+// scheduler writes as it does on the bare database.
+func (r *recordingDB) scheduled() model.Database {
+	if _, ok := r.Database.(model.TaskBatchWriter); ok {
+		return recordingBatchDB{r}
+	}
+	return r
+}
+
+// recordingBatchDB is a recordingDB over a model.TaskBatchWriter.
+type recordingBatchDB struct{ *recordingDB }
+
+// WriteTasks writes the batch and notes the tasks that ended.
+func (r recordingBatchDB) WriteTasks(ctx context.Context, create []*model.Task, us []model.TaskUpdate) ([]*model.Task, error) {
+	ts, err := r.Database.(model.TaskBatchWriter).WriteTasks(ctx, create, us)
+	if err != nil {
+		return ts, err
+	}
+	r.note(ts)
+	return ts, nil
+}
+
 // UpdateTasks applies the updates and notes the tasks that ended.
 func (r *recordingDB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([]*model.Task, error) {
 	ts, err := r.Database.UpdateTasks(ctx, us)
 	if err != nil {
 		return ts, err
 	}
+	r.note(ts)
+	return ts, nil
+}
+
+// note notes the tasks of ts that ended, as written now.
+func (r *recordingDB) note(ts []*model.Task) {
 	now := time.Now().UnixNano()
 	var add []taskSample
 	for _, t := range ts {
@@ -92,7 +121,6 @@ func (r *recordingDB) UpdateTasks(ctx context.Context, us []model.TaskUpdate) ([
 		r.samples = append(r.samples, add...)
 		r.mu.Unlock()
 	}
-	return ts, nil
 }
 
 // take returns the samples noted so far and forgets them.

@@ -142,7 +142,7 @@ func (h *harness) start(ctx context.Context, expect int) error {
 	}
 	scfg := h.cfg.Scheduler.Sched()
 	scfg.Logger = h.log
-	h.s = sched.New(h.rec, mgr, scfg)
+	h.s = sched.New(h.rec.scheduled(), mgr, scfg)
 	h.scfg = h.s.Config()
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.stop = cancel
