@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,12 +46,30 @@ import (
 //   - A clean stop leaves (Cluster.Leave) after its last write, so its
 //     unfinished runs are taken at once.
 
-// newID makes a scheduler id: host:pid:random.
-func newID() string {
+// hostname is this host's name as scheduler ids carry it.
+func hostname() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
 	}
+	return host
+}
+
+// dispatchedHere reports whether the scheduler id (of the scheduler that
+// dispatched an attempt) is of this host: "" (a database with one
+// scheduler, or a record written before schedulers had ids), or an id
+// host:pid:random whose host is this one.
+func dispatchedHere(id string) bool {
+	if id == "" {
+		return true
+	}
+	host, _, ok := strings.Cut(id, ":")
+	return ok && host == hostname()
+}
+
+// newID makes a scheduler id: host:pid:random.
+func newID() string {
+	host := hostname()
 	var b [4]byte
 	rand.Read(b[:])
 	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))

@@ -1043,7 +1043,10 @@ func (s *Scheduler) recover(ctx context.Context, runs map[string]bool) error {
 			if known || t.Status != model.TaskDispatched || t.StartedAt != nil || t.ExecutionName != "" {
 				return
 			}
-			if pr, ok := e.(exec.StartProber); ok {
+			// Whether an attempt began is told by what it left on the
+			// host that started it (its log): an attempt another host
+			// dispatched may have begun there, so it counts.
+			if pr, ok := e.(exec.StartProber); ok && dispatchedHere(t.Scheduler) {
 				began, err := pr.Began(ctx, p)
 				if err != nil {
 					s.log.Warn("cannot tell whether an attempt began; counting it", "task", t.Label(), "err", err)
