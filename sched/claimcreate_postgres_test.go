@@ -188,3 +188,74 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// On PostgreSQL the records a loop creates ride in its claim: the tasks a
+// DAG hop unblocks, and a flat run's next tasks once the queue was found
+// empty — no CreateTasks of their own. (Only the first tasks of the
+// scheduler's first run are created after its claim: the queue is not yet
+// known to be empty.)
+func TestNewRecordsRideInTheClaimPostgres(t *testing.T) {
+	url := pgdbtest.URL(t)
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	open := func(migrate bool) *pgdb.DB {
+		db, err := pgdb.Open(ctx, url, pgdb.Options{Logger: quiet, Migrate: migrate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	other := open(true)
+	chain := &model.Workflow{Name: "chain", Tasks: map[string]*model.TaskSpec{
+		"a": {JobName: "noop.sh"},
+		"b": {JobName: "noop.sh", DependsOn: []string{"a"}},
+		"c": {JobName: "noop.sh", DependsOn: []string{"b"}},
+	}}
+	flat := &model.Workflow{Name: "flat", JobName: "noop.sh", TaskCount: 100}
+	for _, w := range []*model.Workflow{chain, flat} {
+		if err := other.CreateWorkflow(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := &countingDB{DB: open(false), n: map[string]int{}}
+	updates := make(chan exec.StatusUpdate, 4096)
+	mgr := exec.NewManager(updates)
+	mgr.Register(model.ExecutorProcess, &benchNoopExecutor{updates: updates})
+	s := sched.New(db, mgr, sched.Config{Logger: quiet, NoSchedules: true})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("scheduler: %v", err)
+		}
+	}()
+	run := func(w *model.Workflow) {
+		t.Helper()
+		r := model.NewRun(w, nil, "test", time.Now())
+		if err := other.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "run "+w.Name+" to end", func() bool {
+			got, err := other.GetRun(ctx, r.ID)
+			return err == nil && got.Status.Terminal()
+		})
+		if got, _ := other.GetRun(ctx, r.ID); got.Status != model.RunSuccess {
+			t.Fatalf("run %s: %s %q", w.Name, got.Status, got.Error)
+		}
+	}
+	calls := func() int {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		return db.n["CreateTasks"]
+	}
+	run(flat) // the first: its first tasks may be created after the claim
+	before := calls()
+	run(chain)
+	run(flat)
+	if n := calls() - before; n != 0 {
+		t.Errorf("%d CreateTasks calls for a chain of 3 and a run of 100 tasks; want none (every record created in a claim)", n)
+	}
+}
