@@ -824,6 +824,9 @@ func (s *suite) testClaimCreates(t *testing.T) {
 		t.Fatalf("claim with creates = %v, %v; want task 1 claimed, the created tasks not", claimedIDs(got), err)
 	}
 	checkTaskSet(t, "Changed by the claim's updates", got.Changed, wantChanged)
+	if len(got.Skipped) != 0 {
+		t.Errorf("claim with creates: Skipped = %v; want none (the run exists; a task that exists is not skipped)", got.Skipped)
+	}
 	o.apply(t, []model.TaskUpdate{dispatchOf(all[1], "", at(4))})
 	o.add(next)
 	o.add(skipped)
@@ -833,7 +836,7 @@ func (s *suite) testClaimCreates(t *testing.T) {
 	// Creates alone, with nothing to update or claim.
 	last := cloneTask(all[2])
 	last.ID, last.TaskIndex = model.TaskID(r.ID, last.Name, 4), 4
-	if got, err = model.ClaimTasks(ctx, db, model.Claim{Create: []*model.Task{last}}); err != nil || len(got.Tasks)+len(got.Changed) != 0 {
+	if got, err = model.ClaimTasks(ctx, db, model.Claim{Create: []*model.Task{last}}); err != nil || len(got.Tasks)+len(got.Changed)+len(got.Skipped) != 0 {
 		t.Fatalf("creates alone = %+v, %v; want nothing claimed or changed", got, err)
 	}
 	o.add(last)
@@ -854,12 +857,16 @@ func (s *suite) testClaimCreates(t *testing.T) {
 	}
 	held := cloneTask(all[2])
 	held.ID, held.TaskIndex = model.TaskID(r.ID, held.Name, 5), 5
-	if _, err := model.ClaimTasks(ctx, db, model.Claim{Scheduler: "b", Create: []*model.Task{held}}); err != nil {
+	if got, err := model.ClaimTasks(ctx, db, model.Claim{Scheduler: "b", Create: []*model.Task{held}}); err != nil {
 		t.Fatalf("claim of b with creates: %v", err)
+	} else if !slices.Equal(got.Skipped, []string{held.ID}) {
+		t.Errorf("claim of b with creates: Skipped = %v; want [%s] (b does not hold the run)", got.Skipped, held.ID)
 	}
 	checkTasks(ctx, t, db, r.ID, o.list(r.ID)) // b does not hold the run: nothing created
-	if _, err := model.ClaimTasks(ctx, db, model.Claim{Scheduler: "a", Create: []*model.Task{held}}); err != nil {
+	if got, err := model.ClaimTasks(ctx, db, model.Claim{Scheduler: "a", Create: []*model.Task{held}}); err != nil {
 		t.Fatalf("claim of a with creates: %v", err)
+	} else if len(got.Skipped) != 0 {
+		t.Errorf("claim of a with creates: Skipped = %v; want none", got.Skipped)
 	}
 	o.add(held)
 	checkTasks(ctx, t, db, r.ID, o.list(r.ID))

@@ -131,6 +131,13 @@ type Claimed struct {
 	// Tasks are the tasks claimed: dispatched, their attempt number taken,
 	// named for the claiming scheduler, with their workflows.
 	Tasks []TaskWithWorkflow
+	// Skipped are the ids of the tasks of Claim.Create that have no record
+	// after the call: a TaskClaimer creates tasks only in runs that exist
+	// and, on a cluster, that the claimer holds. A run whose creates were
+	// skipped is not the claimer's (any more): it must start none of their
+	// tasks, and forget the run. A task of Create that existed already is
+	// left as it is and not counted here.
+	Skipped []string
 }
 
 // TaskClaimer is implemented by databases that claim tasks in one

@@ -73,8 +73,8 @@ var (
 // ClaimTasks creates c.Create, applies c.Updates and claims up to c.Limit
 // pending tasks (see model.ClaimTasks and claimTasksSQL) in one round trip:
 // the statements — a check that the claimer is live, the insert of the new
-// tasks (createClaimedSQL: only in runs that exist and the claimer holds),
-// the updates (one statement per round, as UpdateTasks), the claim — go as
+// tasks (createClaimedSQL: only in runs that exist and the claimer holds;
+// those it skipped are returned in Skipped), the updates (one statement per round, as UpdateTasks), the claim — go as
 // one pipelined batch, which PostgreSQL
 // runs as one implicit transaction: all or nothing. A claimer that was
 // reaped (or left, or never joined) claims nothing and gets
@@ -139,6 +139,39 @@ const createClaimedSQL = createTasksSQL + `
 		WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run_id AND ($20 = '' OR r.scheduler = $20))
 		ON CONFLICT DO NOTHING`
 
+// createdSQL finds which of a claim's new tasks ($1, their ids) have a
+// record after the insert: the others were skipped (their run is gone, or
+// the claimer does not hold it).
+const createdSQL = `SELECT id FROM tasks WHERE id = ANY($1::text[])`
+
+func idsOfTasks(ts []*model.Task) []string {
+	ids := make([]string, len(ts))
+	for i, t := range ts {
+		ids[i] = t.ID
+	}
+	return ids
+}
+
+// notCreated returns the ids of create (in its order) that rows, the ids
+// createdSQL found, do not hold.
+func notCreated(create []*model.Task, rows pgx.Rows) ([]string, error) {
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(found))
+	for _, id := range found {
+		have[id] = true
+	}
+	var out []string
+	for _, t := range create {
+		if !have[t.ID] {
+			out = append(out, t.ID)
+		}
+	}
+	return out, nil
+}
+
 // claimTasks sends the claim's batch once; create holds the arguments of
 // createClaimedSQL, if there are tasks to create.
 func (d *DB) claimTasks(ctx context.Context, c model.Claim, create []any, rounds [][]model.TaskUpdate, at time.Time) (model.Claimed, bool, error) {
@@ -148,6 +181,7 @@ func (d *DB) claimTasks(ctx context.Context, c model.Claim, create []any, rounds
 	}
 	if create != nil {
 		b.Queue(createClaimedSQL, create...)
+		b.Queue(createdSQL, idsOfTasks(c.Create))
 	}
 	for _, r := range rounds {
 		b.Queue(updateTasksSQL, updateTasksArgs(r)...)
@@ -175,6 +209,13 @@ func (d *DB) claimTasks(ctx context.Context, c model.Claim, create []any, rounds
 		}
 		if create != nil {
 			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			if out.Skipped, err = notCreated(c.Create, rows); err != nil {
 				return err
 			}
 		}
@@ -253,6 +294,13 @@ func (d *DB) claimRecorded(ctx context.Context, c model.Claim, create []any, rou
 				if errors.As(err, &pe) {
 					break
 				}
+				continue
+			}
+			rows, qerr := d.pool.Query(ctx, createdSQL, idsOfTasks(c.Create))
+			if qerr == nil {
+				out.Skipped, qerr = notCreated(c.Create, rows)
+			}
+			if err = qerr; err != nil {
 				continue
 			}
 		}

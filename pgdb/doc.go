@@ -122,8 +122,11 @@
 // while the DELETE waited is freed too, and notify the schema's channel.
 //
 // ClaimTasks, one round trip: a pipelined batch (one implicit transaction)
-// of a liveness check, the status updates (updateTasksSQL, one statement
-// per round) and the claim:
+// of a liveness check, the claim's new tasks (Claim.Create: the INSERT of
+// CreateTasks, only into runs that exist and the claimer holds, ON
+// CONFLICT DO NOTHING; then `SELECT id FROM tasks WHERE id = ANY($1)`,
+// whose missing ids are returned as Claimed.Skipped), the status updates
+// (updateTasksSQL, one statement per round) and the claim:
 //
 //	WITH me AS (SELECT id FROM schedulers WHERE id = $1 FOR SHARE),
 //	cand AS (

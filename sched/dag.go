@@ -366,7 +366,6 @@ type speculation struct {
 	ends    map[string]model.TaskStatus // task id → the end counted
 	saved   map[*nodeState]nodeState
 	outputs []savedOutput
-	plan    *taskPlan
 }
 
 type savedOutput struct {
@@ -460,12 +459,60 @@ func (sp *speculation) landed(changed []*model.Task, failed map[string]bool) boo
 	return n == len(sp.ends)
 }
 
-func idsOf(ps []model.TaskWithWorkflow) map[string]bool {
-	m := make(map[string]bool, len(ps))
-	for _, p := range ps {
-		m[p.Task.ID] = true
+// hop returns the ids of the tasks of created whose node the ends observed
+// ahead unblocked (see unblocked): those that wait on an end not recorded.
+func (sp *speculation) hop(s *Scheduler, created []model.TaskWithWorkflow) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range created {
+		if rs := s.runs[p.Task.RunID]; rs != nil && sp.unblocked(rs.byName[p.Task.Name]) {
+			out[p.Task.ID] = true
+		}
 	}
-	return m
+	return out
+}
+
+// skipped takes out of starts the tasks whose records the claim did not
+// create (skipped, ids of some of tasks): their run is no longer this
+// scheduler's (another holds it, or it is gone). It returns the rest, and
+// the runs lost.
+func (s *Scheduler) skipped(starts []model.TaskWithWorkflow, tasks []*model.Task, skipped []string) ([]model.TaskWithWorkflow, map[string]bool) {
+	if len(skipped) == 0 {
+		return starts, nil
+	}
+	ids := make(map[string]bool, len(skipped))
+	for _, id := range skipped {
+		ids[id] = true
+	}
+	lost := map[string]bool{}
+	for _, t := range tasks {
+		if ids[t.ID] {
+			lost[t.RunID] = true
+		}
+	}
+	out := starts[:0]
+	for _, p := range starts {
+		if !lost[p.Task.RunID] {
+			out = append(out, p)
+		}
+	}
+	return out, lost
+}
+
+// lose forgets run id, which is no longer this scheduler's: a claim did not
+// create its tasks (another scheduler holds it, or it is gone). Nothing
+// more of it is created or claimed here, and its end is not written here;
+// the tasks of it already dispatched here go on, and their reports are
+// fenced by the database (TaskUpdate.Scheduler).
+func (s *Scheduler) lose(id string) {
+	if s.runs[id] == nil {
+		return
+	}
+	s.log.Warn("a run is no longer this scheduler's: its new tasks were not created; it is left to its holder", "run", id, "scheduler", s.id)
+	s.untrack(id)
+	s.gone[id] = true
+	delete(s.touched, id)
+	delete(s.counted, id)
+	s.wake(id)
 }
 
 // track starts keeping the state of run r, from the task records it has.
@@ -478,6 +525,9 @@ func (s *Scheduler) track(r *model.Run, existing []*model.Task) {
 	s.order = append(s.order, rs)
 	// Tasks a dying scheduler interrupted start after the others.
 	for _, t := range existing {
+		if t.Status == model.TaskPending {
+			s.queueDry = false // the claim takes them before new ones
+		}
 		if t.Status == model.TaskPending && diedLast(t) {
 			s.behind[t.ID] = behindTask{runID: t.RunID, k: t.Interruptions(), end: lastEnd(t)}
 		}

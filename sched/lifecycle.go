@@ -103,6 +103,8 @@ func (s *Scheduler) nextWake(now time.Time) time.Time {
 			if next.IsZero() || t.Before(next) {
 				next = t
 			}
+		} else {
+			s.queueDry = false // a retry is due: the claim takes it first
 		}
 	}
 	s.retryTimes = kept

@@ -22,10 +22,16 @@
 //     their attempt withdrawn. While the disk refuses writes, nothing starts.
 //     A run's task records are created as slots free up, the first ones
 //     already dispatched. On a database that writes new records with
-//     updates (model.TaskBatchWriter: the file database), the records of
-//     the nodes that the batch's ends unblock go in that same batch, so a
-//     DAG hop is one durable write; and a task's running report waits for
-//     the next batch, 100 ms at most (hold).
+//     updates (model.TaskBatchWriter: the file database) or in its claim
+//     (model.TaskClaimer: PostgreSQL), the records of the nodes that the
+//     batch's ends unblock go in that same batch, so a DAG hop is one
+//     durable write; so do a run's next records while the last claim found
+//     the queue empty (queueDry), so a loop is one round trip and one
+//     commit. A claim creates records only in runs its scheduler holds: a
+//     run whose creates it skipped (model.Claimed.Skipped) is another's,
+//     and the scheduler starts none of them and forgets the run (lose). On
+//     the file database a task's running report waits for the next batch,
+//     100 ms at most (hold).
 //  4. The runs started in step 2 are marked running.
 //  5. The loop sleeps until a status update, a change signalled by the
 //     database (model.Notifier: another process triggered a run), or the
@@ -82,8 +88,21 @@ type Scheduler struct {
 	member  *member
 	// hopInBatch: the database writes new tasks with the updates and the
 	// claim in one durable batch (a model.TaskBatchWriter served by one
-	// scheduler), so the tasks an end unblocks are created with that end.
+	// scheduler, or a model.TaskClaimer), so the tasks an end unblocks are
+	// created with that end, and a run's next tasks with the claim while
+	// the queue has nothing to go before them (queueDry).
 	hopInBatch bool
+	// holdRunning: running reports may wait for a batch to ride with (the
+	// file database only; see hold).
+	holdRunning bool
+	// queueDry: the last claim found no more pending tasks than it took,
+	// and nothing went back to the queue since (a retry, a task that did
+	// not start, a run taken over). While it holds, a loop's new task
+	// records ride in its claim: no pending task is passed over by them.
+	queueDry bool
+	// gone: runs this scheduler lost (lose): it writes nothing more about
+	// them.
+	gone map[string]bool
 
 	// Owned by the loop goroutine.
 	inflight map[string]flight // by task id: dispatched here and not yet ended
@@ -151,29 +170,42 @@ func New(db model.Database, mgr *exec.Manager, cfg Config) *Scheduler {
 		c = &soleCluster{db: db}
 	}
 	return &Scheduler{
-		cfgErr:  cfgErr,
-		id:      cfg.ID,
-		cluster: c,
-		sole:    !ok,
-		hopInBatch: func() bool {
-			_, bw := db.(model.TaskBatchWriter)
-			_, tc := db.(model.TaskClaimer)
-			return !ok && bw && !tc
-		}(),
-		db:       db,
-		mgr:      mgr,
-		cfg:      cfg,
-		log:      cfg.Logger,
-		inflight: make(map[string]flight),
-		runs:     make(map[string]*runState),
-		touched:  make(map[string]bool),
-		behind:   make(map[string]behindTask),
-		waiters:  make(map[string][]chan struct{}),
-		drainCh:  make(chan struct{}),
+		cfgErr:      cfgErr,
+		id:          cfg.ID,
+		cluster:     c,
+		sole:        !ok,
+		holdRunning: holdRunning(db, ok),
+		hopInBatch:  holdRunning(db, ok) || isClaimer(db),
+		db:          db,
+		mgr:         mgr,
+		cfg:         cfg,
+		log:         cfg.Logger,
+		inflight:    make(map[string]flight),
+		runs:        make(map[string]*runState),
+		touched:     make(map[string]bool),
+		gone:        make(map[string]bool),
+		behind:      make(map[string]behindTask),
+		waiters:     make(map[string][]chan struct{}),
+		drainCh:     make(chan struct{}),
 
 		claimMore: true,
 		counted:   make(map[string]map[model.TaskStatus]int),
 	}
+}
+
+// holdRunning reports whether db is the file database's kind: one
+// scheduler (not a cluster), new records written with updates in one
+// durable batch (model.TaskBatchWriter), no claim of its own.
+func holdRunning(db model.Database, cluster bool) bool {
+	_, bw := db.(model.TaskBatchWriter)
+	return !cluster && bw && !isClaimer(db)
+}
+
+// isClaimer reports whether db claims tasks and creates a claim's new
+// tasks in one batch (model.TaskClaimer).
+func isClaimer(db model.Database) bool {
+	_, tc := db.(model.TaskClaimer)
+	return tc
 }
 
 // Drain makes Run return once the tasks running now have ended, however
@@ -495,12 +527,21 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 		}
 		// The tasks that the ends in this batch unblock are created in the
 		// same batch (dispatched, or skipped): one durable write per hop.
+		// While the queue has nothing to go first (queueDry), so are the
+		// next tasks of every run: one round trip and one commit a loop.
 		var sp *speculation
+		var plan *taskPlan
 		if dispatch && s.hopInBatch && len(s.order) > 0 {
-			if sp = s.predict(); sp != nil {
-				sp.plan = s.planTasks(limit, now, sp.unblocked)
-				c.Create = sp.plan.tasks
-				c.Limit = max(limit-len(sp.plan.starts), 0)
+			sp = s.predict()
+			switch {
+			case s.queueDry:
+				plan = s.planTasks(limit, now, nil)
+			case sp != nil:
+				plan = s.planTasks(limit, now, sp.unblocked)
+			}
+			if plan != nil {
+				c.Create = plan.tasks
+				c.Limit = max(limit-len(plan.starts), 0)
 			}
 		}
 		res, err := model.ClaimTasks(ctx, s.db, c)
@@ -517,24 +558,39 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 			return false
 		}
 		s.writeOK()
-		if sp != nil {
-			created := s.applyPlan(sp.plan, failed)
-			if !sp.landed(res.Changed, failed) {
-				s.log.Error("an end this batch counted on was not recorded: the tasks created after it do not start, and their run waits (see `ork doctor`)")
-				created = s.blocked(created, sp.plan.tasks, idsOf(created))
+		dry := s.queueDry
+		if c.Limit > 0 {
+			dry = len(res.Tasks) < c.Limit
+		}
+		for _, u := range ups {
+			if u.Status == model.TaskPending {
+				dry = false // back in the queue
 			}
+		}
+		s.queueDry = dry
+		var lost map[string]bool
+		if plan != nil {
+			created := s.applyPlan(plan, failed)
+			if sp != nil && !sp.landed(res.Changed, failed) {
+				s.log.Error("an end this batch counted on was not recorded: the tasks created after it do not start, and their run waits (see `ork doctor`)")
+				created = s.blocked(created, plan.tasks, sp.hop(s, created))
+			}
+			created, lost = s.skipped(created, plan.tasks, res.Skipped)
 			for _, p := range created {
 				s.fly(p)
 			}
 			starts = append(starts, created...)
-			claimed += len(sp.plan.starts)
-			more = more || len(sp.plan.tasks) > 0
+			claimed += len(plan.starts)
+			more = more || len(plan.tasks) > 0
 		}
 		for _, u := range ups {
 			if _, ok := s.ends(u); ok {
 				s.land(u.TaskID)
 			}
 			s.touched[u.RunID] = true
+		}
+		for id := range lost {
+			s.lose(id)
 		}
 		s.buf = s.buf[:0]
 		for _, t := range res.Changed {
@@ -588,7 +644,7 @@ func (s *Scheduler) step(ctx context.Context, dispatch bool) bool {
 // an attempt recorded dispatched whose process had begun is counted as
 // one that ran (see docs/RELIABILITY.md).
 func (s *Scheduler) hold(dispatch bool) {
-	if dispatch && s.hopInBatch {
+	if dispatch && s.holdRunning {
 		keep := s.buf[:0]
 		for _, u := range s.buf {
 			if f, ok := s.inflight[u.TaskID]; ok && f.probed && u.Status == model.TaskRunning {
@@ -770,10 +826,16 @@ func (s *Scheduler) markRunning(ctx context.Context, ids []string, at time.Time)
 		return
 	}
 	now := at
-	us := make([]model.RunUpdate, len(ids))
-	for i, id := range ids {
-		us[i] = model.RunUpdate{RunID: id, Status: model.RunRunning, At: now}
+	us := make([]model.RunUpdate, 0, len(ids))
+	for _, id := range ids {
+		if s.gone[id] {
+			continue // lost in the claim that followed its start (lose)
+		}
+		us = append(us, model.RunUpdate{RunID: id, Status: model.RunRunning, At: now})
 		s.touched[id] = true
+	}
+	if len(us) == 0 {
+		return
 	}
 	if _, err := s.written("mark runs running", s.db.UpdateRuns(ctx, us)); err != nil {
 		s.log.Error("mark runs running", "err", err)
@@ -804,6 +866,9 @@ func (s *Scheduler) finishRuns(ctx context.Context) {
 	now := time.Now()
 	ids := make([]string, 0, len(s.touched))
 	for id := range s.touched {
+		if s.gone[id] {
+			continue // another scheduler's now (lose)
+		}
 		if rs := s.runs[id]; rs != nil && !rs.allCreated() {
 			continue // not all its tasks exist yet
 		}
