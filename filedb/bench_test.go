@@ -249,3 +249,39 @@ func BenchmarkStatusOfFinishedRun(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkListTasksOfRunningRun is ListTasks on the scheduler's handle (as
+// `ork serve` lists a watched run) on a running run of n tasks, half of
+// them finished.
+func BenchmarkListTasksOfRunningRun(b *testing.B) {
+	for _, n := range []int{10000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			d := benchDB(b)
+			r := benchRun(b, d, n)
+			ctx := context.Background()
+			if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+				b.Fatal(err)
+			}
+			ts := benchTasks(b, d, r, 0, n, model.TaskDispatched)
+			for i := 0; i < n/2; i += 1000 {
+				var us []model.TaskUpdate
+				for _, t := range ts[i:min(i+1000, n/2)] {
+					us = append(us, model.TaskUpdate{TaskID: t.ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess})
+				}
+				if _, err := d.UpdateTasks(ctx, us); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				got, err := d.ListTasks(ctx, r.ID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(got) != n {
+					b.Fatalf("%d tasks listed, want %d", len(got), n)
+				}
+			}
+		})
+	}
+}

@@ -42,6 +42,13 @@
 // the directory changed, is the safety net for lost events. The cost of a
 // scheduler loop grows with the unfinished work, not with history.
 //
+// The index holds the whole record of an unfinished task only. A task that
+// has finished never changes again: the index keeps its id (so that it is
+// not created again) and its status in its run's counts, and ListTasks and
+// StreamTasks read the records of a run with finished tasks from its files,
+// as any other handle does. A run of 100,000 tasks costs the scheduler a
+// few megabytes of index, not one record per task (docs/PERFORMANCE.md).
+//
 // # Damaged files
 //
 // A file that does not parse is reported with its path, line and column

@@ -552,14 +552,18 @@ func sortTasks(ts []*model.Task) {
 	})
 }
 
-// ListTasks returns the tasks of a run.
+// ListTasks returns the tasks of a run. On the scheduler's handle an
+// unfinished run none of whose tasks has finished is listed from the
+// index; any other is read from its files, which hold what the index
+// holds (the index changes only after the files it describes are in
+// place) and the finished tasks the index no longer keeps.
 func (d *DB) ListTasks(ctx context.Context, runID string) ([]*model.Task, error) {
 	if checkID("run", runID) != nil {
 		return nil, fmt.Errorf("run %q: %w", runID, model.ErrNotFound)
 	}
 	d.mu.Lock()
 	if d.idx != nil {
-		if e := d.idx.runs[runID]; e != nil {
+		if e := d.idx.runs[runID]; e != nil && len(e.done) == 0 {
 			out := make([]*model.Task, 0, len(e.tasks))
 			for _, t := range e.tasks {
 				cp := *t

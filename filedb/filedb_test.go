@@ -688,3 +688,115 @@ func TestOpenRefusesWhatIsNotAnOrkDirectory(t *testing.T) {
 	}
 	db.Close()
 }
+
+// The index keeps a finished task by its id only; the scheduler's handle
+// still lists and streams its whole record (from its file), leaves it as
+// it is when it is created again, and never changes it.
+func TestFinishedTasksLeaveTheIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	r := mustCreateRun(t, d, testWorkflow("w", 5))
+	ts := model.NewTasks(r, time.Now())
+	if err := d.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	var us []model.TaskUpdate
+	for _, task := range ts {
+		us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Status: model.TaskDispatched})
+	}
+	if _, err := d.UpdateTasks(ctx, us); err != nil {
+		t.Fatal(err)
+	}
+	exit := 0
+	us = us[:0]
+	for i, task := range ts[:3] {
+		us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Status: model.TaskSuccess, ExitCode: &exit,
+			Output: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+	}
+	if _, err := d.UpdateTasks(ctx, us); err != nil {
+		t.Fatal(err)
+	}
+
+	d.mu.Lock()
+	e := d.idx.runs[r.ID]
+	nTasks, nDone, nSizes := len(e.tasks), len(e.done), len(e.sizes)
+	inTaskRun := 0
+	for _, task := range ts {
+		if d.idx.taskRun[task.ID] != nil {
+			inTaskRun++
+		}
+	}
+	d.mu.Unlock()
+	if nTasks != 2 || nDone != 3 || nSizes != 2 || inTaskRun != 2 {
+		t.Fatalf("index holds %d tasks, %d finished ids, %d sizes, %d in taskRun; want 2, 3, 2, 2", nTasks, nDone, nSizes, inTaskRun)
+	}
+
+	check := func(how string, got []*model.Task) {
+		t.Helper()
+		if len(got) != 5 {
+			t.Fatalf("%s: %d tasks, want 5", how, len(got))
+		}
+		for i, task := range got {
+			if task.ID != ts[i].ID {
+				t.Fatalf("%s: task %d is %s, want %s", how, i, task.ID, ts[i].ID)
+			}
+			if i < 3 {
+				if task.Status != model.TaskSuccess || task.FinishedAt == nil || task.ExitCode == nil ||
+					compactJSON(task.Output) != fmt.Sprintf(`{"i":%d}`, i) || task.Attempt != 1 {
+					t.Fatalf("%s: finished task %d = %+v, want its whole record", how, i, task)
+				}
+			} else if task.Status != model.TaskDispatched {
+				t.Fatalf("%s: task %d is %s, want dispatched", how, i, task.Status)
+			}
+		}
+	}
+	listed, err := d.ListTasks(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ListTasks", listed)
+	var streamed []*model.Task
+	if err := d.StreamTasks(ctx, r.ID, func(task *model.Task) error {
+		streamed = append(streamed, task)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check("StreamTasks", streamed)
+
+	// Created again: left as it is. Updated again: unchanged.
+	path := d.taskPath(ts[0])
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateTasks(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := d.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: ts[0].ID, RunID: r.ID, Status: model.TaskFailed}})
+	if err != nil || len(changed) != 0 {
+		t.Fatalf("update of a finished task changed %v, %v; want nothing", changed, err)
+	}
+	if after, err := os.ReadFile(path); err != nil || !bytes.Equal(before, after) {
+		t.Fatalf("the finished task's file changed:\n%s\nto\n%s (%v)", before, after, err)
+	}
+	want := map[model.TaskStatus]int{model.TaskSuccess: 3, model.TaskDispatched: 2}
+	if counts, err := d.TaskCounts(ctx, r.ID); err != nil || !maps.Equal(counts, want) {
+		t.Fatalf("TaskCounts = %v, %v; want %v", counts, err, want)
+	}
+	if active, err := d.ActiveTasks(ctx); err != nil || len(active) != 2 {
+		t.Fatalf("ActiveTasks = %d tasks, %v; want 2", len(active), err)
+	}
+}
+
+func compactJSON(b []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return string(b)
+	}
+	return buf.String()
+}

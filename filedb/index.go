@@ -14,10 +14,17 @@ import (
 	"github.com/ork-run/ork/model"
 )
 
-// runEntry is an unfinished run in the index, with all its tasks.
+// runEntry is an unfinished run in the index, with its unfinished tasks.
+//
+// A task that has finished leaves tasks for done, which keeps only its id:
+// a finished task never changes again (model.ApplyTaskUpdate refuses it),
+// its status is in counts, and a reader that wants its record reads its
+// file (ListTasks, StreamTasks). Held whole, the finished tasks of a run
+// of 100,000 were most of the scheduler's memory (docs/PERFORMANCE.md).
 type runEntry struct {
 	run     *model.Run
-	tasks   map[string]*model.Task // by id
+	tasks   map[string]*model.Task // unfinished tasks, by id
+	done    map[string]struct{}    // ids of the finished tasks
 	queue   []string               // ids of pending tasks, in dispatch order
 	head    int                    // queue[:head] has been dispatched
 	queued  map[string]bool        // ids in queue[head:]
@@ -46,6 +53,7 @@ func newRunEntry(r *model.Run) *runEntry {
 	return &runEntry{
 		run:     r,
 		tasks:   make(map[string]*model.Task),
+		done:    make(map[string]struct{}),
 		queued:  make(map[string]bool),
 		counts:  make(map[model.TaskStatus]int),
 		runSize: -1,
@@ -79,13 +87,40 @@ func (e *runEntry) quarantine(ix *index, t *model.Task, path string) {
 	e.damaged[path] = true
 }
 
-// put stores t (a fresh copy owned by the index) in the entry.
-func (e *runEntry) put(t *model.Task) {
+// has reports whether the entry knows a task of that id, finished or not.
+func (e *runEntry) has(id string) bool {
+	if e.tasks[id] != nil {
+		return true
+	}
+	_, ok := e.done[id]
+	return ok
+}
+
+// put stores t (a fresh copy owned by the index), whose file is size bytes
+// long, in the entry. A finished task is kept by its id only (see
+// runEntry), and leaves ix.taskRun; an unfinished one of an indexed entry
+// is found there. ix is nil for a detached entry.
+func (e *runEntry) put(ix *index, t *model.Task, size int64) {
 	if old := e.tasks[t.ID]; old != nil {
 		e.counts[old.Status]--
+	} else if _, ok := e.done[t.ID]; ok {
+		return // finished: it never changes again
+	}
+	e.counts[t.Status]++
+	if t.Status.Terminal() {
+		delete(e.tasks, t.ID)
+		delete(e.sizes, t.ID)
+		e.done[t.ID] = struct{}{}
+		if ix != nil && ix.taskRun[t.ID] == e {
+			delete(ix.taskRun, t.ID)
+		}
+		return
 	}
 	e.tasks[t.ID] = t
-	e.counts[t.Status]++
+	e.sizes[t.ID] = size
+	if ix != nil && ix.runs[t.RunID] == e {
+		ix.taskRun[t.ID] = e
+	}
 	if t.Status == model.TaskPending && !e.queued[t.ID] {
 		e.queue = append(e.queue, t.ID)
 		e.queued[t.ID] = true
@@ -291,9 +326,7 @@ func (d *DB) loadRun(id string) *runEntry {
 		e.dirMade = true
 	}
 	for _, t := range ts {
-		e.put(t)
-		e.sizes[t.ID] = sizes[t.ID]
-		ix.taskRun[t.ID] = e
+		e.put(ix, t, sizes[t.ID])
 	}
 	e.sortQueue()
 	return e
@@ -370,8 +403,7 @@ func (d *DB) entryFor(runID string) (*runEntry, bool, error) {
 		return nil, false, err
 	}
 	for _, t := range ts {
-		e.put(t)
-		e.sizes[t.ID] = sizes[t.ID]
+		e.put(nil, t, sizes[t.ID])
 	}
 	e.dirMade = len(ts) > 0
 	return e, false, nil
@@ -605,7 +637,7 @@ func (d *DB) stageCreates(ts []*model.Task, perr *model.PartialError) (*createSt
 			refuse(t, fmt.Errorf("%s does not parse and is left as it is: %w", d.taskPath(t), model.ErrDamaged))
 			continue
 		}
-		if e.tasks[t.ID] != nil || seen[t.ID] {
+		if e.has(t.ID) || seen[t.ID] {
 			continue // exists: left as it is
 		}
 		seen[t.ID] = true
@@ -640,11 +672,7 @@ func (d *DB) finishCreates(st *createStage, failed []error, perr *model.PartialE
 			d.markBroken(s.e, failed[i])
 			continue
 		}
-		s.e.put(s.t)
-		s.e.sizes[s.t.ID] = int64(len(st.ws[i].data))
-		if d.idx.runs[s.t.RunID] == s.e {
-			d.idx.taskRun[s.t.ID] = s.e
-		}
+		s.e.put(d.idx, s.t, int64(len(st.ws[i].data)))
 	}
 	for _, e := range st.entries {
 		e.sortQueue()
@@ -873,9 +901,8 @@ func (d *DB) finishUpdates(st *updateStage, failed []error, perr *model.PartialE
 			d.markBroken(w.e, failed[i])
 			continue
 		}
-		w.e.put(w.t)
-		w.e.sizes[id] = int64(len(ws[i].data))
 		cp := *w.t
+		w.e.put(d.idx, w.t, int64(len(ws[i].data)))
 		out = append(out, &cp)
 	}
 	return out

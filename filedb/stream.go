@@ -35,7 +35,8 @@ type streamKey struct {
 // directory, sorts the file names, then reads and hands over each record
 // in turn, so that the first comes before the last is read and only the
 // names are held. Damaged files are reported and skipped, as ListTasks does.
-// On the scheduler's own handle the tasks come from its index.
+// On the scheduler's own handle the tasks of an unfinished run none of
+// whose tasks has finished come from its index (see ListTasks).
 func (d *DB) StreamTasks(ctx context.Context, runID string, fn func(*model.Task) error) error {
 	r, err := d.GetRun(ctx, runID)
 	if err != nil {
@@ -44,7 +45,7 @@ func (d *DB) StreamTasks(ctx context.Context, runID string, fn func(*model.Task)
 	order := model.NewTaskOrder(r.Workflow)
 	d.mu.Lock()
 	if d.idx != nil {
-		if e := d.idx.runs[runID]; e != nil {
+		if e := d.idx.runs[runID]; e != nil && len(e.done) == 0 {
 			ts := make([]*model.Task, 0, len(e.tasks))
 			for _, t := range e.tasks {
 				cp := *t
