@@ -2,6 +2,7 @@ package filedb
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -313,5 +314,69 @@ func TestWriteTasksIsOneCommit(t *testing.T) {
 				t.Errorf("task %d: %s attempt %d; want dispatched, attempt 1", tk.TaskIndex, tk.Status, tk.Attempt)
 			}
 		}
+	}
+}
+
+// A batch that ends a task and creates the task its end unblocks, cut
+// short after its first rename (a kill -9, a rename that fails), leaves the
+// end on disk rather than the new task: a downstream task is never
+// recorded while the end it depends on is not, so it can never start
+// before its upstream after a crash.
+func TestWriteTasksRenamesTheEndsBeforeTheCreates(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), ".ork")
+	if err := Init(root); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := openTest(t, root)
+	w := testWorkflow("hop", 2)
+	if err := d.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	r := model.NewRun(w, nil, "test", time.Now())
+	if err := d.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	ts := model.NewTasks(r, time.Now())
+	up, down := ts[0], ts[1]
+	if err := d.CreateTasks(ctx, []*model.Task{up}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: up.ID, RunID: r.ID, Status: model.TaskDispatched, Attempt: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// Every rename after the first fails, as if the process died there.
+	var mu sync.Mutex
+	renames := 0
+	ops := realOps
+	ops.rename = func(oldpath, newpath string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		renames++
+		if renames > 1 {
+			return errors.New("killed")
+		}
+		return realOps.rename(oldpath, newpath)
+	}
+	d.ops = ops
+	now := time.Now().UTC()
+	down.Status, down.Attempt, down.DispatchedAt = model.TaskDispatched, 1, &now
+	d.WriteTasks(ctx, []*model.Task{down}, []model.TaskUpdate{{TaskID: up.ID, RunID: r.ID, Status: model.TaskSuccess, Attempt: 1}})
+	d.Close()
+
+	d2, _ := openTest(t, root)
+	got, err := d2.ListTasks(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*model.Task{}
+	for _, tk := range got {
+		byID[tk.ID] = tk
+	}
+	if byID[down.ID] != nil && byID[up.ID].Status != model.TaskSuccess {
+		t.Fatalf("after the cut, the downstream task is recorded (%s) while its upstream's end is not (%s)", byID[down.ID].Status, byID[up.ID].Status)
+	}
+	if byID[up.ID].Status != model.TaskSuccess {
+		t.Errorf("the first rename was not the end's: upstream is %s", byID[up.ID].Status)
 	}
 }

@@ -566,14 +566,19 @@ func (d *DB) WriteTasks(ctx context.Context, create []*model.Task, updates []mod
 			}
 		}
 	}
-	ws := append(slices.Clip(cs.ws), us.ws...)
+	// The updates are renamed into place before the creates: a batch that
+	// ends a task and creates the tasks its end unblocks, cut short between
+	// its renames (a kill -9, a failed rename), never leaves a downstream
+	// task recorded while the end it depends on is not. (A task missing
+	// after such a cut is created again by the scheduler in its turn.)
+	ws := append(slices.Clip(us.ws), cs.ws...)
 	failed, err := d.commit(ws, cs.newDirs)
 	if err != nil {
 		return nil, err
 	}
 	var cf, uf []error
 	if failed != nil {
-		cf, uf = failed[:len(cs.ws)], failed[len(cs.ws):]
+		uf, cf = failed[:len(us.ws)], failed[len(us.ws):]
 	}
 	d.finishCreates(cs, cf, &perr)
 	out := d.finishUpdates(us, uf, &perr)
