@@ -1110,8 +1110,10 @@ func (s *Scheduler) recover(ctx context.Context, runs map[string]bool) error {
 			}
 			// Whether an attempt began is told by what it left on the
 			// host that started it (its log): an attempt another host
-			// dispatched may have begun there, so it counts.
-			if pr, ok := e.(exec.StartProber); ok && dispatchedHere(t.Scheduler) {
+			// dispatched may have begun there, so it counts. (A sole
+			// scheduler's directory holds the logs whatever the host's
+			// name: a machine renamed since asks them as before.)
+			if pr, ok := e.(exec.StartProber); ok && (s.sole || dispatchedHere(t.Scheduler)) {
 				began, err := pr.Began(ctx, p)
 				if err != nil {
 					s.log.Warn("cannot tell whether an attempt began; counting it", "task", t.Label(), "err", err)
@@ -1128,7 +1130,11 @@ func (s *Scheduler) recover(ctx context.Context, runs map[string]bool) error {
 	for i, p := range active {
 		t := p.Task
 		if res[i].known {
-			s.inflight[t.ID] = flight{attempt: t.Attempt, runID: t.RunID, name: t.Name, failures: t.Failures(), sched: t.Scheduler}
+			f := flight{attempt: t.Attempt, runID: t.RunID, name: t.Name, index: t.TaskIndex, failures: t.Failures(), sched: t.Scheduler}
+			if e, err := s.mgr.ForTask(p); err == nil {
+				_, f.probed = e.(exec.StartProber)
+			}
+			s.inflight[t.ID] = f
 			s.launch.occupy(attemptKey{t.ID, t.Attempt})
 			if res[i].u.Status.Terminal() {
 				s.buf = append(s.buf, res[i].u.TaskUpdate())

@@ -430,40 +430,6 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	}
 }
 
-// An attempt left dispatched, its start not recorded, by a scheduler of
-// another host is counted as one that ran (interrupted) at recovery: that
-// it never began can only be told on the host that started it (its log is
-// there). One dispatched by a scheduler of this host, with no log, is
-// withdrawn as before.
-func TestRecoveryCountsAnAttemptOfAnotherHost(t *testing.T) {
-	e := newEnv(t)
-	e.script("ok.sh", "exit 0")
-	r := e.trigger(e.db, e.workflow("ok", "ok.sh", 2))
-	ts := e.crashed(r)
-	host, _ := os.Hostname()
-	e.up([]model.TaskUpdate{
-		{TaskID: ts[0].ID, RunID: r.ID, Status: model.TaskDispatched, Attempt: 1, Scheduler: "elsewhere.invalid:42:beef"},
-		{TaskID: ts[1].ID, RunID: r.ID, Status: model.TaskDispatched, Attempt: 1, Scheduler: host + ":42:beef"},
-	})
-	e.db.Close()
-
-	e.db = e.open()
-	s, _ := e.start(e.db, sched.Config{PollInterval: time.Hour})
-	if got := e.wait(s, r); got.Status != model.RunSuccess {
-		t.Fatalf("run = %s %q, want success", got.Status, got.Error)
-	}
-	want := []string{"[1:interrupted 2:success]", "[1:success]"}
-	for i, task := range e.tasks(r) {
-		var as []string
-		for _, a := range task.Attempts {
-			as = append(as, fmt.Sprintf("%d:%s", a.Attempt, a.Status))
-		}
-		if got := fmt.Sprint(as); got != want[i] {
-			t.Errorf("task %d: attempts %s, want %s", i, got, want[i])
-		}
-	}
-}
-
 // A run whose tasks had all ended when its scheduler died is finished at
 // recovery: before the new scheduler dispatches anything.
 func TestRecoveryFinishesEndedRuns(t *testing.T) {

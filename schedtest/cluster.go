@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -476,6 +477,54 @@ func testOutageLongerThanLease(t *testing.T, e *Env) {
 			if task.Status != model.TaskSuccess || task.Attempt != 1 || len(task.Attempts) != 1 {
 				t.Errorf("task %s of run %s: %s in attempt %d, attempts %+v; want success in its one attempt", task.Label(), r.ID, task.Status, task.Attempt, task.Attempts)
 			}
+		}
+	}
+}
+
+// A scheduler that dies leaving an attempt dispatched whose start was not
+// recorded: if it was of another host, the attempt may have begun there
+// (its log is on that host), so whoever takes its run over counts it
+// (interrupted, then run again); if it was of this host, its log tells
+// that it never began, and it is withdrawn.
+func testAttemptOfAnotherHost(t *testing.T, e *Env) {
+	c := e.cluster(t)
+	ctx := context.Background()
+	e.Script("ok.sh", "exit 0")
+	w := e.Workflow(&model.Workflow{Name: "one", JobName: "ok.sh", TaskCount: 1})
+	host, _ := os.Hostname()
+	dead := map[string]string{"elsewhere.invalid:42:beef": "[1:interrupted 2:success]", host + ":43:cafe": "[1:success]"}
+	runs := map[string]*model.Run{}
+	for id := range dead {
+		r := e.Trigger(e.DB, w)
+		runs[id] = r
+		if err := c.Heartbeat(ctx, model.SchedulerInfo{ID: id, Host: strings.Split(id, ":")[0], PID: 1, StartedAt: time.Now()}, 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		// The dead one took the run and dispatched its task, and died
+		// before its start was recorded.
+		waitUntil(t, 10*time.Second, "the run claimed", func() bool {
+			got, err := c.ClaimRuns(ctx, id, 1)
+			return err == nil && len(got) == 1 && got[0].ID == r.ID
+		})
+		if _, err := model.ClaimTasks(ctx, e.DB, model.Claim{Scheduler: id, Limit: 1, Create: model.NewTasks(r, time.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		if ts := e.Tasks(r); len(ts) != 1 || ts[0].Status != model.TaskDispatched || ts[0].Scheduler != id {
+			t.Fatalf("the dead scheduler's task: %+v", ts)
+		}
+	}
+	s, _ := e.Start(e.DB, sched.Config{NoSchedules: true, Lease: time.Second})
+	for id, want := range dead {
+		r := e.Wait(s, runs[id], 30*time.Second)
+		if r.Status != model.RunSuccess {
+			t.Fatalf("run of %s = %s %q", id, r.Status, r.Error)
+		}
+		var as []string
+		for _, a := range e.Tasks(r)[0].Attempts {
+			as = append(as, fmt.Sprintf("%d:%s", a.Attempt, a.Status))
+		}
+		if got := fmt.Sprint(as); got != want {
+			t.Errorf("the task dispatched by %s: attempts %s, want %s", id, got, want)
 		}
 	}
 }

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) dbtest.Store) {
 		{"SeveralSchedulers", testSeveralSchedulers},
 		{"MaxActiveRunsAcrossSchedulers", testMaxActiveRunsAcrossSchedulers},
 		{"Takeover", testTakeover},
+		{"AttemptOfAnotherHost", testAttemptOfAnotherHost},
 		{"OutageLongerThanLease", testOutageLongerThanLease},
 	}
 	for _, tt := range tests {
