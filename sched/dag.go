@@ -520,6 +520,7 @@ func (s *Scheduler) track(r *model.Run, existing []*model.Task) {
 	if s.runs[r.ID] != nil || r.Workflow == nil {
 		return
 	}
+	delete(s.gone, r.ID) // held again: this scheduler finishes it
 	rs := newRunState(r, existing)
 	s.runs[r.ID] = rs
 	s.order = append(s.order, rs)
