@@ -4,113 +4,17 @@ package cli
 
 import (
 	"context"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ork-run/ork/model"
+	"github.com/ork-run/ork/pgdb/pgdbtest"
 )
-
-// dbProxy is a TCP proxy in front of the test server that takes the
-// database away as a restart does — every connection dropped, new ones
-// refused — without touching the server, which other tests share.
-type dbProxy struct {
-	l      net.Listener
-	target string
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	down  bool
-}
-
-func newDBProxy(t *testing.T, target string) *dbProxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &dbProxy{l: l, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { l.Close(); p.cut() })
-	go p.serve()
-	return p
-}
-
-func (p *dbProxy) serve() {
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[s] = true, true
-		p.mu.Unlock()
-		go p.pipe(c, s)
-		go p.pipe(s, c)
-	}
-}
-
-func (p *dbProxy) pipe(from, to net.Conn) {
-	defer from.Close()
-	defer to.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := from.Read(buf)
-		if n > 0 {
-			if _, werr := to.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// cut drops every connection and refuses new ones until restore.
-func (p *dbProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *dbProxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
-// through returns u with its host and port replaced by the proxy's.
-func (p *dbProxy) through(t *testing.T, u string) string {
-	t.Helper()
-	pu, err := url.Parse(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pu.Host = p.l.Addr().String()
-	return pu.String()
-}
 
 // Three `ork run` on one database lose it in the middle of their runs —
 // every connection dropped, new ones refused for three seconds, as when
@@ -124,10 +28,10 @@ func TestPostgresE2EOutageUnderThreeSchedulers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := newDBProxy(t, pu.Host)
+	px := pgdbtest.NewProxy(t, pu.Host)
 	// The schedulers reach the database through the proxy; the commands
 	// that look on go to it directly.
-	via := &pgProject{t: t, dir: p.dir, url: px.through(t, p.url)}
+	via := &pgProject{t: t, dir: p.dir, url: px.Through(t, p.url)}
 
 	marks := filepath.Join(p.dir, "marks")
 	if err := os.Mkdir(marks, 0o755); err != nil {
@@ -153,14 +57,14 @@ func TestPostgresE2EOutageUnderThreeSchedulers(t *testing.T) {
 		ents, _ := os.ReadDir(marks)
 		return len(ents) >= 40
 	})
-	px.cut()
+	px.Cut()
 	time.Sleep(3 * time.Second)
 	ents, _ := os.ReadDir(marks)
 	if len(ents) >= runs*perRun {
 		t.Fatalf("every task had started before the database came back: the outage was not mid-run")
 	}
 	t.Logf("%d of %d tasks started when the database came back", len(ents), runs*perRun)
-	px.restore()
+	px.Restore()
 
 	for id, st := range p.waitRuns(ids, 3*time.Minute) {
 		if st != "success" && slices.Contains(ids, id) {

@@ -3,7 +3,6 @@
 package pgdb_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,124 +22,6 @@ import (
 	"github.com/ork-run/ork/sched"
 	"github.com/ork-run/ork/schedtest"
 )
-
-// proxy is a TCP proxy in front of the test server that can take the
-// database away as a restart does — every connection drops, new ones are
-// refused — without touching the server, which other tests share.
-type proxy struct {
-	l      net.Listener
-	target string
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	down  bool
-	armed []byte // cut a connection after the client's next message once it sent this
-	cuts  int
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{l: l, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { l.Close(); p.cut() })
-	go p.serve()
-	return p
-}
-
-func (p *proxy) addr() string { return p.l.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close() // the server is "restarting": connection refused
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[s] = true, true
-		p.mu.Unlock()
-		var blackhole atomic.Bool
-		go p.pipe(s, c, nil, &blackhole)
-		go p.pipe(c, s, s, &blackhole)
-	}
-}
-
-// pipe copies from to to. On the client's side (server set) it watches
-// for the armed text: once the client sent it, the client's next message
-// still reaches the server, but no answer reaches the client, and both
-// connections close a moment later.
-func (p *proxy) pipe(from, to, server net.Conn, blackhole *atomic.Bool) {
-	defer from.Close()
-	defer to.Close()
-	buf := make([]byte, 64<<10)
-	cutNext := false
-	for {
-		n, err := from.Read(buf)
-		if n > 0 {
-			if server == nil && blackhole.Load() {
-				continue // the answer is lost
-			}
-			if _, werr := to.Write(buf[:n]); werr != nil {
-				return
-			}
-			if server != nil {
-				p.mu.Lock()
-				if cutNext && !blackhole.Load() {
-					p.cuts++
-					blackhole.Store(true)
-					time.AfterFunc(300*time.Millisecond, func() { from.Close(); to.Close() })
-				}
-				if p.armed != nil && bytes.Contains(buf[:n], p.armed) {
-					p.armed, cutNext = nil, true
-				}
-				p.mu.Unlock()
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// cut drops every connection and refuses new ones until restore.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
-// through returns u with its host and port replaced by the proxy's.
-func (p *proxy) through(t *testing.T, u string) string {
-	pu, err := url.Parse(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pu.Host = p.addr()
-	return pu.String()
-}
 
 func targetOf(t *testing.T, u string) string {
 	pu, err := url.Parse(u)
@@ -166,7 +45,7 @@ func targetOf(t *testing.T, u string) string {
 // dispatched.
 func TestUnacknowledgedBatchIsRecordedOnce(t *testing.T) {
 	direct := pgdbtest.URL(t)
-	px := newProxy(t, targetOf(t, direct))
+	px := pgdbtest.NewProxy(t, targetOf(t, direct))
 	d := open(t, direct)
 	ctx := context.Background()
 	w := &model.Workflow{Name: "w", JobName: "j.sh", TaskCount: 2}
@@ -181,17 +60,13 @@ func TestUnacknowledgedBatchIsRecordedOnce(t *testing.T) {
 	if err := d.CreateTasks(ctx, ts); err != nil {
 		t.Fatal(err)
 	}
-	viaProxy := open(t, px.through(t, direct))
-	px.mu.Lock()
-	px.armed = []byte("UPDATE tasks t SET")
-	px.mu.Unlock()
+	viaProxy := open(t, px.Through(t, direct))
+	px.Arm("UPDATE tasks t SET")
 	changed, err := viaProxy.UpdateTasks(ctx, []model.TaskUpdate{
 		{TaskID: ts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched},
 		{TaskID: ts[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched},
 	})
-	px.mu.Lock()
-	cuts := px.cuts
-	px.mu.Unlock()
+	cuts := px.Cuts()
 	if cuts != 1 {
 		t.Fatalf("the proxy cut %d connections, want 1: the test did not lose the acknowledgement", cuts)
 	}
@@ -215,8 +90,8 @@ func TestUnacknowledgedBatchIsRecordedOnce(t *testing.T) {
 // the run, takes its lock again and hears triggers again.
 func TestSchedulerSurvivesDatabaseOutage(t *testing.T) {
 	direct := pgdbtest.URL(t)
-	px := newProxy(t, targetOf(t, direct))
-	viaProxy := px.through(t, direct)
+	px := pgdbtest.NewProxy(t, targetOf(t, direct))
+	viaProxy := px.Through(t, direct)
 	pglogs := &schedtest.SyncBuffer{}
 	var store dbtest.Store = func(t *testing.T) model.Database {
 		d, err := pgdb.Open(context.Background(), viaProxy, pgdb.Options{Migrate: true, Logger: slog.New(slog.NewTextHandler(pglogs, nil))})
@@ -244,9 +119,9 @@ func TestSchedulerSurvivesDatabaseOutage(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	px.cut()
+	px.Cut()
 	time.Sleep(2 * time.Second)
-	px.restore()
+	px.Restore()
 
 	got := e.Wait(s, r, 60*time.Second)
 	if got.Status != model.RunSuccess {
