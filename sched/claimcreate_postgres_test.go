@@ -80,7 +80,8 @@ func (e *startRecorder) Execute(ctx context.Context, t model.TaskWithWorkflow) (
 // scheduler's plan and its claim: the claim skips its creates and says so,
 // and the scheduler starts none of them — every task it starts has a
 // record — forgets the run without writing its end, and goes on serving
-// its other runs.
+// its other runs. When the run is freed again and the same scheduler claims
+// it back, that scheduler runs its tasks and records its end.
 func TestRunTakenBeforeClaimPostgres(t *testing.T) {
 	url := pgdbtest.URL(t)
 	ctx := context.Background()
@@ -175,6 +176,25 @@ func TestRunTakenBeforeClaimPostgres(t *testing.T) {
 	}
 	if got.Status.Terminal() || got.Scheduler != "thief" {
 		t.Errorf("the run taken away is %s, held by %q; want it unfinished, held by thief", got.Status, got.Scheduler)
+	}
+
+	// The thief leaves: its runs are freed (and the schedulers notified), as
+	// any clean stop or reaping frees them. The scheduler that lost the run
+	// claims it again and runs its tasks; it must also end it.
+	if err := other.Leave(ctx, "thief"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, err := other.GetRun(ctx, r.ID)
+		if err == nil && got.Status.Terminal() {
+			return
+		}
+		if time.Now().After(deadline) {
+			counts, _ := other.TaskCounts(ctx, r.ID)
+			t.Fatalf("the run lost then freed is still %s (held by %q) 15s later, its tasks %v", got.Status, got.Scheduler, counts)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
