@@ -80,6 +80,12 @@ func triggerWait(c *cli.Context, db model.Database, r *model.Run) error {
 	return waitRun(c, db, r, func(ctx context.Context) error { return db.CreateRun(ctx, r) })
 }
 
+// waitTick is how often `ork trigger --wait` looks at its run without
+// being told that it changed: the safety net of the wake-ups in waitRun,
+// and the pace of its progress line. A variable for the tests that show
+// the wake-ups need no tick.
+var waitTick = 100 * time.Millisecond
+
 // waitRun makes the run to wait for with start (create it, or reopen it),
 // then waits for it as triggerWait says.
 func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context.Context) error) error {
@@ -153,12 +159,47 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 	}
 	fmt.Fprintln(c.App.Writer, r.ID)
 
+	// The loop below looks at the run when it may have ended: the
+	// in-process scheduler says so the moment it records the end
+	// (WaitRun); another process's scheduler is seen through the
+	// database's watch of the run's records (ChangeWatcher). The tick is
+	// the safety net, the pace of the progress line, and the check that
+	// the scheduler waited on is still there.
+	wake := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	follow := func(s *sched.Scheduler) {
+		go func() {
+			if _, err := s.WaitRun(wctx, r.ID); err == nil {
+				poke()
+			}
+		}()
+	}
+	if local != nil {
+		follow(local)
+	} else if cw, ok := db.(model.ChangeWatcher); ok {
+		if err := cw.WatchChanges(wctx, func(id string) {
+			if id == r.ID || id == "" {
+				poke()
+			}
+		}); err != nil {
+			fmt.Fprintf(errw, "note: cannot watch the run's records (%v); looking every %v\n", err, waitTick)
+		}
+		poke() // it may have ended before the watch began
+	}
+
 	tty := isTerminal(errw)
 	total := 0
 	if r.Workflow != nil {
 		total = r.TaskCount()
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(waitTick)
 	defer tick.Stop()
 	lastShown := ""
 	var final *model.Run
@@ -180,9 +221,13 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 				return fmt.Errorf("scheduler: %w", err)
 			}
 			// Another process took the directory first: wait on it.
+		case <-wake:
 		case <-tick.C:
 			if local == nil {
 				startLocal() // the scheduler we waited on is gone: take over
+				if local != nil {
+					follow(local)
+				}
 			}
 		}
 		cur, err := db.GetRun(ctx, r.ID)

@@ -1,0 +1,75 @@
+//go:build linux
+
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// triggerWaitInProcess runs `ork trigger NAME --wait` in this process, with
+// the tick of waitRun set to an hour: it returns only if something tells
+// the wait that the run ended. It fails the test if that takes longer than
+// within.
+func triggerWaitInProcess(t *testing.T, dir, name string, within time.Duration) string {
+	t.Helper()
+	old := waitTick
+	waitTick = time.Hour
+	defer func() { waitTick = old }()
+	var out, errb bytes.Buffer
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		app := newApp(&out, &errb)
+		done <- app.RunContext(ctx, interspersed(app, []string{"ork", "--dir", filepath.Join(dir, ".ork"), "trigger", name, "--wait"}))
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ork trigger %s --wait: %v\n%s", name, err, errb.String())
+		}
+	case <-time.After(within):
+		cancel()
+		<-done
+		t.Fatalf("ork trigger %s --wait did not return within %v of its start, though its run had ended: it waited for its tick\nstdout: %s\nstderr: %s", name, within, out.String(), errb.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// TestTriggerWaitWakesWhenItsSchedulerEndsTheRun: with no `ork run`, the
+// scheduler that `ork trigger --wait` runs in its process tells the wait
+// the moment the run ends; the wait does not look again at its next tick.
+func TestTriggerWaitWakesWhenItsSchedulerEndsTheRun(t *testing.T) {
+	dir := newProject(t)
+	writeScript(t, dir, "quick.sh", "#!/bin/sh\nexit 0\n")
+	mustRun(t, dir, "create-workflow", "--name", "quick", "--job-name", "quick.sh", "--task-count", "2")
+	id := triggerWaitInProcess(t, dir, "quick", 30*time.Second)
+	data, err := os.ReadFile(filepath.Join(dir, ".ork", "runs", id+".json"))
+	if err != nil || !strings.Contains(string(data), `"status": "success"`) {
+		t.Fatalf("run %s is not recorded a success (%v):\n%s", id, err, data)
+	}
+}
+
+// TestTriggerWaitWakesWhenAnotherSchedulerEndsTheRun: under a running `ork
+// run` (another process), `ork trigger --wait` learns that its run ended
+// from the run's record being written, not from its next tick.
+func TestTriggerWaitWakesWhenAnotherSchedulerEndsTheRun(t *testing.T) {
+	dir := newProject(t)
+	writeScript(t, dir, "quick.sh", "#!/bin/sh\nexit 0\n")
+	mustRun(t, dir, "create-workflow", "--name", "quick", "--job-name", "quick.sh", "--task-count", "2")
+	sched := startSchedulerLocked(t, dir)
+	defer sched.stop(t)
+	for range 3 {
+		id := triggerWaitInProcess(t, dir, "quick", 30*time.Second)
+		data, err := os.ReadFile(filepath.Join(dir, ".ork", "runs", id+".json"))
+		if err != nil || !strings.Contains(string(data), `"status": "success"`) {
+			t.Fatalf("run %s is not recorded a success (%v):\n%s", id, err, data)
+		}
+	}
+}
