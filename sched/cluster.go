@@ -123,6 +123,13 @@ func (c *soleCluster) ClaimRuns(ctx context.Context, _ string, limit int) ([]*mo
 	c.mu.Lock()
 	first := !c.started
 	c.mu.Unlock()
+	// Pending runs first: on the file database that builds its index of
+	// unfinished runs, from which the running ones are then listed,
+	// rather than from a second read of every run file.
+	pending, err := c.db.PendingRuns(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
 	var out []*model.Run
 	if first {
 		running, err := c.db.ListRuns(ctx, model.RunFilter{Status: model.RunRunning})
@@ -130,10 +137,6 @@ func (c *soleCluster) ClaimRuns(ctx context.Context, _ string, limit int) ([]*mo
 			return nil, err
 		}
 		out = running
-	}
-	pending, err := c.db.PendingRuns(ctx, limit)
-	if err != nil {
-		return nil, err
 	}
 	c.mu.Lock()
 	c.started = true
