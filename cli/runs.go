@@ -162,7 +162,7 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 	// The loop below looks at the run when it may have ended: the
 	// in-process scheduler says so the moment it records the end
 	// (WaitRun); another process's scheduler is seen through the
-	// database's watch of the run's records (ChangeWatcher). The tick is
+	// database's watch of the run's record (RunWatcher). The tick is
 	// the safety net, the pace of the progress line, and the check that
 	// the scheduler waited on is still there.
 	wake := make(chan struct{}, 1)
@@ -181,17 +181,26 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 			}
 		}()
 	}
-	if local != nil {
-		follow(local)
-	} else if cw, ok := db.(model.ChangeWatcher); ok {
-		if err := cw.WatchChanges(wctx, func(id string) {
-			if id == r.ID || id == "" {
-				poke()
+	// watch: another process serves the run (its scheduler holds the
+	// directory, or took it from the in-process one): its record is
+	// watched from now on.
+	watching := false
+	watch := func() {
+		if watching {
+			return
+		}
+		watching = true
+		if rw, ok := db.(model.RunWatcher); ok {
+			if err := rw.WatchRun(wctx, r.ID, poke); err != nil {
+				fmt.Fprintf(errw, "note: cannot watch the run's record (%v); looking every %v\n", err, waitTick)
 			}
-		}); err != nil {
-			fmt.Fprintf(errw, "note: cannot watch the run's records (%v); looking every %v\n", err, waitTick)
 		}
 		poke() // it may have ended before the watch began
+	}
+	if local != nil {
+		follow(local)
+	} else {
+		watch()
 	}
 
 	tty := isTerminal(errw)
@@ -204,6 +213,7 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 	lastShown := ""
 	var final *model.Run
 	for final == nil {
+		progress := false // the progress line is redrawn at the tick's pace
 		select {
 		case <-ctx.Done():
 			if tty && lastShown != "" {
@@ -221,8 +231,10 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 				return fmt.Errorf("scheduler: %w", err)
 			}
 			// Another process took the directory first: wait on it.
+			watch()
 		case <-wake:
 		case <-tick.C:
+			progress = true
 			if local == nil {
 				startLocal() // the scheduler we waited on is gone: take over
 				if local != nil {
@@ -238,7 +250,7 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 			final = cur
 			break
 		}
-		if tty {
+		if tty && progress {
 			counts, _ := db.TaskCounts(ctx, r.ID)
 			line := progressLine(cur.Status, counts, total)
 			if line != lastShown {

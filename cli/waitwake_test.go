@@ -73,3 +73,24 @@ func TestTriggerWaitWakesWhenAnotherSchedulerEndsTheRun(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerWaitUnderRunReadsNoOtherRun: waiting on another process's
+// scheduler, `ork trigger --wait` watches its own run's record; it reads
+// none of the other runs (a watch of every run read them all, and
+// reported a damaged one on the waiting command's terminal).
+func TestTriggerWaitUnderRunReadsNoOtherRun(t *testing.T) {
+	dir := newProject(t)
+	writeScript(t, dir, "quick.sh", "#!/bin/sh\nexit 0\n")
+	mustRun(t, dir, "create-workflow", "--name", "quick", "--job-name", "quick.sh")
+	damaged := "0badf11e-0000-4000-8000-000000000000"
+	writeFile(t, filepath.Join(dir, ".ork", "runs", damaged+".json"), "{\"id\": \""+damaged+"\", \"status\": \"runn", 0o644)
+	sched := startSchedulerLocked(t, dir)
+	defer sched.stop(t)
+	stdout, stderr, code := run(t, dir, "trigger", "quick", "--wait")
+	if code != 0 {
+		t.Fatalf("ork trigger --wait exited %d:\n%s%s", code, stdout, stderr)
+	}
+	if strings.Contains(stderr, damaged) {
+		t.Errorf("ork trigger --wait read another run's file, and reported it:\n%s", stderr)
+	}
+}

@@ -11,7 +11,52 @@ import (
 	"github.com/ork-run/ork/model"
 )
 
-var _ model.ChangeWatcher = (*DB)(nil)
+var (
+	_ model.ChangeWatcher = (*DB)(nil)
+	_ model.RunWatcher    = (*DB)(nil)
+)
+
+// WatchRun tells fn when the record of run runID may have changed: a
+// watcher of its own (fsnotify) on runs/, apart from the scheduler's,
+// that wakes on runs/<runID>.json only, and on a lost event.
+func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
+	if err := checkID("run", runID); err != nil {
+		return err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	if err := w.Add(filepath.Join(d.root, RunsDir)); err != nil {
+		w.Close()
+		return err
+	}
+	name := runID + ".json"
+	go func() {
+		defer w.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.stop:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Base(ev.Name) == name {
+					fn()
+				}
+			case _, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				fn()
+			}
+		}
+	}()
+	return nil
+}
 
 // WatchChanges tells fn which runs changed, for observers such as the web
 // UI. It has a watcher of its own, apart from the scheduler's (Changes):

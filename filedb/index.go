@@ -1,12 +1,10 @@
 package filedb
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -286,11 +284,16 @@ func (d *DB) loadRun(id string) *runEntry {
 		return e
 	}
 	p := d.runPath(id)
-	if headSaysFinished(p, id) {
+	data, err := os.ReadFile(p)
+	if err == nil && endedRun(data, id) {
 		ix.known[id] = true
 		return nil
 	}
-	r, size, err := d.readRunSized(p)
+	var r *model.Run
+	if err == nil {
+		r, err = model.DecodeRun(p, data)
+	}
+	size := int64(len(data))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			d.report(p, err)
@@ -383,57 +386,22 @@ func (d *DB) refresh() {
 	}
 }
 
-// runHead is how much of a run file headSaysFinished reads: the fields the
-// database writes first (id, workflow_id, workflow_name, status) fit in it
-// many times over.
-const runHead = 1024
-
-// headSaysFinished reports, from the head of the run file at p alone, that run
-// id has ended: the file is a JSON object whose top-level "id" is id and
-// whose top-level "status", both met before any nested value, is a
-// terminal one. That is how the database writes a run, with the workflow's
-// snapshot (most of the file) after them; the index has no use for a
-// finished run, so it need not read and decode the rest. A file written in
-// another order (by hand), or whose head does not parse, is read whole as
-// before. So building the index reads a few hundred bytes of each finished
-// run in the history instead of all of it (docs/PERFORMANCE.md).
-func headSaysFinished(p, id string) bool {
-	f, err := os.Open(p)
-	if err != nil {
+// endedRun reports that data, the file of run id, records a run that has
+// ended: it parses, its "id" is id and its "status" is a terminal one,
+// read as DecodeRun reads them (the last of duplicate keys, any case).
+// Decoding only these two fields skips building the workflow's snapshot
+// that most of the file holds, which the index has no use for once the
+// run has ended; a file that does not parse is decoded whole, so that it
+// is reported as before (docs/PERFORMANCE.md).
+func endedRun(data []byte, id string) bool {
+	var head struct {
+		ID     string          `json:"id"`
+		Status model.RunStatus `json:"status"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
 		return false
 	}
-	var buf [runHead]byte
-	n, _ := io.ReadFull(f, buf[:])
-	f.Close()
-	dec := json.NewDecoder(bytes.NewReader(buf[:n]))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return false
-	}
-	sawID := false
-	for dec.More() {
-		tok, err := dec.Token()
-		key, ok := tok.(string)
-		if err != nil || !ok {
-			return false
-		}
-		if tok, err = dec.Token(); err != nil {
-			return false
-		}
-		if _, nested := tok.(json.Delim); nested {
-			return false
-		}
-		v, _ := tok.(string)
-		switch key {
-		case "id":
-			if v != id {
-				return false
-			}
-			sawID = true
-		case "status":
-			return sawID && model.RunStatus(v).Terminal()
-		}
-	}
-	return false
+	return head.ID == id && head.Status.Terminal()
 }
 
 // entryFor returns the index entry of a run, loading an unfinished run the

@@ -3,7 +3,6 @@ package filedb
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,101 +22,100 @@ func finishRun(t testing.TB, d *DB, r *model.Run, st model.RunStatus) {
 	}
 }
 
-func TestHeadSaysFinished(t *testing.T) {
+func TestEndedRun(t *testing.T) {
 	d, _ := openTest(t, initDir(t))
 	done := mustCreateRun(t, d, testWorkflow("done", 2))
 	finishRun(t, d, done, model.RunFailed)
 	pending := mustCreateRun(t, d, testWorkflow("waiting", 2))
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+	read := func(id string) []byte {
+		data, err := os.ReadFile(d.runPath(id))
+		if err != nil {
 			t.Fatal(err)
 		}
-		return p
+		return data
 	}
 	for _, tc := range []struct {
 		name string
-		path string
+		data string
 		id   string
 		want bool
 	}{
-		{"finished, as the database writes it", d.runPath(done.ID), done.ID, true},
-		{"pending, as the database writes it", d.runPath(pending.ID), pending.ID, false},
-		{"status before id (by hand)", write("a.json", `{"status": "success", "id": "a"}`), "a", false},
-		{"status after a nested value", write("b.json", `{"id": "b", "params": {"status": "x"}, "status": "success"}`), "b", false},
-		{"another id", write("c.json", `{"id": "other", "status": "success"}`), "c", false},
-		{"a status that is not terminal", write("d.json", `{"id": "d", "status": "running"}`), "d", false},
-		{"an unknown status", write("e.json", `{"id": "e", "status": "Success"}`), "e", false},
-		{"a head that does not parse", write("f.json", `{"id": "f", "status" "success"}`), "f", false},
-		{"not an object", write("g.json", `["g", "success"]`), "g", false},
-		{"empty", write("h.json", ``), "h", false},
-		{"missing", filepath.Join(dir, "none.json"), "none", false},
+		{"ended, as the database writes it", string(read(done.ID)), done.ID, true},
+		{"pending, as the database writes it", string(read(pending.ID)), pending.ID, false},
+		{"status before id, by hand", `{"status": "success", "id": "a"}`, "a", true},
+		{"status after a nested value", `{"id": "b", "params": {"status": "x"}, "status": "success"}`, "b", true},
+		{"a nested status only", `{"id": "b", "params": {"status": "success"}, "status": "pending"}`, "b", false},
+		{"a second status key wins, as in DecodeRun", `{"id": "c", "status": "success", "status": "pending"}`, "c", false},
+		{"keys in another case, as in DecodeRun", `{"id": "c", "status": "success", "Status": "running"}`, "c", false},
+		{"another id", `{"id": "other", "status": "success"}`, "d", false},
+		{"an unknown status", `{"id": "e", "status": "done"}`, "e", false},
+		{"cut short after its status", `{"id": "f", "status": "success", "workflow": {"na`, "f", false},
+		{"not an object", `["g", "success"]`, "g", false},
+		{"empty", ``, "h", false},
 	} {
-		if got := headSaysFinished(tc.path, tc.id); got != tc.want {
-			t.Errorf("%s: headSaysFinished = %v, want %v", tc.name, got, tc.want)
+		if got := endedRun([]byte(tc.data), tc.id); got != tc.want {
+			t.Errorf("%s: endedRun = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
 
-// The index of a new scheduler's database reads only the head of a
-// finished run's file: the rest of it (the workflow's snapshot) may be
-// damaged, and the index neither needs it nor reports it. Unfinished runs,
-// and a finished run whose file is written in another order, are read
-// whole as before.
-func TestIndexReadsTheHeadOfFinishedRuns(t *testing.T) {
+// The index of a new scheduler's database decodes only the id and status
+// of an ended run's file, yet reports a file that does not parse as
+// before, and reads the status as every reader does: a run that a person
+// reopened by adding a second "status" key, or one in another case, is
+// pending for the scheduler too.
+func TestIndexDecodesLittleOfEndedRuns(t *testing.T) {
 	ctx := context.Background()
 	dir := initDir(t)
 	d, _ := openTest(t, dir)
-	var finished []*model.Run
-	for i := range 3 {
+	var ended []*model.Run
+	for i := range 4 {
 		r := mustCreateRun(t, d, testWorkflow("done", i+1))
 		finishRun(t, d, r, model.RunSuccess)
-		finished = append(finished, r)
+		ended = append(ended, r)
 	}
 	pending := mustCreateRun(t, d, testWorkflow("waiting", 2))
 	d.Close()
-
-	// Damage the tail of one finished run's file, past its status.
-	p := d.runPath(finished[0].ID)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
+	edit := func(r *model.Run, f func(string) string) {
+		t.Helper()
+		p := d.runPath(r.ID)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f(string(data))), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	i := strings.Index(string(data), `"workflow"`)
-	if i < 0 {
-		t.Fatalf("no workflow snapshot in %s:\n%s", p, data)
-	}
-	if err := os.WriteFile(p, data[:i+20], 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Write another with its status last, as a person might.
-	by := d.runPath(finished[1].ID)
-	if err := os.WriteFile(by, []byte(`{"id": "`+finished[1].ID+`", "workflow_name": "done", "status": "success"}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// The tail of one cut short, past its status.
+	edit(ended[0], func(s string) string { return s[:strings.Index(s, `"workflow"`)+20] })
+	// Two reopened by hand, with a second key.
+	edit(ended[1], func(s string) string {
+		return strings.TrimSuffix(strings.TrimSpace(s), "}") + `, "status": "pending"}`
+	})
+	edit(ended[2], func(s string) string {
+		return strings.TrimSuffix(strings.TrimSpace(s), "}") + `, "Status": "pending"}`
+	})
 
 	d2, logs := openTest(t, dir)
 	got, err := d2.PendingRuns(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].ID != pending.ID {
-		t.Fatalf("PendingRuns = %v, want only %s", got, pending.ID)
+	want := map[string]bool{pending.ID: true, ended[1].ID: true, ended[2].ID: true}
+	for _, r := range got {
+		if !want[r.ID] {
+			t.Errorf("PendingRuns has %s, which has ended", r.ID)
+		}
+		delete(want, r.ID)
 	}
-	running, err := d2.ListRuns(ctx, model.RunFilter{Status: model.RunRunning})
-	if err != nil || len(running) != 0 {
-		t.Fatalf("running runs = %v, %v; want none", running, err)
+	for id := range want {
+		if r, err := d2.GetRun(ctx, id); err == nil {
+			t.Errorf("PendingRuns misses run %s, which GetRun says is %s", id, r.Status)
+		}
 	}
-	if s := logs.String(); strings.Contains(s, "damaged") {
-		t.Errorf("building the index reported a finished run's damaged tail; it should not have read it:\n%s", s)
-	}
-	// Reading that run itself still says it is damaged.
-	if _, err := d2.GetRun(ctx, finished[0].ID); err == nil {
-		t.Errorf("GetRun of the run with a damaged file: no error")
-	}
-	if r, err := d2.GetRun(ctx, finished[2].ID); err != nil || r.Status != model.RunSuccess {
-		t.Errorf("GetRun of a finished run = %v, %v; want it, success", r, err)
+	if s := logs.String(); !strings.Contains(s, "damaged") || !strings.Contains(s, ended[0].ID) {
+		t.Errorf("building the index did not report the run file cut short (%s):\n%s", ended[0].ID, s)
 	}
 }
 

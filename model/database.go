@@ -144,6 +144,18 @@ type ChangeWatcher interface {
 	WatchChanges(ctx context.Context, fn func(runID string)) error
 }
 
+// RunWatcher is implemented by databases that can tell a process waiting
+// for one run (`ork trigger --wait`) when that run's record may have
+// changed, written by this process or by another. WatchRun calls fn then,
+// and when it lost track (look again), until ctx ends; it returns once it
+// watches. Unlike ChangeWatcher it reads nothing to begin with and is not
+// woken by the run's tasks, so its cost does not grow with the history nor
+// with the size of the run. fn must return quickly and must not call the
+// database.
+type RunWatcher interface {
+	WatchRun(ctx context.Context, runID string, fn func()) error
+}
+
 // SchedulerLocker is implemented by databases that can make sure only one
 // scheduler serves them. LockScheduler returns at once: a release function,
 // or a *LockedError naming the holder.
