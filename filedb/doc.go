@@ -12,6 +12,7 @@
 //	  scheduler.lock                 flock'ed by the one running scheduler
 //	  runs.lock                      flock'ed by a retry or a prune of finished runs
 //	  .spare/                        spare inodes reused by later writes (not records)
+//	  ended-runs                     runs the index found ended, by file version: a hint (ended.go)
 //
 // # Writes
 //
@@ -36,11 +37,14 @@
 //
 // The first scheduler-side call (PendingRuns, PendingTasks, CreateTasks,
 // UpdateTasks, ...) loads an in-memory index of unfinished runs and their
-// tasks, once. From then on the index is kept current by the DB's own writes,
-// and learns of files written by other processes from fsnotify events on
-// runs/ and workflows/; a rescan of runs/ at most once a second, only when
-// the directory changed, is the safety net for lost events. The cost of a
-// scheduler loop grows with the unfinished work, not with history.
+// tasks, once. A run file that the list of ended runs (EndedFile) names in
+// the version it has now is not read again: a start costs a stat of each
+// run in the history, and a read of the new or changed ones. From then on
+// the index is kept current by the DB's own writes, and learns of files
+// written by other processes from fsnotify events on runs/ and workflows/;
+// a rescan of runs/ at most once a second, only when the directory
+// changed, is the safety net for lost events. The cost of a scheduler loop
+// grows with the unfinished work, not with history.
 //
 // The index holds the whole record of an unfinished task only. A task that
 // has finished never changes again: the index keeps its id (so that it is

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -241,6 +242,10 @@ func (d *DB) ensureIndex() error {
 		return err
 	}
 	d.idx = ix
+	// Runs that ended are skipped when their file is as it was when a
+	// scheduler last read it whole (see EndedFile).
+	listed := d.readEnded()
+	ended := make(map[string]fileStamp, len(listed))
 	for _, e := range ents {
 		n := e.Name()
 		if isTemp(n) {
@@ -254,7 +259,22 @@ func (d *DB) ensureIndex() error {
 		if e.IsDir() || !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
 			continue
 		}
-		d.loadRun(strings.TrimSuffix(n, ".json"))
+		id := strings.TrimSuffix(n, ".json")
+		// The stamp is taken before the read: a file changed in between
+		// is listed with its older stamp, so it is read again next time.
+		st, stamped := stampOf(e)
+		if was, ok := listed[id]; ok && stamped && was == st {
+			ix.known[id] = true
+			ended[id] = st
+			continue
+		}
+		d.loadRun(id)
+		if stamped && ix.known[id] && ix.runs[id] == nil {
+			ended[id] = st
+		}
+	}
+	if len(ended) != len(listed) || !maps.Equal(ended, listed) {
+		d.writeEnded(ended)
 	}
 	for _, dir := range []string{WorkflowsDir, TasksDir} {
 		cleanDeadTemps(filepath.Join(d.root, dir))

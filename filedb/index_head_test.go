@@ -3,6 +3,7 @@ package filedb
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -151,7 +152,7 @@ func BenchmarkIndexOverHistory(b *testing.B) {
 		b.Fatal(err)
 	}
 	d.Close()
-	for b.Loop() {
+	start := func(b *testing.B) {
 		d, err := Open(dir, Options{})
 		if err != nil {
 			b.Fatal(err)
@@ -164,4 +165,21 @@ func BenchmarkIndexOverHistory(b *testing.B) {
 		}
 		d.Close()
 	}
+	// Every file read: no list of ended runs (the first start on a
+	// history, or after the list was lost).
+	b.Run("read", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			os.Remove(filepath.Join(dir, EndedFile))
+			b.StartTimer()
+			start(b)
+		}
+	})
+	// The list names every ended run, unchanged since (EndedFile).
+	b.Run("listed", func(b *testing.B) {
+		start(b)
+		for b.Loop() {
+			start(b)
+		}
+	})
 }

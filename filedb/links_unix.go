@@ -18,3 +18,11 @@ func linkCount(p string) uint64 {
 	}
 	return 0
 }
+
+// inode returns the inode number of a file, or 0.
+func inode(info os.FileInfo) uint64 {
+	if sys, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Ino)
+	}
+	return 0
+}
