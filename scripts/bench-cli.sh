@@ -15,7 +15,11 @@
 #   xargs    2,000 no-op tasks through `ork trigger --wait` against `xargs
 #            -P N` (scripts/bench-xargs.sh)
 # Times are taken with bash's $EPOCHREALTIME (no process of its own).
-# Usage: scripts/bench-cli.sh path/to/ork [STARTS] [ROUNDS] [SAMPLES] [XARGS_ROUNDS]
+# With KEEP=1 the work directory is kept (and named) rather than removed:
+# on ext4 without a journal, files made within a minute or more of many
+# deletions cost several times more, so a run right after another's
+# cleanup measures that cleanup (docs/PERFORMANCE.md).
+# Usage: [KEEP=1] scripts/bench-cli.sh path/to/ork [STARTS] [ROUNDS] [SAMPLES] [XARGS_ROUNDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 ork=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -27,7 +31,7 @@ work=$(mktemp -d)
 sched=
 cleanup() {
   [ -z "$sched" ] || { kill "$sched" 2>/dev/null; wait "$sched" 2>/dev/null || true; }
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 

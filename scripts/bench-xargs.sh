@@ -3,14 +3,15 @@
 # against `xargs -P N` running the same script 2,000 times with the same
 # parallelism N (ork's default max running tasks: 4 x CPUs). Runs both
 # ROUNDS times, alternating, and prints the medians and their ratio.
-# Usage: scripts/bench-xargs.sh path/to/ork [TASKS] [ROUNDS]
+# With KEEP=1 the work directory is kept (see scripts/bench-cli.sh).
+# Usage: [KEEP=1] scripts/bench-xargs.sh path/to/ork [TASKS] [ROUNDS]
 set -euo pipefail
 ork=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 tasks=${2:-2000}
 rounds=${3:-5}
 n=$((4 * $(nproc)))
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'if [ -n "${KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi' EXIT
 cd "$work"
 "$ork" init >/dev/null
 mkdir scripts
