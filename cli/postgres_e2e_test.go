@@ -100,7 +100,7 @@ func TestPostgresE2ESession(t *testing.T) {
 	t.Parallel()
 	p := newPGProject(t)
 	out, _ := p.mustRun("init")
-	if !strings.Contains(out, "schema version 3") || !strings.Contains(out, "applied 0001_init.sql, 0002_schedules.sql, 0003_cluster.sql") {
+	if !strings.Contains(out, "schema version 4") || !strings.Contains(out, "applied 0001_init.sql, 0002_schedules.sql, 0003_cluster.sql, 0004_run_ended.sql") {
 		t.Errorf("init output:\n%s", out)
 	}
 	out, _ = p.mustRun("migrate")
@@ -189,7 +189,7 @@ func TestPostgresE2ESession(t *testing.T) {
 	}
 
 	out, _ = p.mustRun("doctor")
-	if !strings.Contains(out, "no problems found") || !strings.Contains(out, "schema version 3") {
+	if !strings.Contains(out, "no problems found") || !strings.Contains(out, "schema version 4") {
 		t.Errorf("doctor:\n%s", out)
 	}
 	out, _ = p.mustRun("prune", "--older-than", "0s")

@@ -16,7 +16,7 @@ import (
 // the tick of waitRun set to an hour: it returns only if something tells
 // the wait that the run ended. It fails the test if that takes longer than
 // within.
-func triggerWaitInProcess(t *testing.T, dir, name string, within time.Duration) string {
+func triggerWaitInProcess(t *testing.T, dir, name string, within time.Duration, flags ...string) string {
 	t.Helper()
 	old := waitTick
 	waitTick = time.Hour
@@ -27,7 +27,8 @@ func triggerWaitInProcess(t *testing.T, dir, name string, within time.Duration) 
 	defer cancel()
 	go func() {
 		app := newApp(&out, &errb)
-		done <- app.RunContext(ctx, interspersed(app, []string{"ork", "--dir", filepath.Join(dir, ".ork"), "trigger", name, "--wait"}))
+		args := append(append([]string{"ork", "--dir", filepath.Join(dir, ".ork")}, flags...), "trigger", name, "--wait")
+		done <- app.RunContext(ctx, interspersed(app, args))
 	}()
 	select {
 	case err := <-done:

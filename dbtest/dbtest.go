@@ -106,6 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("Copies", s.testRunCopies)
 		t.Run("CancelRequests", s.testCancelRequests)
 		t.Run("ReopenRun", s.testReopenRun)
+		t.Run("WatchRun", s.testWatchRun)
 		t.Run("ParamsKeepDigits", s.testParamsKeepDigits)
 	})
 	t.Run("Tasks", func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ork-run/ork/model"
 )
@@ -374,4 +375,46 @@ func (s *suite) testParamsKeepDigits(t *testing.T) {
 		t.Fatalf("ListTasks: %d tasks, %v", len(ts), err)
 	}
 	check("ListTasks", ts[0].Params)
+}
+
+// testWatchRun: a database that can watch one run (model.RunWatcher) says
+// when that run ends, the moment it is recorded: the end of another run
+// alone does not do it, the run's own end does.
+func (s *suite) testWatchRun(t *testing.T) {
+	ctx, db := s.setup(t)
+	rw, ok := db.(model.RunWatcher)
+	if !ok {
+		t.Skip("the database cannot watch one run")
+	}
+	w := newWorkflow("hello", 1)
+	mustCreateWorkflow(ctx, t, db, w)
+	r := newRun(w, at(1))
+	other := newRun(w, at(2))
+	mustCreateRun(ctx, t, db, r)
+	mustCreateRun(ctx, t, db, other)
+	woke := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := rw.WatchRun(wctx, r.ID, func() {
+		select {
+		case woke <- struct{}{}:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: other.ID, Status: model.RunRunning, At: at(3)}})
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: other.ID, Status: model.RunSuccess, At: at(4)}})
+	select {
+	case <-woke:
+		t.Fatalf("WatchRun(%s) woke at the end of another run", r.ID)
+	case <-time.After(300 * time.Millisecond):
+	}
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning, At: at(5)}})
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: r.ID, Status: model.RunFailed, At: at(6)}})
+	select {
+	case <-woke:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("WatchRun(%s) did not wake within 10s of the run's end", r.ID)
+	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // A database migrated by the ork before several schedulers (migrations
-// 0001 and 0002), with a run under way, upgrades: 0003 is applied alone,
+// 0001 and 0002), with a run under way, upgrades: 0003 and 0004 are applied,
 // the run's records read as before with no scheduler named, the run is
 // free for a scheduler of the cluster to claim, and a report naming that
 // scheduler lands on a task dispatched before the upgrade.
@@ -41,8 +41,8 @@ func TestClusterMigrationUpgradesExistingDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if got := d.Applied(); !slices.Equal(got, []string{"0003_cluster.sql"}) {
-		t.Fatalf("Applied = %v, want [0003_cluster.sql]", got)
+	if got := d.Applied(); !slices.Equal(got, []string{"0003_cluster.sql", "0004_run_ended.sql"}) {
+		t.Fatalf("Applied = %v, want [0003_cluster.sql 0004_run_ended.sql]", got)
 	}
 	ctx := context.Background()
 	r, err := d.GetRun(ctx, "r1")

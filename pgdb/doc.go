@@ -59,7 +59,10 @@
 // reopened or a workflow changes. Changes listens on a connection of its
 // own, and reconnects with backoff when it is lost, signalling once it is
 // back since changes may have been missed. The scheduler's own status
-// writes notify nobody.
+// writes notify nobody, but for one: a run's end notifies a second channel
+// (the same name followed by _ended) with the run's id, for WatchRun — a
+// process waiting for that run (`ork trigger --wait`) listens to it on a
+// connection of its own; schedulers do not.
 //
 // # One scheduler
 //

@@ -285,6 +285,77 @@ func (d *DB) listenOnceConn(ctx context.Context, ready func()) error {
 	}
 }
 
+// ---- the end of one run ----
+
+var _ model.RunWatcher = (*DB)(nil)
+
+// WatchRun tells fn when run runID may have ended: a connection of its own
+// LISTENs on the schema's channel of ended runs, which a trigger on runs
+// notifies with the id of each run that ends (migration 0004). fn is also
+// called each time the connection is made again after a loss — an end
+// notified meanwhile was missed — so that the caller looks again.
+func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
+	channel := pgx.Identifier{d.channel + "_ended"}.Sanitize()
+	connect := func(ctx context.Context) (*pgx.Conn, error) {
+		conn, err := pgx.ConnectConfig(ctx, d.cfg.ConnConfig.Copy())
+		if err != nil {
+			return nil, d.connError(err)
+		}
+		if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		return conn, nil
+	}
+	conn, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-d.stop:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+		backoff := 100 * time.Millisecond
+		for {
+			for {
+				n, err := conn.WaitForNotification(wctx)
+				if err != nil {
+					break
+				}
+				if n.Payload == runID {
+					fn()
+				}
+			}
+			conn.Close(context.WithoutCancel(wctx))
+			for {
+				if wctx.Err() != nil {
+					return
+				}
+				select {
+				case <-time.After(backoff):
+				case <-wctx.Done():
+					return
+				}
+				backoff = min(backoff*2, 5*time.Second)
+				if conn, err = connect(wctx); err == nil {
+					backoff = 100 * time.Millisecond
+					fn()
+					break
+				}
+			}
+		}
+	}()
+	return nil
+}
+
 // ---- the scheduler lock ----
 
 const lockKeySQL = `hashtext('scheduler:' || current_schema())`
