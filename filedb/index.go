@@ -2,7 +2,6 @@ package filedb
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -304,16 +303,7 @@ func (d *DB) loadRun(id string) *runEntry {
 		return e
 	}
 	p := d.runPath(id)
-	data, err := os.ReadFile(p)
-	if err == nil && endedRun(data, id) {
-		ix.known[id] = true
-		return nil
-	}
-	var r *model.Run
-	if err == nil {
-		r, err = model.DecodeRun(p, data)
-	}
-	size := int64(len(data))
+	r, size, err := d.readRunSized(p)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			d.report(p, err)
@@ -404,24 +394,6 @@ func (d *DB) refresh() {
 			d.loadRun(id)
 		}
 	}
-}
-
-// endedRun reports that data, the file of run id, records a run that has
-// ended: it parses, its "id" is id and its "status" is a terminal one,
-// read as DecodeRun reads them (the last of duplicate keys, any case).
-// Decoding only these two fields skips building the workflow's snapshot
-// that most of the file holds, which the index has no use for once the
-// run has ended; a file that does not parse is decoded whole, so that it
-// is reported as before (docs/PERFORMANCE.md).
-func endedRun(data []byte, id string) bool {
-	var head struct {
-		ID     string          `json:"id"`
-		Status model.RunStatus `json:"status"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return false
-	}
-	return head.ID == id && head.Status.Terminal()
 }
 
 // entryFor returns the index entry of a run, loading an unfinished run the

@@ -23,54 +23,17 @@ func finishRun(t testing.TB, d *DB, r *model.Run, st model.RunStatus) {
 	}
 }
 
-func TestEndedRun(t *testing.T) {
-	d, _ := openTest(t, initDir(t))
-	done := mustCreateRun(t, d, testWorkflow("done", 2))
-	finishRun(t, d, done, model.RunFailed)
-	pending := mustCreateRun(t, d, testWorkflow("waiting", 2))
-	read := func(id string) []byte {
-		data, err := os.ReadFile(d.runPath(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
-	for _, tc := range []struct {
-		name string
-		data string
-		id   string
-		want bool
-	}{
-		{"ended, as the database writes it", string(read(done.ID)), done.ID, true},
-		{"pending, as the database writes it", string(read(pending.ID)), pending.ID, false},
-		{"status before id, by hand", `{"status": "success", "id": "a"}`, "a", true},
-		{"status after a nested value", `{"id": "b", "params": {"status": "x"}, "status": "success"}`, "b", true},
-		{"a nested status only", `{"id": "b", "params": {"status": "success"}, "status": "pending"}`, "b", false},
-		{"a second status key wins, as in DecodeRun", `{"id": "c", "status": "success", "status": "pending"}`, "c", false},
-		{"keys in another case, as in DecodeRun", `{"id": "c", "status": "success", "Status": "running"}`, "c", false},
-		{"another id", `{"id": "other", "status": "success"}`, "d", false},
-		{"an unknown status", `{"id": "e", "status": "done"}`, "e", false},
-		{"cut short after its status", `{"id": "f", "status": "success", "workflow": {"na`, "f", false},
-		{"not an object", `["g", "success"]`, "g", false},
-		{"empty", ``, "h", false},
-	} {
-		if got := endedRun([]byte(tc.data), tc.id); got != tc.want {
-			t.Errorf("%s: endedRun = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
-// The index of a new scheduler's database decodes only the id and status
-// of an ended run's file, yet reports a file that does not parse as
-// before, and reads the status as every reader does: a run that a person
-// reopened by adding a second "status" key, or one in another case, is
-// pending for the scheduler too.
-func TestIndexDecodesLittleOfEndedRuns(t *testing.T) {
+// The index of a new scheduler's database reads a run file it has not
+// listed as ended (see EndedFile) as every reader does: a file that does
+// not parse, or does not decode as a run, is reported, and a run that a
+// person reopened by adding a second "status" key, or one in another
+// case, is pending for the scheduler too.
+func TestIndexReadsRunsAsEveryReaderDoes(t *testing.T) {
 	ctx := context.Background()
 	dir := initDir(t)
 	d, _ := openTest(t, dir)
 	var ended []*model.Run
-	for i := range 4 {
+	for i := range 5 {
 		r := mustCreateRun(t, d, testWorkflow("done", i+1))
 		finishRun(t, d, r, model.RunSuccess)
 		ended = append(ended, r)
@@ -97,6 +60,12 @@ func TestIndexDecodesLittleOfEndedRuns(t *testing.T) {
 	edit(ended[2], func(s string) string {
 		return strings.TrimSuffix(strings.TrimSpace(s), "}") + `, "Status": "pending"}`
 	})
+	// One that parses, but holds a number where a time belongs.
+	edit(ended[4], func(s string) string {
+		i := strings.Index(s, `"created_at": "`)
+		j := i + strings.Index(s[i+15:], `"`) + 16
+		return s[:i] + `"created_at": 5` + s[j:]
+	})
 
 	d2, logs := openTest(t, dir)
 	got, err := d2.PendingRuns(ctx, 0)
@@ -115,8 +84,10 @@ func TestIndexDecodesLittleOfEndedRuns(t *testing.T) {
 			t.Errorf("PendingRuns misses run %s, which GetRun says is %s", id, r.Status)
 		}
 	}
-	if s := logs.String(); !strings.Contains(s, "damaged") || !strings.Contains(s, ended[0].ID) {
-		t.Errorf("building the index did not report the run file cut short (%s):\n%s", ended[0].ID, s)
+	for _, r := range []*model.Run{ended[0], ended[4]} {
+		if s := logs.String(); !strings.Contains(s, "damaged") || !strings.Contains(s, r.ID) {
+			t.Errorf("building the index did not report the damaged run file of %s:\n%s", r.ID, s)
+		}
 	}
 }
 
