@@ -191,7 +191,7 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 		}
 		watching = true
 		if rw, ok := db.(model.RunWatcher); ok {
-			if err := rw.WatchRun(wctx, r.ID, poke); err != nil {
+			if err := rw.WatchRun(wctx, r.ID, poke); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 				fmt.Fprintf(errw, "note: cannot watch the run's record (%v); looking every %v\n", err, waitTick)
 			}
 		}
@@ -199,7 +199,10 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 	}
 	if local != nil {
 		follow(local)
-	} else {
+	}
+	// Where several schedulers share the database, another may take the
+	// run from the in-process one (its lease lapsed) and end it.
+	if _, several := db.(model.Cluster); local == nil || several {
 		watch()
 	}
 

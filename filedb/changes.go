@@ -2,8 +2,10 @@ package filedb
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/fsnotify/fsnotify"
@@ -18,8 +20,15 @@ var (
 
 // WatchRun tells fn when the record of run runID may have changed: a
 // watcher of its own (fsnotify) on runs/, apart from the scheduler's,
-// that wakes on runs/<runID>.json only, and on a lost event.
+// that wakes on runs/<runID>.json only, and on a lost event. Only where
+// watching a directory costs one descriptor (inotify on Linux, Windows):
+// elsewhere fsnotify opens one for each file in it — each run of the
+// history — so WatchRun returns errors.ErrUnsupported, and the caller
+// polls.
 func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
+	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
+		return errors.ErrUnsupported
+	}
 	if err := checkID("run", runID); err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+	"unicode"
 )
 
 // EndedFile lists the run files that a scheduler's index found to hold
@@ -29,9 +31,21 @@ const EndedFile = "ended-runs"
 // endedHeader is the first line of EndedFile; a list without it is ignored.
 const endedHeader = "ork ended runs v1: id size mtime_ns inode"
 
+// endedSettle is how much older than the start of the scan a file's
+// modification time must be for the file to be listed. A file system keeps
+// times to a granule (a nanosecond on ext4 with large inodes; a second, or
+// two, on others), and a spare inode's number comes back to the same run
+// file within milliseconds (see commit), so a version written in the same
+// granule as the one read, of the same size, would carry its stamp. A file
+// last changed before scan start - endedSettle, and changed again after the
+// scan began, gets a time at least scan start - endedSettle: another stamp.
+// (The rule git uses for its index: a racily clean entry is checked again.)
+const endedSettle = 3 * time.Second
+
 // fileStamp is what identifies a version of a file: a rewrite (a new inode,
 // by rename) or an edit in place (a new time, most often a new size)
-// changes it.
+// changes it; and a version listed is settled (endedSettle), so that a
+// later one cannot share its time.
 type fileStamp struct {
 	size  int64
 	mtime int64
@@ -61,15 +75,16 @@ func (d *DB) readEnded() map[string]fileStamp {
 	}
 	out := make(map[string]fileStamp)
 	for sc.Scan() {
+		// A line that does not parse names no run: that run is read.
 		f := strings.Fields(sc.Text())
 		if len(f) != 4 {
-			return nil
+			continue
 		}
 		size, err1 := strconv.ParseInt(f[1], 10, 64)
 		mtime, err2 := strconv.ParseInt(f[2], 10, 64)
 		ino, err3 := strconv.ParseUint(f[3], 10, 64)
 		if err1 != nil || err2 != nil || err3 != nil {
-			return nil
+			continue
 		}
 		out[f[0]] = fileStamp{size: size, mtime: mtime, ino: ino}
 	}
@@ -86,6 +101,9 @@ func (d *DB) writeEnded(ended map[string]fileStamp) {
 	var b bytes.Buffer
 	b.WriteString(endedHeader + "\n")
 	for id, st := range ended {
+		if strings.ContainsFunc(id, unicode.IsSpace) {
+			continue // a name no line can hold (by hand): read each time
+		}
 		fmt.Fprintf(&b, "%s %d %d %d\n", id, st.size, st.mtime, st.ino)
 	}
 	tmp, err := writeTemp(filepath.Join(d.root, RunsDir), b.Bytes())

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ork-run/ork/model"
 )
@@ -24,7 +25,75 @@ func endedHistory(t *testing.T, n int) (string, []*model.Run, *model.Run) {
 	}
 	pending := mustCreateRun(t, d, testWorkflow("waiting", 1))
 	d.Close()
+	ageRuns(t, dir)
 	return dir, ended, pending
+}
+
+// ageRuns sets the times of every run file in dir back an hour: a file is
+// listed as ended only once its time has settled (endedSettle).
+func ageRuns(t testing.TB, dir string) {
+	t.Helper()
+	runs := filepath.Join(dir, RunsDir)
+	ents, err := os.ReadDir(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, e := range ents {
+		if err := os.Chtimes(filepath.Join(runs, e.Name()), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A run file changed less than endedSettle before the scan is not listed:
+// a file system that keeps times to the second could give its next
+// version, of the same size, on the same spare inode, the same stamp.
+// Once its time has settled it is listed.
+func TestEndedListWaitsForTheFileToSettle(t *testing.T) {
+	dir := initDir(t)
+	d, _ := openTest(t, dir)
+	r := mustCreateRun(t, d, testWorkflow("done", 1))
+	finishRun(t, d, r, model.RunSuccess)
+	d.Close()
+	pendingIDs(t, dir)
+	if data, _ := os.ReadFile(filepath.Join(dir, EndedFile)); strings.Contains(string(data), r.ID) {
+		t.Errorf("a run file changed a moment ago was listed as ended:\n%s", data)
+	}
+	ageRuns(t, dir)
+	pendingIDs(t, dir)
+	if data, _ := os.ReadFile(filepath.Join(dir, EndedFile)); !strings.Contains(string(data), r.ID) {
+		t.Errorf("a run file an hour old was not listed as ended:\n%s", data)
+	}
+}
+
+// A line of the list that does not parse costs the read of its run only,
+// and a run whose name no line can hold (a space, by hand) is not listed.
+func TestEndedListLineByLine(t *testing.T) {
+	dir, ended, _ := endedHistory(t, 2)
+	pendingIDs(t, dir)
+	p := filepath.Join(dir, EndedFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(data, "a bad line\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := openTest(t, dir)
+	list := d.readEnded()
+	d.Close()
+	for _, r := range ended {
+		if _, ok := list[r.ID]; !ok {
+			t.Errorf("the list with one bad line lost %s", r.ID)
+		}
+	}
+	d.writeEnded(map[string]fileStamp{"with space": {size: 1}, ended[0].ID: list[ended[0].ID]})
+	d2, _ := openTest(t, dir)
+	list = d2.readEnded()
+	if _, ok := list["with"]; ok || len(list) != 1 {
+		t.Errorf("list = %v, want only %s", list, ended[0].ID)
+	}
 }
 
 // pendingIDs opens dir as a new scheduler's DB and returns the ids of its

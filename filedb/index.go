@@ -245,6 +245,7 @@ func (d *DB) ensureIndex() error {
 	// scheduler last read it whole (see EndedFile).
 	listed := d.readEnded()
 	ended := make(map[string]fileStamp, len(listed))
+	settled := ix.lastRescan.Add(-endedSettle).UnixNano()
 	for _, e := range ents {
 		n := e.Name()
 		if isTemp(n) {
@@ -268,7 +269,7 @@ func (d *DB) ensureIndex() error {
 			continue
 		}
 		d.loadRun(id)
-		if stamped && ix.known[id] && ix.runs[id] == nil {
+		if stamped && st.mtime < settled && ix.known[id] && ix.runs[id] == nil {
 			ended[id] = st
 		}
 	}

@@ -123,6 +123,7 @@ func BenchmarkIndexOverHistory(b *testing.B) {
 		b.Fatal(err)
 	}
 	d.Close()
+	ageRuns(b, dir) // listed once settled (endedSettle)
 	start := func(b *testing.B) {
 		d, err := Open(dir, Options{})
 		if err != nil {

@@ -151,7 +151,9 @@ type ChangeWatcher interface {
 // watches. Unlike ChangeWatcher it reads nothing to begin with and is not
 // woken by the run's tasks, so its cost does not grow with the history nor
 // with the size of the run. fn must return quickly and must not call the
-// database.
+// database. A database that cannot watch here returns an error wrapping
+// errors.ErrUnsupported; the caller then looks at the run from time to
+// time.
 type RunWatcher interface {
 	WatchRun(ctx context.Context, runID string, fn func()) error
 }
