@@ -41,6 +41,18 @@ func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
 		return err
 	}
 	name := runID + ".json"
+	d.follow(ctx, w, func(ev fsnotify.Event) {
+		if filepath.Base(ev.Name) == name {
+			fn()
+		}
+	}, fn)
+	return nil
+}
+
+// follow hands each event of w to event, and calls lost when w loses track
+// (the kernel's queue overflowed), in a goroutine of its own until ctx ends
+// or the DB closes; then it closes w.
+func (d *DB) follow(ctx context.Context, w *fsnotify.Watcher, event func(fsnotify.Event), lost func()) {
 	go func() {
 		defer w.Close()
 		for {
@@ -53,18 +65,15 @@ func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
 				if !ok {
 					return
 				}
-				if filepath.Base(ev.Name) == name {
-					fn()
-				}
+				event(ev)
 			case _, ok := <-w.Errors:
 				if !ok {
 					return
 				}
-				fn()
+				lost()
 			}
 		}
 	}()
-	return nil
 }
 
 // WatchChanges tells fn which runs changed, for observers such as the web
@@ -100,52 +109,34 @@ func (d *DB) WatchChanges(ctx context.Context, fn func(runID string)) error {
 			w.Add(filepath.Join(tasksDir, r.ID)) // absent until its first task: then tasks/ tells
 		}
 	}
-	go func() {
-		defer w.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-d.stop:
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				dir, name := filepath.Dir(ev.Name), filepath.Base(ev.Name)
-				if strings.HasPrefix(name, ".") {
-					continue // temporary files
-				}
-				switch {
-				case dir == runsDir:
-					id, ok := isCancelMarker(name)
-					if !ok {
-						if id, ok = strings.CutSuffix(name, ".json"); !ok {
-							continue
-						}
-					}
-					if ev.Has(fsnotify.Create | fsnotify.Write) {
-						// A run created or reopened: its tasks will change.
-						if st, err := os.Stat(filepath.Join(tasksDir, id)); err == nil && st.IsDir() {
-							w.Add(filepath.Join(tasksDir, id))
-						}
-					}
-					fn(id)
-				case dir == tasksDir:
-					if ev.Has(fsnotify.Create) {
-						w.Add(ev.Name)
-					}
-					fn(name)
-				case filepath.Dir(dir) == tasksDir && strings.HasSuffix(name, ".json"):
-					fn(filepath.Base(dir))
-				}
-			case _, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				fn("")
-			}
+	d.follow(ctx, w, func(ev fsnotify.Event) {
+		dir, name := filepath.Dir(ev.Name), filepath.Base(ev.Name)
+		if strings.HasPrefix(name, ".") {
+			return // temporary files
 		}
-	}()
+		switch {
+		case dir == runsDir:
+			id, ok := isCancelMarker(name)
+			if !ok {
+				if id, ok = strings.CutSuffix(name, ".json"); !ok {
+					return
+				}
+			}
+			if ev.Has(fsnotify.Create | fsnotify.Write) {
+				// A run created or reopened: its tasks will change.
+				if st, err := os.Stat(filepath.Join(tasksDir, id)); err == nil && st.IsDir() {
+					w.Add(filepath.Join(tasksDir, id))
+				}
+			}
+			fn(id)
+		case dir == tasksDir:
+			if ev.Has(fsnotify.Create) {
+				w.Add(ev.Name)
+			}
+			fn(name)
+		case filepath.Dir(dir) == tasksDir && strings.HasSuffix(name, ".json"):
+			fn(filepath.Base(dir))
+		}
+	}, func() { fn("") })
 	return nil
 }
