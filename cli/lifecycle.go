@@ -43,6 +43,11 @@ func openRun(c *cli.Context, what string) (model.Database, *model.Run, error) {
 	return db, r, nil
 }
 
+// cancelPoll is how often `ork cancel` looks at the run it asked a
+// running scheduler to cancel, when nothing tells it the run ended. A
+// variable for the test that shows nothing else is needed.
+var cancelPoll = 50 * time.Millisecond
+
 func cmdCancel(c *cli.Context) error {
 	if c.NArg() > 1 {
 		return usageErr(c, "give one run id")
@@ -72,8 +77,23 @@ func cmdCancel(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "cancel of run %s requested; no scheduler is live to apply it (its scheduler stopped): the next `ork run` will\n", id)
 		return nil
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	// The run's end is told by a watch of its record where the database
+	// has one (as for `ork trigger --wait`); the look every cancelPoll is
+	// the safety net.
+	ctx, stop := context.WithTimeout(c.Context, 30*time.Second)
+	defer stop()
+	ended := make(chan struct{}, 1)
+	if rw, ok := db.(model.RunWatcher); ok {
+		rw.WatchRun(ctx, id, func() {
+			select {
+			case ended <- struct{}{}:
+			default:
+			}
+		})
+	}
+	tick := time.NewTicker(cancelPoll)
+	defer tick.Stop()
+	for {
 		r, err := db.GetRun(c.Context, id)
 		if err != nil {
 			return err
@@ -82,10 +102,14 @@ func cmdCancel(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "run %s %s\n", id, r.Status)
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ended:
+		case <-tick.C:
+		case <-ctx.Done():
+			fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the scheduler (%s) will apply it\n", id, schedulerHolder(c, db))
+			return nil
+		}
 	}
-	fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the scheduler (%s) will apply it\n", id, schedulerHolder(c, db))
-	return nil
 }
 
 func cmdRetry(c *cli.Context) error {

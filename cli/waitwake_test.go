@@ -95,3 +95,32 @@ func TestTriggerWaitUnderRunReadsNoOtherRun(t *testing.T) {
 		t.Errorf("ork trigger --wait read another run's file, and reported it:\n%s", stderr)
 	}
 }
+
+// TestCancelWakesWhenTheSchedulerAppliesIt: `ork cancel` under a running
+// `ork run` learns that the run was cancelled from the watch of the run's
+// record, not from its next look (an hour here).
+func TestCancelWakesWhenTheSchedulerAppliesIt(t *testing.T) {
+	dir := newProject(t)
+	writeScript(t, dir, "long.sh", "#!/bin/sh\nsleep 30\n")
+	mustRun(t, dir, "create-workflow", "--name", "long", "--job-name", "long.sh")
+	sched := startSchedulerLocked(t, dir)
+	defer sched.stop(t)
+	trig, _ := mustRun(t, dir, "trigger", "long")
+	id := strings.TrimSpace(trig)
+	waitFor(t, 20*time.Second, "the task runs", func() bool {
+		out, _ := mustRun(t, dir, "tasks", id)
+		return strings.Contains(out, "running")
+	})
+	old := cancelPoll
+	cancelPoll = time.Hour
+	defer func() { cancelPoll = old }()
+	var out, errb bytes.Buffer
+	start := time.Now()
+	app := newApp(&out, &errb)
+	if err := app.Run(interspersed(app, []string{"ork", "--dir", filepath.Join(dir, ".ork"), "cancel", id})); err != nil {
+		t.Fatalf("ork cancel: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "run "+id+" cancelled") {
+		t.Errorf("ork cancel took %v and printed %q; want the run cancelled, told by the watch of its record", time.Since(start).Round(time.Millisecond), out.String())
+	}
+}
