@@ -86,14 +86,7 @@ func TestRunTakenBeforeClaimPostgres(t *testing.T) {
 	url := pgdbtest.URL(t)
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	open := func(migrate bool) *pgdb.DB {
-		db, err := pgdb.Open(ctx, url, pgdb.Options{Logger: quiet, Migrate: migrate})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
+	open := func(migrate bool) *pgdb.DB { return openPostgres(t, url, migrate) }
 	other := open(true)
 	// The scheduler the run is leased to, live for the test's length.
 	if err := other.Heartbeat(ctx, model.SchedulerInfo{ID: "thief", Host: "h", PID: 1, StartedAt: time.Now()}, time.Hour); err != nil {
@@ -218,14 +211,7 @@ func TestNewRecordsRideInTheClaimPostgres(t *testing.T) {
 	url := pgdbtest.URL(t)
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	open := func(migrate bool) *pgdb.DB {
-		db, err := pgdb.Open(ctx, url, pgdb.Options{Logger: quiet, Migrate: migrate})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
+	open := func(migrate bool) *pgdb.DB { return openPostgres(t, url, migrate) }
 	other := open(true)
 	chain := &model.Workflow{Name: "chain", Tasks: map[string]*model.TaskSpec{
 		"a": {JobName: "noop.sh"},

@@ -5,7 +5,6 @@ package sched_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"testing"
@@ -27,46 +26,18 @@ import (
 //
 //	ORK_TEST_DATABASE_URL=... go test -tags postgres -run '^$' -bench SchedulersPostgres -count 3 ./sched
 func BenchmarkSchedulersPostgres(b *testing.B) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, n := range []int{1, 2, 3} {
 		b.Run(fmt.Sprintf("schedulers=%d", n), func(b *testing.B) {
 			url := pgdbtest.URL(b)
-			open := func(migrate bool) *pgdb.DB {
-				db, err := pgdb.Open(context.Background(), url, pgdb.Options{Logger: quiet, Migrate: migrate})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { db.Close() })
-				return db
-			}
+			open := func(migrate bool) *pgdb.DB { return openPostgres(b, url, migrate) }
 			trigger := open(true)
 			w := &model.Workflow{Name: "bulk", JobName: "noop.sh", TaskCount: 100}
 			if err := trigger.CreateWorkflow(context.Background(), w); err != nil {
 				b.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			var dones []chan error
-			for range n {
-				updates := make(chan exec.StatusUpdate, 4096)
-				mgr := exec.NewManager(updates)
-				mgr.Register(model.ExecutorProcess, &benchNoopExecutor{updates: updates})
-				s := sched.New(open(false), mgr, sched.Config{Logger: quiet, NoSchedules: true})
-				done := make(chan error, 1)
-				go func() { done <- s.Run(ctx) }()
-				dones = append(dones, done)
-			}
-			b.Cleanup(func() {
-				cancel()
-				for _, d := range dones {
-					<-d
-				}
+			runSchedulers(b, n, trigger, open, func(updates chan exec.StatusUpdate) exec.Executor {
+				return &benchNoopExecutor{updates: updates}
 			})
-			for {
-				if live, err := trigger.Schedulers(context.Background()); err == nil && len(live) == n {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
 			b.ResetTimer()
 			for range b.N {
 				var ids []string
@@ -121,47 +92,19 @@ func (e *startSpy) Execute(ctx context.Context, t model.TaskWithWorkflow) (strin
 //
 //	ORK_TEST_DATABASE_URL=... go test -tags postgres -run '^$' -bench TriggerToStartPostgres -benchtime 200x ./sched
 func BenchmarkTriggerToStartPostgres(b *testing.B) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, n := range []int{1, 2, 3} {
 		b.Run(fmt.Sprintf("schedulers=%d", n), func(b *testing.B) {
 			url := pgdbtest.URL(b)
-			open := func(migrate bool) *pgdb.DB {
-				db, err := pgdb.Open(context.Background(), url, pgdb.Options{Logger: quiet, Migrate: migrate})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { db.Close() })
-				return db
-			}
+			open := func(migrate bool) *pgdb.DB { return openPostgres(b, url, migrate) }
 			trigger := open(true)
 			w := &model.Workflow{Name: "one", JobName: "noop.sh", TaskCount: 1}
 			if err := trigger.CreateWorkflow(context.Background(), w); err != nil {
 				b.Fatal(err)
 			}
 			started := make(chan time.Time, 16)
-			ctx, cancel := context.WithCancel(context.Background())
-			var dones []chan error
-			for range n {
-				updates := make(chan exec.StatusUpdate, 4096)
-				mgr := exec.NewManager(updates)
-				mgr.Register(model.ExecutorProcess, &startSpy{benchNoopExecutor{updates: updates}, started})
-				s := sched.New(open(false), mgr, sched.Config{Logger: quiet, NoSchedules: true})
-				done := make(chan error, 1)
-				go func() { done <- s.Run(ctx) }()
-				dones = append(dones, done)
-			}
-			b.Cleanup(func() {
-				cancel()
-				for _, d := range dones {
-					<-d
-				}
+			runSchedulers(b, n, trigger, open, func(updates chan exec.StatusUpdate) exec.Executor {
+				return &startSpy{benchNoopExecutor{updates: updates}, started}
 			})
-			for {
-				if live, err := trigger.Schedulers(context.Background()); err == nil && len(live) == n {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
 			for range b.N {
@@ -182,5 +125,35 @@ func BenchmarkTriggerToStartPostgres(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
 			b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
 		})
+	}
+}
+
+// runSchedulers starts n schedulers, each on a handle of its own (open)
+// with the executor that executor makes, stops them when b ends, and
+// returns once db lists all n as live.
+func runSchedulers(b *testing.B, n int, db *pgdb.DB, open func(migrate bool) *pgdb.DB, executor func(chan exec.StatusUpdate) exec.Executor) {
+	quiet := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	var dones []chan error
+	for range n {
+		updates := make(chan exec.StatusUpdate, 4096)
+		mgr := exec.NewManager(updates)
+		mgr.Register(model.ExecutorProcess, executor(updates))
+		s := sched.New(open(false), mgr, sched.Config{Logger: quiet, NoSchedules: true})
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		dones = append(dones, done)
+	}
+	b.Cleanup(func() {
+		cancel()
+		for _, d := range dones {
+			<-d
+		}
+	})
+	for {
+		if live, err := db.Schedulers(context.Background()); err == nil && len(live) == n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

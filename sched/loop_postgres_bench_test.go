@@ -119,14 +119,7 @@ func (c *countingDB) Reap(ctx context.Context, id string, term int64) ([]string,
 func BenchmarkLoopCallsPostgres(b *testing.B) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	url := pgdbtest.URL(b)
-	open := func(migrate bool) *pgdb.DB {
-		db, err := pgdb.Open(context.Background(), url, pgdb.Options{Logger: quiet, Migrate: migrate})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { db.Close() })
-		return db
-	}
+	open := func(migrate bool) *pgdb.DB { return openPostgres(b, url, migrate) }
 	trigger := open(true)
 	w := &model.Workflow{Name: "bulk", JobName: "noop.sh", TaskCount: 100}
 	if err := trigger.CreateWorkflow(context.Background(), w); err != nil {
