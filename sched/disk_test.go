@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,16 +63,73 @@ func logFiles(dir string) int {
 }
 
 // noStartsWhile checks that no task starts for d while the disk refuses
-// writes (after a moment for a start under way when the refusal came):
-// no attempt's log is created under logDir meanwhile.
-func noStartsWhile(t *testing.T, logDir string, d time.Duration) {
+// writes: no attempt's log is created under logDir meanwhile. refusal is
+// what the scheduler logs when the disk refuses. The window counts only
+// when the disk refused from before it (by a moment, for a start under way
+// when the refusal came) to its end: a full disk has room for a moment
+// whenever a write that was under way frees an older copy of its file, and
+// the scheduler may then rightly start a task, and says so (writesBack).
+// Such a window is tried again.
+func noStartsWhile(t *testing.T, e *env, logDir, refusal string, d time.Duration) {
 	t.Helper()
-	time.Sleep(100 * time.Millisecond)
-	before := logFiles(logDir)
-	time.Sleep(d)
-	if n := logFiles(logDir) - before; n > 0 {
-		t.Errorf("%d tasks started in %s while the disk refused writes, want none", n, d)
+	const writesBack = "the disk accepts writes again"
+	for try := 0; try < 20; try++ {
+		logs := e.logs.String()
+		if strings.LastIndex(logs, refusal) < strings.LastIndex(logs, writesBack) {
+			time.Sleep(50 * time.Millisecond) // the disk has room at the moment
+			continue
+		}
+		mark := len(logs)
+		time.Sleep(100 * time.Millisecond)
+		before := logFiles(logDir)
+		time.Sleep(d)
+		n := logFiles(logDir) - before
+		if strings.Contains(e.logs.String()[mark:], writesBack) {
+			continue // room came back within the window
+		}
+		if n > 0 {
+			t.Errorf("%d tasks started in %s while the disk refused writes, want none", n, d)
+		}
+		return
 	}
+	t.Fatalf("the disk never refused writes for %s on end:\n%s", d, e.logs)
+}
+
+// keepFull keeps the disk of the file p full until the returned stop is
+// called: it appends to p whenever there is room, so that space a write of
+// the scheduler's frees (the older copy of the file it replaced) is taken
+// at once.
+func keepFull(t *testing.T, p string) (stop func()) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		defer f.Close()
+		buf := make([]byte, 4096)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := f.Write(buf); err != nil {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			close(done)
+			<-stopped
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // fill writes a file until the disk is full and returns its path.
@@ -144,11 +202,12 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	d := startDiskRun(t, 16, "")
 	e, s, r := d.e, d.s, d.r
 	filler := fill(t, d.mnt)
+	stopFilling := keepFull(t, filler)
 	before, _ := e.db.TaskCounts(context.Background(), r.ID)
 	waitUntil(t, 10*time.Second, "the scheduler reports the full disk", func() bool {
 		return strings.Contains(e.logs.String(), "no space left on device")
 	})
-	noStartsWhile(t, e.taskLogDir(), 400*time.Millisecond)
+	noStartsWhile(t, e, e.taskLogDir(), "no space left on device", 400*time.Millisecond)
 	if got, _ := e.db.GetRun(context.Background(), r.ID); got.Status.Terminal() {
 		t.Fatalf("run ended while the disk was full: %s %q", got.Status, got.Error)
 	}
@@ -168,10 +227,14 @@ func TestFullDiskLosesNothing(t *testing.T) {
 		t.Fatalf("%d tasks recorded success on disk, fewer than the %d before the disk filled", ok, before[model.TaskSuccess])
 	}
 
+	stopFilling()
 	os.Remove(filler)
 	got := e.wait(s, r)
 	if got.Status != model.RunSuccess {
 		t.Fatalf("run after space returned = %s %q\nlog:\n%s", got.Status, got.Error, e.logs)
+	}
+	if !strings.Contains(e.logs.String(), "the disk accepts writes again") {
+		t.Errorf("the scheduler did not say that the disk accepts writes again:\n%s", e.logs)
 	}
 	for _, task := range e.tasks(r) {
 		if task.Status != model.TaskSuccess {
@@ -219,7 +282,7 @@ func TestReadOnlyDiskLosesNothing(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the scheduler reports the read-only disk", func() bool {
 		return strings.Contains(e.logs.String(), "read-only file system")
 	})
-	noStartsWhile(t, e.taskLogDir(), 400*time.Millisecond)
+	noStartsWhile(t, e, e.taskLogDir(), "read-only file system", 400*time.Millisecond)
 	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT, ""); err != nil {
 		t.Fatalf("remount read-write: %v", err)
 	}
@@ -264,7 +327,7 @@ func TestLogDiskFullRequeuesTasks(t *testing.T) {
 	waitUntil(t, 10*time.Second, "a task refused for want of room for its log", func() bool {
 		return strings.Contains(e.logs.String(), "task could not start: the disk refuses writes")
 	})
-	noStartsWhile(t, logs, 300*time.Millisecond)
+	noStartsWhile(t, e, logs, "task could not start: the disk refuses writes", 300*time.Millisecond)
 	if n := starts.count(); n > 0 {
 		t.Errorf("%d tasks started while their logs could not be created", n)
 	}

@@ -688,6 +688,10 @@ func (s *Scheduler) start(ctx context.Context, ps []model.TaskWithWorkflow) {
 	}
 }
 
+// writesBack is logged when a write succeeds after one failed: from then
+// on tasks start again.
+const writesBack = "the disk accepts writes again; tasks start again"
+
 func (s *Scheduler) writeFailed(what string, err error) {
 	if s.backoff == 0 {
 		s.backoff = 50 * time.Millisecond
@@ -700,7 +704,9 @@ func (s *Scheduler) writeFailed(what string, err error) {
 }
 
 func (s *Scheduler) writeOK() {
-	s.writesFailing.Store(false)
+	if s.writesFailing.Swap(false) {
+		s.log.Info(writesBack)
+	}
 	s.backoff = 0
 	s.retryAt = time.Time{}
 }
