@@ -3,6 +3,7 @@ package dbtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -532,6 +533,54 @@ func (s *suite) testRetryAt(t *testing.T) {
 	}
 	if pend, err := db.PendingTasks(ctx, 10); err != nil || len(pend) != 0 {
 		t.Fatalf("PendingTasks after the due task left = %d tasks, %v; want none before the retry time", len(pend), err)
+	}
+}
+
+// testGetTask: model.GetTask (one call on a TaskGetter) returns each task
+// as ListTasks lists it — unfinished, finished, one the run's workflow does
+// not have — and an error wrapping ErrNotFound for a task not created yet,
+// another run's task, an unknown id and an unknown run.
+func (s *suite) testGetTask(t *testing.T) {
+	ctx, db := s.setup(t)
+	w := newWorkflow("hello", 4)
+	mustCreateWorkflow(ctx, t, db, w)
+	r, tasks := startRun(ctx, t, db, w, at(1))
+	other, otherTasks := startRun(ctx, t, db, w, at(2))
+	o := newOracle(tasks, otherTasks)
+	extra := &model.Task{
+		ID: model.TaskID(r.ID, "extra.sh", 0), RunID: r.ID, Name: "extra.sh", Status: model.TaskPending, CreatedAt: at(3),
+	}
+	mustCreateTasks(ctx, t, db, []*model.Task{extra})
+	o.add(extra)
+	mustUpdateTasks(ctx, t, db, o, []model.TaskUpdate{
+		{TaskID: tasks[0].ID, RunID: r.ID, Status: model.TaskDispatched, ExecutionName: "exec-0", At: at(10)},
+		{TaskID: tasks[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning, Log: "logs/0.log", At: at(11)},
+		{TaskID: tasks[1].ID, RunID: r.ID, Status: model.TaskDispatched, ExecutionName: "exec-1", At: at(10)},
+		{TaskID: tasks[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning, At: at(11)},
+		{TaskID: tasks[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess, ExitCode: intPtr(0), At: at(12)},
+		{TaskID: tasks[2].ID, RunID: r.ID, Status: model.TaskCancelled, Error: "cancelled", At: at(12)},
+	})
+	for _, want := range append(o.list(r.ID), o.list(other.ID)...) {
+		got, err := model.GetTask(ctx, db, want.RunID, want.ID)
+		if err != nil {
+			t.Errorf("GetTask(%s, %s[%d]): %v", want.RunID, want.Name, want.TaskIndex, err)
+			continue
+		}
+		checkTaskList(t, fmt.Sprintf("GetTask(%s, %s[%d])", want.RunID, want.Name, want.TaskIndex), []*model.Task{got}, []*model.Task{want})
+	}
+
+	pending := newRun(w, at(4))
+	mustCreateRun(ctx, t, db, pending)
+	for _, c := range []struct{ what, runID, taskID string }{
+		{"a task not created yet", pending.ID, model.NewTasks(pending, at(4))[0].ID},
+		{"another run's task", other.ID, tasks[0].ID},
+		{"an unknown id", r.ID, "no-such-task"},
+		{"an unknown run", "no-such-run", tasks[0].ID},
+	} {
+		got, err := model.GetTask(ctx, db, c.runID, c.taskID)
+		if !errors.Is(err, model.ErrNotFound) {
+			t.Errorf("GetTask of %s = %+v, %v; want an error wrapping ErrNotFound", c.what, got, err)
+		}
 	}
 }
 

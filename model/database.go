@@ -124,6 +124,38 @@ func RunTaskCounts(ctx context.Context, db Database, ids []string) (map[string]m
 	return out, first
 }
 
+// TaskGetter is implemented by databases that read one task of a run by
+// id without listing the others: one file, one row. A process that
+// follows one task (`ork logs --follow`) looks at it again and again, and
+// a listing of a fan-out of 10,000 tasks each time would cost 10,000
+// reads.
+type TaskGetter interface {
+	// GetTask returns the task taskID of run runID as ListTasks would
+	// list it, or an error wrapping ErrNotFound when the run has no such
+	// task (not created yet, or another run's). A record that exists but
+	// cannot be read (a file damaged by hand) is an error of its own.
+	GetTask(ctx context.Context, runID, taskID string) (*Task, error)
+}
+
+// GetTask returns task taskID of run runID: in one call when db is a
+// TaskGetter, else by listing the tasks of the run. An error wraps
+// ErrNotFound when the run has no such task.
+func GetTask(ctx context.Context, db Database, runID, taskID string) (*Task, error) {
+	if g, ok := db.(TaskGetter); ok {
+		return g.GetTask(ctx, runID, taskID)
+	}
+	ts, err := db.ListTasks(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ts {
+		if t.ID == taskID {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("task %q of run %q: %w", taskID, runID, ErrNotFound)
+}
+
 // Notifier is implemented by databases that can tell the scheduler when
 // another process changed something (a new run, an edited workflow), so it
 // wakes at once instead of at its next poll. The channel has a buffer of one

@@ -272,6 +272,25 @@ func (d *DB) listTasks(ctx context.Context, runID string) ([]*model.Task, error)
 	return out, nil
 }
 
+var _ model.TaskGetter = (*DB)(nil)
+
+// GetTask returns one task of a run by id: one row, by the primary key.
+func (d *DB) GetTask(ctx context.Context, runID, taskID string) (*model.Task, error) {
+	return again(ctx, func() (*model.Task, error) { return d.getTask(ctx, runID, taskID) })
+}
+
+// getTask is GetTask, tried once.
+func (d *DB) getTask(ctx context.Context, runID, taskID string) (*model.Task, error) {
+	t, err := scanTask(d.pool.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND run_id = $2`, taskID, runID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("task %q of run %q: %w", taskID, runID, model.ErrNotFound)
+	}
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	return t, nil
+}
+
 // TaskCounts returns how many tasks of a run are in each status: a few
 // rows of task_counts, which triggers keep.
 func (d *DB) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus]int, error) {
