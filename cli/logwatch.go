@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -38,16 +39,36 @@ func watchLog(ctx context.Context, root, dir, prefix string, grew, changed func(
 	if err != nil {
 		return nil, err
 	}
-	// arm watches dir, or the nearest directory above it that exists, and
-	// says whether it watches dir itself.
-	arm := func() (bool, error) {
+	// deepest watches dir, or the nearest directory above it that exists,
+	// and returns it.
+	deepest := func() (string, error) {
 		for d := dir; ; d = filepath.Dir(d) {
 			err := w.Add(d)
 			if err == nil {
-				return d == dir, nil
+				return d, nil
 			}
 			if !errors.Is(err, fs.ErrNotExist) || d == root || filepath.Dir(d) == d {
+				return "", err
+			}
+		}
+	}
+	// arm watches dir, or the nearest directory above it that exists, and
+	// says whether it watches dir itself. The next directory down may have
+	// been made before the watch began, and its event never comes: then it
+	// goes down again.
+	arm := func() (bool, error) {
+		for {
+			d, err := deepest()
+			if err != nil || d == dir {
+				return d == dir, err
+			}
+			rel, err := filepath.Rel(d, dir)
+			if err != nil {
 				return false, err
+			}
+			next := filepath.Join(d, strings.Split(rel, string(filepath.Separator))[0])
+			if _, err := os.Stat(next); err != nil {
+				return false, nil // its making will be told
 			}
 		}
 	}
