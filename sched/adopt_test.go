@@ -49,14 +49,7 @@ func TestAdoptedTaskOutputKeepsItsIndex(t *testing.T) {
 		"sum":  {JobName: "x.sh", DependsOn: []string{"part"}},
 	})
 	ctx := context.Background()
-	r := e.trigger(e.db, w)
-	parts := model.NewNodeTasks(r, w.Nodes()[0], 0, 2, time.Now())
-	if err := e.db.CreateTasks(ctx, parts); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
-		t.Fatal(err)
-	}
+	r, parts := e.runningRun(w, 2)
 	zero := 0
 	e.up([]model.TaskUpdate{{TaskID: parts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched}, {TaskID: parts[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched}},
 		[]model.TaskUpdate{{TaskID: parts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess, ExitCode: &zero, Output: json.RawMessage(`{"n":0}`)},
@@ -124,14 +117,7 @@ func TestAdoptedTaskCountsInMaxParallel(t *testing.T) {
 		"busy": {JobName: "x.sh", TaskCount: 4, MaxParallel: 1},
 	})
 	ctx := context.Background()
-	r := e.trigger(e.db, w)
-	tasks := model.NewNodeTasks(r, w.Nodes()[0], 0, 4, time.Now())
-	if err := e.db.CreateTasks(ctx, tasks); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
-		t.Fatal(err)
-	}
+	r, tasks := e.runningRun(w, 4)
 	// A scheduler that died left task 0 running.
 	e.up([]model.TaskUpdate{{TaskID: tasks[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched}},
 		[]model.TaskUpdate{{TaskID: tasks[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning}})
