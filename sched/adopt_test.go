@@ -3,6 +3,7 @@ package sched_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -48,14 +49,7 @@ func TestAdoptedTaskOutputKeepsItsIndex(t *testing.T) {
 		"sum":  {JobName: "x.sh", DependsOn: []string{"part"}},
 	})
 	ctx := context.Background()
-	r := e.trigger(e.db, w)
-	parts := model.NewNodeTasks(r, w.Nodes()[0], 0, 2, time.Now())
-	if err := e.db.CreateTasks(ctx, parts); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
-		t.Fatal(err)
-	}
+	r, parts := e.runningRun(w, 2)
 	zero := 0
 	e.up([]model.TaskUpdate{{TaskID: parts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched}, {TaskID: parts[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched}},
 		[]model.TaskUpdate{{TaskID: parts[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess, ExitCode: &zero, Output: json.RawMessage(`{"n":0}`)},
@@ -79,5 +73,85 @@ func TestAdoptedTaskOutputKeepsItsIndex(t *testing.T) {
 	t.Logf("run %s; sum saw ORK_UPSTREAM=%s", got.Status, ex.up["sum"])
 	if string(ex.up["sum"]) != `{"part":[{"n":0},{"n":10}]}` {
 		t.Fatalf("sum saw ORK_UPSTREAM=%s, want part's outputs by index", ex.up["sum"])
+	}
+}
+
+// heldExecutor adopts, at recovery, every attempt it is asked about, and
+// holds every task it starts running until the test ends it (end).
+type heldExecutor struct {
+	updates chan<- exec.StatusUpdate
+	mu      sync.Mutex
+	started []*model.Task
+}
+
+func (e *heldExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow) (string, error) {
+	e.mu.Lock()
+	e.started = append(e.started, t.Task)
+	e.mu.Unlock()
+	return "x", nil
+}
+
+func (e *heldExecutor) Check(ctx context.Context, t model.TaskWithWorkflow) (exec.StatusUpdate, bool, error) {
+	return exec.StatusUpdate{TaskID: t.Task.ID, RunID: t.Task.RunID, Attempt: t.Task.Attempt, Status: model.TaskRunning}, true, nil
+}
+
+func (e *heldExecutor) Shutdown(ctx context.Context) error { return nil }
+
+func (e *heldExecutor) starts() []*model.Task {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.started)
+}
+
+func (e *heldExecutor) end(t *model.Task) {
+	zero := 0
+	e.updates <- exec.StatusUpdate{TaskID: t.ID, RunID: t.RunID, Attempt: t.Attempt, Status: model.TaskSuccess, ExitCode: &zero, At: time.Now()}
+}
+
+// A task adopted at recovery counts in its node's max_parallel: while it
+// runs, no other task of its node starts beyond the limit, and once it has
+// ended the limit is what it was — not one more.
+func TestAdoptedTaskCountsInMaxParallel(t *testing.T) {
+	e := newEnv(t)
+	w := e.dagWorkflow("fan", map[string]*model.TaskSpec{
+		"busy": {JobName: "x.sh", TaskCount: 4, MaxParallel: 1},
+	})
+	ctx := context.Background()
+	r, tasks := e.runningRun(w, 4)
+	// A scheduler that died left task 0 running.
+	e.up([]model.TaskUpdate{{TaskID: tasks[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskDispatched}},
+		[]model.TaskUpdate{{TaskID: tasks[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning}})
+	e.db.Close()
+	e.db = e.open()
+
+	updates := make(chan exec.StatusUpdate, 64)
+	mgr := exec.NewManager(updates)
+	ex := &heldExecutor{updates: updates}
+	mgr.Register(model.ExecutorProcess, ex)
+	s := sched.New(e.db, mgr, sched.Config{Logger: e.logger(), NoSchedules: true})
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.Run(rctx)
+
+	// Task 0 is adopted: it holds busy's one place.
+	time.Sleep(500 * time.Millisecond)
+	if got := ex.starts(); len(got) != 0 {
+		t.Fatalf("%d tasks of busy started while the adopted task 0 ran, want none (max_parallel 1)", len(got))
+	}
+	// Then one at a time.
+	held := tasks[0]
+	for n := 1; n <= 3; n++ {
+		ex.end(held)
+		waitUntil(t, 10*time.Second, "the next task of busy starts", func() bool { return len(ex.starts()) >= n })
+		time.Sleep(300 * time.Millisecond)
+		got := ex.starts()
+		if len(got) != n {
+			t.Fatalf("%d tasks of busy started with %d ended, want %d: one at a time (max_parallel 1)", len(got), n, n)
+		}
+		held = got[n-1]
+	}
+	ex.end(held)
+	if got := e.wait(s, r); got.Status != model.RunSuccess {
+		t.Fatalf("run = %s %q", got.Status, got.Error)
 	}
 }

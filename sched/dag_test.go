@@ -20,6 +20,23 @@ func (e *env) dagWorkflow(name string, tasks map[string]*model.TaskSpec) *model.
 	return w
 }
 
+// runningRun triggers w and leaves the run as a scheduler that died
+// leaves it: running, with the first n tasks of its first node created
+// (pending), which it returns.
+func (e *env) runningRun(w *model.Workflow, n int) (*model.Run, []*model.Task) {
+	e.t.Helper()
+	ctx := context.Background()
+	r := e.trigger(e.db, w)
+	ts := model.NewNodeTasks(r, w.Nodes()[0], 0, n, time.Now())
+	if err := e.db.CreateTasks(ctx, ts); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
+		e.t.Fatal(err)
+	}
+	return r, ts
+}
+
 func byName(ts []*model.Task) map[string][]*model.Task {
 	m := map[string][]*model.Task{}
 	for _, t := range ts {
@@ -97,14 +114,7 @@ func TestDAGResumesAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	// As a scheduler that died right after recording emit's success leaves
 	// it: the run running, emit done with its output, no task of use yet.
-	r := e.trigger(e.db, w)
-	emit := model.NewNodeTasks(r, w.Nodes()[0], 0, 1, time.Now())
-	if err := e.db.CreateTasks(ctx, emit); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.db.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
-		t.Fatal(err)
-	}
+	r, emit := e.runningRun(w, 1)
 	if _, err := e.db.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: emit[0].ID, RunID: r.ID, Status: model.TaskDispatched}}); err != nil {
 		t.Fatal(err)
 	}
