@@ -253,8 +253,7 @@ var followPoll = 200 * time.Millisecond
 // or only attempt only if it is not 0; logDir holds the logs.
 //
 // It looks at the task alone (model.GetTask: one file, one row), when the
-// database says the run changed (model.ChangeWatcher, which is woken by
-// the run's tasks — model.RunWatcher is not, and so is no use here), and
+// database says it or its run changed (model.TaskWatcher), and
 // copies what the log has gained when its directory says it was written
 // (fsnotify, see watchLog). Every followTick it looks at both anyway, for
 // anything a watch missed; where either cannot be watched, every
@@ -344,15 +343,10 @@ func followLog(ctx context.Context, w io.Writer, db model.Database, logDir strin
 			}
 		}
 	}
-	// The file database's ChangeWatcher watches directories of files
-	// (runs/, the run's tasks): where that costs a descriptor per file,
-	// the task is looked at every followPoll instead (one file, one row).
+	// Where the task cannot be watched, it is looked at every followPoll
+	// (one file, one row).
 	pace := followTick
-	if cw, ok := db.(model.ChangeWatcher); !ok || !dirWatchIsCheap() || cw.WatchChanges(wctx, func(id string) {
-		if id == r.ID || id == "" {
-			poke(look)()
-		}
-	}) != nil {
+	if tw, ok := db.(model.TaskWatcher); !ok || tw.WatchTask(wctx, r.ID, t.Name, t.TaskIndex, poke(look)) != nil {
 		pace = followPoll
 	}
 	p1, err := exec.LogPath(logDir, r.ID, t.Name, t.TaskIndex, 1)
@@ -390,7 +384,7 @@ func followLog(ctx context.Context, w io.Writer, db model.Database, logDir strin
 // database can (model.GetTask); a task not created yet is t as it is, or
 // cancelled if the run has ended (it never will be).
 func currentTask(ctx context.Context, db model.Database, r *model.Run, t *model.Task) (*model.Task, error) {
-	cur, err := model.GetTask(ctx, db, r.ID, t.ID)
+	cur, err := model.GetTask(ctx, db, r.ID, t.Name, t.TaskIndex)
 	if err == nil {
 		return cur, nil
 	}

@@ -221,9 +221,9 @@ func (c *countingDB) ListTasks(ctx context.Context, runID string) ([]*model.Task
 	return c.DB.ListTasks(ctx, runID)
 }
 
-func (c *countingDB) GetTask(ctx context.Context, runID, taskID string) (*model.Task, error) {
+func (c *countingDB) GetTask(ctx context.Context, runID, name string, index int) (*model.Task, error) {
 	c.gets.Add(1)
-	return c.DB.GetTask(ctx, runID, taskID)
+	return c.DB.GetTask(ctx, runID, name, index)
 }
 
 // TestFollowReadsOnlyItsTask: following one task of a fan-out never lists

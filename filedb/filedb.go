@@ -73,9 +73,6 @@ type DB struct {
 	reported map[string]time.Time // damaged file -> mtime when reported
 
 	schedMu sync.Mutex // serialises this process's schedule state writes (schedule.go)
-
-	taskNamesMu sync.Mutex
-	taskNames   map[string]string // "<run_id>/<task_id>" -> file name in the run's task directory (gettask.go)
 }
 
 var _ model.Database = (*DB)(nil)
@@ -151,7 +148,6 @@ func Open(dir string, opts Options) (*DB, error) {
 		changes:   make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		reported:  make(map[string]time.Time),
-		taskNames: make(map[string]string),
 		trash:     make(chan []string, 1024),
 	}
 	if d.log == nil {

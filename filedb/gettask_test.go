@@ -41,20 +41,18 @@ func TestGetTaskReadsOneFile(t *testing.T) {
 	}
 
 	d, logs := openTest(t, dir)
-	for range 2 { // the second time from the name it remembers
-		got, err := d.GetTask(ctx, r.ID, want.ID)
-		if err != nil {
-			t.Fatalf("GetTask(fan.sh[37]): %v", err)
-		}
-		if got.ID != want.ID || got.Name != "fan.sh" || got.TaskIndex != 37 || got.Status != model.TaskPending {
-			t.Fatalf("GetTask(fan.sh[37]) = %+v", got)
-		}
+	got, err := d.GetTask(ctx, r.ID, "fan.sh", 37)
+	if err != nil {
+		t.Fatalf("GetTask(fan.sh[37]): %v", err)
+	}
+	if got.ID != want.ID || got.Name != "fan.sh" || got.TaskIndex != 37 || got.Status != model.TaskPending {
+		t.Fatalf("GetTask(fan.sh[37]) = %+v", got)
 	}
 	if s := logs.String(); s != "" {
 		t.Errorf("GetTask of one task read others, and reported them:\n%s", s)
 	}
 
-	_, err = d.GetTask(ctx, r.ID, tasks[3].ID)
+	_, err = d.GetTask(ctx, r.ID, "fan.sh", 3)
 	var fe *model.FileError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "fan.sh.3.json") || errors.Is(err, model.ErrNotFound) {
 		t.Errorf("GetTask of a damaged task file: %v; want the file's error", err)
@@ -65,33 +63,37 @@ func TestGetTaskReadsOneFile(t *testing.T) {
 }
 
 // TestGetTaskOfATaskAddedByHand: a task that the run's workflow does not
-// have, in a file named as a task's or not, is found as ListTasks lists it.
+// have is found in the file named after it, as ListTasks lists it; a file
+// named after a task that holds another is no answer.
 func TestGetTaskOfATaskAddedByHand(t *testing.T) {
 	ctx := context.Background()
 	dir := initDir(t)
 	d, _ := openTest(t, dir)
 	r := mustCreateRun(t, d, testWorkflow("hello", 1))
 	extra := &model.Task{ID: model.TaskID(r.ID, "extra.sh", 2), RunID: r.ID, Name: "extra.sh", TaskIndex: 2, Status: model.TaskPending, CreatedAt: time.Now().UTC()}
-	odd := &model.Task{ID: "odd-one", RunID: r.ID, Name: "odd.sh", Status: model.TaskSuccess, CreatedAt: time.Now().UTC()}
 	if err := d.CreateTasks(ctx, append(model.NewTasks(r, time.Now()), extra)); err != nil {
 		t.Fatal(err)
 	}
-	data, err := encode(odd)
+	// A copy of extra's file under the name of task 5 of extra.sh.
+	data, err := os.ReadFile(filepath.Join(dir, TasksDir, r.ID, "extra.sh.2.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, TasksDir, r.ID, "by-hand.json"), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, TasksDir, r.ID, "extra.sh.5.json"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	other, _ := openTest(t, dir) // no index: from the files
-	for _, want := range []*model.Task{extra, odd} {
-		got, err := other.GetTask(ctx, r.ID, want.ID)
-		if err != nil || got.ID != want.ID || got.Name != want.Name || got.TaskIndex != want.TaskIndex {
-			t.Errorf("GetTask(%s) = %+v, %v", want.Name, got, err)
-		}
+	got, err := other.GetTask(ctx, r.ID, "extra.sh", 2)
+	if err != nil || got.ID != extra.ID || got.Name != extra.Name || got.TaskIndex != extra.TaskIndex {
+		t.Errorf("GetTask(extra.sh[2]) = %+v, %v", got, err)
 	}
-	if _, err := other.GetTask(ctx, r.ID, "no-such-task"); !errors.Is(err, model.ErrNotFound) {
-		t.Errorf("GetTask of an unknown task: %v, want ErrNotFound", err)
+	for _, c := range []struct {
+		name  string
+		index int
+	}{{"extra.sh", 5}, {"no-such.sh", 0}, {"hello.sh", 1}} {
+		if _, err := other.GetTask(ctx, r.ID, c.name, c.index); !errors.Is(err, model.ErrNotFound) {
+			t.Errorf("GetTask(%s[%d]): %v, want ErrNotFound", c.name, c.index, err)
+		}
 	}
 }

@@ -274,16 +274,17 @@ func (d *DB) listTasks(ctx context.Context, runID string) ([]*model.Task, error)
 
 var _ model.TaskGetter = (*DB)(nil)
 
-// GetTask returns one task of a run by id: one row, by the primary key.
-func (d *DB) GetTask(ctx context.Context, runID, taskID string) (*model.Task, error) {
-	return again(ctx, func() (*model.Task, error) { return d.getTask(ctx, runID, taskID) })
+// GetTask returns task name[index] of a run: one row, by the unique key
+// (run_id, name, task_index).
+func (d *DB) GetTask(ctx context.Context, runID, name string, index int) (*model.Task, error) {
+	return again(ctx, func() (*model.Task, error) { return d.getTask(ctx, runID, name, index) })
 }
 
 // getTask is GetTask, tried once.
-func (d *DB) getTask(ctx context.Context, runID, taskID string) (*model.Task, error) {
-	t, err := scanTask(d.pool.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE id = $1 AND run_id = $2`, taskID, runID))
+func (d *DB) getTask(ctx context.Context, runID, name string, index int) (*model.Task, error) {
+	t, err := scanTask(d.pool.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE run_id = $1 AND name = $2 AND task_index = $3`, runID, name, index))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("task %q of run %q: %w", taskID, runID, model.ErrNotFound)
+		return nil, fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, model.ErrNotFound)
 	}
 	if err != nil {
 		return nil, d.connError(err)
