@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,7 +167,9 @@ func cmdLogs(c *cli.Context) error {
 		if len(selected) != 1 {
 			return fmt.Errorf("--follow streams one task: name it (and --index for a fan-out); %d match", len(selected))
 		}
-		return followLog(c, db, r, selected[0])
+		ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return followLog(ctx, c.App.Writer, db, logDir(c), r, selected[0], c.Int("attempt"))
 	}
 	w := c.App.Writer
 	for i, t := range selected {
@@ -235,12 +238,28 @@ func selectTasks(c *cli.Context, db model.Database, r *model.Run, name string) (
 	return out, nil
 }
 
-// followLog streams the log of task t until the task has ended, following
-// it from attempt to attempt when it is retried (or only attempt --attempt).
-func followLog(c *cli.Context, db model.Database, r *model.Run, t *model.Task) error {
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	only := c.Int("attempt")
+// followTick is how often `ork logs --follow` looks at its task and its
+// log without being told that either changed: the safety net of the
+// watches in followLog. A variable for the tests that show the watches
+// need no tick.
+var followTick = time.Second
+
+// followPoll is the pace of `ork logs --follow` where the task or its log
+// cannot be watched.
+var followPoll = 200 * time.Millisecond
+
+// followLog writes to w the log of task t of run r until the task has
+// ended (or ctx), following it from attempt to attempt when it is retried,
+// or only attempt only if it is not 0; logDir holds the logs.
+//
+// It looks at the task alone (model.GetTask: one file, one row), when the
+// database says it or its run changed (model.TaskWatcher), and
+// copies what the log has gained when its directory says it was written
+// (fsnotify, see watchLog). Every followTick it looks at both anyway, for
+// anything a watch missed; where either cannot be watched, every
+// followPoll. Once it has seen the task end, it copies the rest of the
+// log and returns.
+func followLog(ctx context.Context, w io.Writer, db model.Database, logDir string, r *model.Run, t *model.Task, only int) error {
 	a := only
 	var f *os.File
 	defer func() {
@@ -248,67 +267,129 @@ func followLog(c *cli.Context, db model.Database, r *model.Run, t *model.Task) e
 			f.Close()
 		}
 	}()
-	for {
-		cur, err := currentTask(ctx, db, r, t)
-		if err != nil {
-			return err
-		}
-		if a == 0 {
-			a = max(cur.Attempt, 1)
-		}
-		if only == 0 && cur.Attempt > a {
-			// The task was retried: finish this attempt's log, go on with
-			// the next one.
-			if f != nil {
-				if _, err := io.Copy(c.App.Writer, f); err != nil {
-					return err
-				}
-				f.Close()
-				f = nil
-			}
-			a = cur.Attempt
-			fmt.Fprintf(c.App.Writer, "--- attempt %d ---\n", a)
-		}
+	// step looks at the task if look, then copies what the log has gained;
+	// it says whether the task has ended (for good, or the attempt
+	// followed has).
+	step := func(look bool) (bool, error) {
 		var ended bool
-		if only == 0 {
-			ended = cur.Status.Terminal()
-		} else {
-			ended = cur.Status.Terminal() || cur.Attempt > a || (cur.Attempt == a && cur.Status == model.TaskPending)
+		if look {
+			cur, err := currentTask(ctx, db, r, t)
+			if err != nil {
+				return false, err
+			}
+			if a == 0 {
+				a = max(cur.Attempt, 1)
+			}
+			if only == 0 && cur.Attempt > a {
+				// The task was retried: finish this attempt's log, go on
+				// with the next one.
+				if f != nil {
+					if _, err := io.Copy(w, f); err != nil {
+						return false, err
+					}
+					f.Close()
+					f = nil
+				}
+				a = cur.Attempt
+				fmt.Fprintf(w, "--- attempt %d ---\n", a)
+			}
+			if only == 0 {
+				ended = cur.Status.Terminal()
+			} else {
+				ended = cur.Status.Terminal() || cur.Attempt > a || (cur.Attempt == a && cur.Status == model.TaskPending)
+			}
 		}
 		if f == nil {
-			p, err := exec.LogPath(logDir(c), r.ID, t.Name, t.TaskIndex, a)
+			p, err := exec.LogPath(logDir, r.ID, t.Name, t.TaskIndex, a)
 			if err != nil {
-				return err
+				return false, err
 			}
 			if f, err = os.Open(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
+				return false, err
 			}
 		}
 		if f != nil {
-			if _, err := io.Copy(c.App.Writer, f); err != nil {
-				return err
+			// After the task was seen to end, this copies the rest: the
+			// executor wrote it all before it reported the end.
+			if _, err := io.Copy(w, f); err != nil {
+				return false, err
 			}
 		}
-		if ended {
-			return nil
+		return ended, nil
+	}
+	if ended, err := step(true); err != nil || ended {
+		return err
+	}
+
+	// The task runs (or is still to): watch it and its log. The watches
+	// start after the first look, which shows what there is at once; the
+	// look that follows sees what changed before they began. They end
+	// with wctx, when this returns.
+	wctx, stopWatch := context.WithCancel(ctx)
+	var logWatched func() // waits for the end of the log's watch
+	defer func() {
+		stopWatch()
+		if logWatched != nil {
+			logWatched()
+		}
+	}()
+	look := make(chan struct{}, 1) // the task may have changed
+	more := make(chan struct{}, 1) // its log may have grown
+	poke := func(ch chan struct{}) func() {
+		return func() {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	// Where the task cannot be watched, it is looked at every followPoll
+	// (one file, one row).
+	pace := followTick
+	if tw, ok := db.(model.TaskWatcher); !ok || tw.WatchTask(wctx, r.ID, t.Name, t.TaskIndex, poke(look)) != nil {
+		pace = followPoll
+	}
+	p1, err := exec.LogPath(logDir, r.ID, t.Name, t.TaskIndex, 1)
+	if err != nil {
+		return err
+	}
+	logWatched, err = watchLog(wctx, logDir, filepath.Dir(p1), strings.TrimSuffix(filepath.Base(p1), "1.log"), poke(more), poke(look))
+	if err != nil {
+		pace = followPoll
+	}
+	tick := time.NewTicker(pace)
+	defer tick.Stop()
+	for lookTask := true; ; {
+		ended, err := step(lookTask)
+		if ctx.Err() != nil {
+			return nil // interrupted, maybe in the middle of a look
+		}
+		if err != nil || ended {
+			return err
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(200 * time.Millisecond):
+		case <-look:
+			lookTask = true
+		case <-tick.C:
+			lookTask = true
+		case <-more:
+			lookTask = false
 		}
 	}
 }
 
+// currentTask returns task t of run r as it is now: read alone where the
+// database can (model.GetTask); a task not created yet is t as it is, or
+// cancelled if the run has ended (it never will be).
 func currentTask(ctx context.Context, db model.Database, r *model.Run, t *model.Task) (*model.Task, error) {
-	ts, err := db.ListTasks(ctx, r.ID)
-	if err != nil {
-		return nil, err
+	cur, err := model.GetTask(ctx, db, r.ID, t.Name, t.TaskIndex)
+	if err == nil {
+		return cur, nil
 	}
-	for _, x := range ts {
-		if x.ID == t.ID {
-			return x, nil
-		}
+	if !errors.Is(err, model.ErrNotFound) {
+		return nil, err
 	}
 	run, err := db.GetRun(ctx, r.ID)
 	if err != nil {

@@ -114,6 +114,8 @@ func Run(t *testing.T, open func(t *testing.T) model.Database) {
 		t.Run("RunWithoutTasks", s.testRunWithoutTasks)
 		t.Run("CreateTasksIdempotent", s.testCreateTasksIdempotent)
 		t.Run("RunTaskCounts", s.testRunTaskCounts)
+		t.Run("GetTask", s.testGetTask)
+		t.Run("WatchTask", s.testWatchTask)
 		t.Run("PendingTasks", s.testPendingTasks)
 		t.Run("ActiveTasks", s.testActiveTasks)
 		t.Run("RetryAt", s.testRetryAt)

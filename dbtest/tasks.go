@@ -3,6 +3,7 @@ package dbtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -533,6 +534,116 @@ func (s *suite) testRetryAt(t *testing.T) {
 	if pend, err := db.PendingTasks(ctx, 10); err != nil || len(pend) != 0 {
 		t.Fatalf("PendingTasks after the due task left = %d tasks, %v; want none before the retry time", len(pend), err)
 	}
+}
+
+// testGetTask: model.GetTask (one call on a TaskGetter) returns each task
+// as ListTasks lists it — unfinished, finished, one the run's workflow does
+// not have — and an error wrapping ErrNotFound for a task not created yet,
+// an unknown name or index, and an unknown run.
+func (s *suite) testGetTask(t *testing.T) {
+	ctx, db := s.setup(t)
+	w := newWorkflow("hello", 4)
+	mustCreateWorkflow(ctx, t, db, w)
+	r, tasks := startRun(ctx, t, db, w, at(1))
+	other, otherTasks := startRun(ctx, t, db, w, at(2))
+	o := newOracle(tasks, otherTasks)
+	extra := &model.Task{
+		ID: model.TaskID(r.ID, "extra.sh", 0), RunID: r.ID, Name: "extra.sh", Status: model.TaskPending, CreatedAt: at(3),
+	}
+	mustCreateTasks(ctx, t, db, []*model.Task{extra})
+	o.add(extra)
+	mustUpdateTasks(ctx, t, db, o, []model.TaskUpdate{
+		{TaskID: tasks[0].ID, RunID: r.ID, Status: model.TaskDispatched, ExecutionName: "exec-0", At: at(10)},
+		{TaskID: tasks[0].ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning, Log: "logs/0.log", At: at(11)},
+		{TaskID: tasks[1].ID, RunID: r.ID, Status: model.TaskDispatched, ExecutionName: "exec-1", At: at(10)},
+		{TaskID: tasks[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskRunning, At: at(11)},
+		{TaskID: tasks[1].ID, RunID: r.ID, Attempt: 1, Status: model.TaskSuccess, ExitCode: intPtr(0), At: at(12)},
+		{TaskID: tasks[2].ID, RunID: r.ID, Status: model.TaskCancelled, Error: "cancelled", At: at(12)},
+	})
+	for _, want := range append(o.list(r.ID), o.list(other.ID)...) {
+		got, err := model.GetTask(ctx, db, want.RunID, want.Name, want.TaskIndex)
+		if err != nil {
+			t.Errorf("GetTask(%s, %s[%d]): %v", want.RunID, want.Name, want.TaskIndex, err)
+			continue
+		}
+		checkTaskList(t, fmt.Sprintf("GetTask(%s, %s[%d])", want.RunID, want.Name, want.TaskIndex), []*model.Task{got}, []*model.Task{want})
+	}
+
+	pending := newRun(w, at(4))
+	mustCreateRun(ctx, t, db, pending)
+	for _, c := range []struct {
+		what, runID, name string
+		index             int
+	}{
+		{"a task not created yet", pending.ID, tasks[0].Name, 0},
+		{"an unknown name", r.ID, "no-such.sh", 0},
+		{"an index beyond the run's", r.ID, tasks[0].Name, 99},
+		{"an unknown run", "no-such-run", tasks[0].Name, 0},
+	} {
+		got, err := model.GetTask(ctx, db, c.runID, c.name, c.index)
+		if !errors.Is(err, model.ErrNotFound) {
+			t.Errorf("GetTask of %s = %+v, %v; want an error wrapping ErrNotFound", c.what, got, err)
+		}
+	}
+}
+
+// testWatchTask: a TaskWatcher wakes when its task is created and written,
+// and when its run ends — not when the run's other tasks are written.
+func (s *suite) testWatchTask(t *testing.T) {
+	ctx, db := s.setup(t)
+	tw, ok := db.(model.TaskWatcher)
+	if !ok {
+		t.Skip("the database cannot watch one task")
+	}
+	w := newWorkflow("hello", 3)
+	mustCreateWorkflow(ctx, t, db, w)
+	r := newRun(w, at(1))
+	mustCreateRun(ctx, t, db, r)
+	tasks := model.NewTasks(r, at(2))
+	woke := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Watched before the run has a task.
+	if err := tw.WatchTask(wctx, r.ID, tasks[1].Name, tasks[1].TaskIndex, func() {
+		select {
+		case woke <- struct{}{}:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitWake := func(what string) {
+		t.Helper()
+		select {
+		case <-woke:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("WatchTask(%s[%d]) did not wake within 10s of %s", tasks[1].Name, tasks[1].TaskIndex, what)
+		}
+	}
+	mustCreateTasks(ctx, t, db, tasks)
+	waitWake("the creation of the task")
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-woke: // the rest of the creation
+	default:
+	}
+	if _, err := db.UpdateTasks(ctx, []model.TaskUpdate{
+		{TaskID: tasks[0].ID, RunID: r.ID, Status: model.TaskDispatched, At: at(3)},
+		{TaskID: tasks[2].ID, RunID: r.ID, Status: model.TaskDispatched, At: at(3)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woke:
+		t.Fatalf("WatchTask(%s[%d]) woke at a write of other tasks", tasks[1].Name, tasks[1].TaskIndex)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := db.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: tasks[1].ID, RunID: r.ID, Status: model.TaskDispatched, At: at(4)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitWake("a write of the task")
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: r.ID, Status: model.RunCancelled, At: at(5)}})
+	waitWake("the end of its run")
 }
 
 // testRunTaskCounts: model.RunTaskCounts (one call on a RunTaskCounter)

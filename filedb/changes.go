@@ -16,6 +16,7 @@ import (
 var (
 	_ model.ChangeWatcher = (*DB)(nil)
 	_ model.RunWatcher    = (*DB)(nil)
+	_ model.TaskWatcher   = (*DB)(nil)
 )
 
 // WatchRun tells fn when the record of run runID may have changed: a
@@ -44,6 +45,43 @@ func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
 	d.follow(ctx, w, func(ev fsnotify.Event) {
 		if filepath.Base(ev.Name) == name {
 			fn()
+		}
+	}, fn)
+	return nil
+}
+
+// WatchTask tells fn when the record of task name[index] of run runID, or
+// the run's record, may have changed, and on a lost event: a watcher of
+// its own on runs/, on tasks/ and on the run's task directory (once it is
+// made), that wakes on those two files only. Where WatchRun watches, only.
+func (d *DB) WatchTask(ctx context.Context, runID, name string, index int, fn func()) error {
+	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
+		return errors.ErrUnsupported
+	}
+	if err := checkID("run", runID); err != nil {
+		return err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	runsDir, tasksDir, runDir := filepath.Join(d.root, RunsDir), filepath.Join(d.root, TasksDir), d.taskDir(runID)
+	for _, dir := range []string{runsDir, tasksDir} {
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	w.Add(runDir) // absent until the run's first task: then tasks/ tells
+	runFile := runID + ".json"
+	taskFile := filepath.Base(d.taskPath(&model.Task{RunID: runID, Name: name, TaskIndex: index}))
+	d.follow(ctx, w, func(ev fsnotify.Event) {
+		switch dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name); {
+		case dir == runsDir && base == runFile, dir == runDir && base == taskFile:
+			fn()
+		case ev.Name == runDir && ev.Has(fsnotify.Create):
+			w.Add(runDir)
+			fn() // the task may have been written before this watch began
 		}
 	}, fn)
 	return nil

@@ -52,6 +52,8 @@
 // StreamTasks read the records of a run with finished tasks from its files,
 // as any other handle does. A run of 100,000 tasks costs the scheduler a
 // few megabytes of index, not one record per task (docs/PERFORMANCE.md).
+// GetTask reads one task without the others: from the index if it is
+// unfinished, else from its one file (gettask.go).
 //
 // # Damaged files
 //

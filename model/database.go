@@ -124,6 +124,37 @@ func RunTaskCounts(ctx context.Context, db Database, ids []string) (map[string]m
 	return out, first
 }
 
+// TaskGetter is implemented by databases that read one task of a run
+// without listing the others: one file, one row. A process that follows
+// one task (`ork logs --follow`) looks at it again and again, and a
+// listing of a fan-out of 10,000 tasks each time would cost 10,000 reads.
+type TaskGetter interface {
+	// GetTask returns the task name[index] of run runID as ListTasks
+	// would list it, or an error wrapping ErrNotFound when the run has no
+	// such task (not created yet, or no such run). A record that exists
+	// but cannot be read (a file damaged by hand) is an error of its own.
+	GetTask(ctx context.Context, runID, name string, index int) (*Task, error)
+}
+
+// GetTask returns task name[index] of run runID: in one call when db is a
+// TaskGetter, else by listing the tasks of the run. An error wraps
+// ErrNotFound when the run has no such task.
+func GetTask(ctx context.Context, db Database, runID, name string, index int) (*Task, error) {
+	if g, ok := db.(TaskGetter); ok {
+		return g.GetTask(ctx, runID, name, index)
+	}
+	ts, err := db.ListTasks(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ts {
+		if t.Name == name && t.TaskIndex == index {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, ErrNotFound)
+}
+
 // Notifier is implemented by databases that can tell the scheduler when
 // another process changed something (a new run, an edited workflow), so it
 // wakes at once instead of at its next poll. The channel has a buffer of one
@@ -156,6 +187,19 @@ type ChangeWatcher interface {
 // time.
 type RunWatcher interface {
 	WatchRun(ctx context.Context, runID string, fn func()) error
+}
+
+// TaskWatcher is implemented by databases that can tell a process
+// following one task (`ork logs --follow`) when that task's record, or
+// its run's, may have changed, written by this process or by another.
+// WatchTask calls fn then, and when it lost track (look again), until ctx
+// ends; it returns once it watches. Like RunWatcher it reads nothing to
+// begin with, and is not woken by the run's other tasks. fn must return
+// quickly and must not call the database. A database that cannot watch
+// here returns an error wrapping errors.ErrUnsupported; the caller then
+// looks at the task from time to time.
+type TaskWatcher interface {
+	WatchTask(ctx context.Context, runID, name string, index int, fn func()) error
 }
 
 // SchedulerLocker is implemented by databases that can make sure only one

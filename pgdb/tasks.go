@@ -272,6 +272,26 @@ func (d *DB) listTasks(ctx context.Context, runID string) ([]*model.Task, error)
 	return out, nil
 }
 
+var _ model.TaskGetter = (*DB)(nil)
+
+// GetTask returns task name[index] of a run: one row, by the unique key
+// (run_id, name, task_index).
+func (d *DB) GetTask(ctx context.Context, runID, name string, index int) (*model.Task, error) {
+	return again(ctx, func() (*model.Task, error) { return d.getTask(ctx, runID, name, index) })
+}
+
+// getTask is GetTask, tried once.
+func (d *DB) getTask(ctx context.Context, runID, name string, index int) (*model.Task, error) {
+	t, err := scanTask(d.pool.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE run_id = $1 AND name = $2 AND task_index = $3`, runID, name, index))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, model.ErrNotFound)
+	}
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	return t, nil
+}
+
 // TaskCounts returns how many tasks of a run are in each status: a few
 // rows of task_counts, which triggers keep.
 func (d *DB) TaskCounts(ctx context.Context, runID string) (map[model.TaskStatus]int, error) {
