@@ -46,6 +46,16 @@ func (s *suite) testCancelRequests(t *testing.T) {
 	if got, err := db.CancelRequests(ctx); err != nil || !slices.Equal(got, []string{b.ID}) {
 		t.Fatalf("CancelRequests after run a ended = %v, %v; want only %s", got, err, b.ID)
 	}
+	// Run b ends otherwise before its request is applied (its scheduler
+	// was stopping), and is retried: the request was for the run that
+	// ended, not for the retry.
+	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: b.ID, Status: model.RunFailed, At: at(6)}})
+	if err := db.ReopenRun(ctx, b.ID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.CancelRequests(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("CancelRequests after run b ended and was retried = %v, %v; want none: a request made before the retry must not cancel it", got, err)
+	}
 }
 
 // testReopenRun: a finished run is made pending again; reset tasks become

@@ -317,6 +317,7 @@ func (m *memDB) ReopenRun(ctx context.Context, runID string, reset, remove []str
 	if !r.Status.Terminal() {
 		return fmt.Errorf("run %s is %s", runID, r.Status)
 	}
+	delete(m.cancels, runID) // a request made before the retry
 	for _, id := range remove {
 		if t := m.tasks[id]; t != nil && t.RunID == runID {
 			delete(m.tasks, id)

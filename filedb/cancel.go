@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,8 @@ func (d *DB) RequestCancel(ctx context.Context, runID string) error {
 }
 
 // CancelRequests returns the unfinished runs with a cancel marker. Markers
-// of runs that ended are removed.
+// of runs that ended are removed. A marker another process removed (`ork
+// retry` drops a request left from before the run ended) is forgotten.
 func (d *DB) CancelRequests(ctx context.Context) ([]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -53,6 +55,10 @@ func (d *DB) CancelRequests(ctx context.Context) ([]string, error) {
 	d.refresh()
 	var out []string
 	for id := range d.idx.cancels {
+		if _, err := os.Lstat(d.cancelPath(id)); errors.Is(err, fs.ErrNotExist) {
+			delete(d.idx.cancels, id)
+			continue
+		}
 		if d.idx.runs[id] != nil || d.loadRun(id) != nil {
 			out = append(out, id)
 			continue

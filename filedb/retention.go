@@ -142,6 +142,15 @@ func (d *DB) ReopenRun(ctx context.Context, runID string, reset, remove []string
 	if err := d.commitAll(ws, nil); err != nil {
 		return fmt.Errorf("retry run %s: %w", runID, err)
 	}
+	// A cancel request left from before the run ended (a scheduler that
+	// was stopping did not apply it) was for that run, not for the retry:
+	// removed before the run reopens.
+	if err := os.Remove(d.cancelPath(runID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("retry run %s: %w", runID, err)
+	}
+	if d.idx != nil {
+		delete(d.idx.cancels, runID)
+	}
 	r.Status, r.Error, r.StartedAt, r.FinishedAt, r.TaskCounts = model.RunPending, "", nil, nil, nil
 	data, err := encode(r)
 	if err != nil {
