@@ -186,7 +186,7 @@ func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
 	starts := startLog(filepath.Join(t.TempDir(), "starts"))
 	e.script("step.sh", "echo $ORK_TASK_INDEX >> "+string(starts)+"\nsleep 0.4")
 	w := e.workflow("steps", "step.sh", n)
-	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond, MaxRunningTasks: 2})
+	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 2})
 	r := e.trigger(e.db, w)
 	waitUntil(t, 10*time.Second, "some tasks succeed", func() bool {
 		c, _ := e.db.TaskCounts(context.Background(), r.ID)
@@ -322,7 +322,7 @@ func TestLogDiskFullRequeuesTasks(t *testing.T) {
 	starts := startLog(filepath.Join(t.TempDir(), "starts"))
 	e.script("step.sh", "echo $ORK_TASK_INDEX >> "+string(starts))
 	w := e.workflow("steps", "step.sh", 3)
-	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond})
+	s, _ := e.start(e.db, sched.Config{})
 	r := e.trigger(e.db, w)
 	waitUntil(t, 10*time.Second, "a task refused for want of room for its log", func() bool {
 		return strings.Contains(e.logs.String(), "task could not start: the disk refuses writes")
