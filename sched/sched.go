@@ -334,12 +334,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.drain(updates)
 		s.timeouts(dbctx, time.Now())
 		more := false
+		if lookCancels {
+			// Only when another process may have asked: a cancel request
+			// wakes the loop through the change signal. A stopping
+			// scheduler applies it too: it stops the run's tasks now, not
+			// at the end of its grace, and leaves no request behind.
+			lookCancels = !s.cancels(dbctx)
+		}
 		if !stopping {
-			if lookCancels {
-				// Only when another process may have asked: a cancel
-				// request wakes the loop through the change signal.
-				lookCancels = !s.cancels(dbctx)
-			}
 			started, at := s.startRuns(dbctx)
 			more = s.step(dbctx, true)
 			s.markRunning(dbctx, started, at)
