@@ -1138,11 +1138,7 @@ func (s *Scheduler) recover(ctx context.Context, runs map[string]bool) error {
 	for i, p := range active {
 		t := p.Task
 		if res[i].known {
-			f := flight{attempt: t.Attempt, runID: t.RunID, name: t.Name, index: t.TaskIndex, failures: t.Failures(), sched: t.Scheduler}
-			if e, err := s.mgr.ForTask(p); err == nil {
-				_, f.probed = e.(exec.StartProber)
-			}
-			s.inflight[t.ID] = f
+			s.fly(p) // adopted
 			s.launch.occupy(attemptKey{t.ID, t.Attempt})
 			if res[i].u.Status.Terminal() {
 				s.buf = append(s.buf, res[i].u.TaskUpdate())
