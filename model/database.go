@@ -152,7 +152,13 @@ func GetTask(ctx context.Context, db Database, runID, name string, index int) (*
 			return t, nil
 		}
 	}
-	return nil, fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, ErrNotFound)
+	return nil, TaskNotFound(runID, name, index)
+}
+
+// TaskNotFound is the error of a GetTask that finds no task name[index] in
+// run runID: it wraps ErrNotFound.
+func TaskNotFound(runID, name string, index int) error {
+	return fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, ErrNotFound)
 }
 
 // Notifier is implemented by databases that can tell the scheduler when
