@@ -2,6 +2,7 @@ package sched_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -318,4 +319,27 @@ while [ ! -f %[1]s/go ]; do sleep 0.01; done`, dir))
 	if ts[1].Status != model.TaskCancelled {
 		t.Errorf("task 1 = %s, want cancelled", ts[1].Status)
 	}
+}
+
+// A WaitRun that ends before its run does takes its wake-up channels
+// back: a long wait, or many short ones, leave none behind.
+func TestWaitRunLeavesNoWaiter(t *testing.T) {
+	e := newEnv(t)
+	e.script("long.sh", "exec sleep 300")
+	s, _ := e.start(e.db, sched.Config{})
+	r := e.trigger(e.db, e.workflow("long", "long.sh", 1))
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		if _, err := s.WaitRun(ctx, r.ID); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitRun of a run that goes on = %v, want the deadline", err)
+		}
+		cancel()
+	}
+	if n := s.Waiters(r.ID); n != 0 {
+		t.Fatalf("%d wake-up channels left for run %s after its waits ended, want none", n, r.ID)
+	}
+	if err := e.db.RequestCancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(s, r)
 }

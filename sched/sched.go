@@ -66,6 +66,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1301,6 +1302,7 @@ func (s *Scheduler) WaitRun(ctx context.Context, runID string) (*model.Run, erro
 		r, err := s.db.GetRun(ctx, runID)
 		switch {
 		case err != nil && (errors.Is(err, model.ErrNotFound) || ctx.Err() != nil):
+			s.unwait(runID, c)
 			return nil, err
 		case err != nil:
 			// A database that failed once (a dropped connection, a
@@ -1310,15 +1312,31 @@ func (s *Scheduler) WaitRun(ctx context.Context, runID string) (*model.Run, erro
 			s.log.Warn("reading the run failed; trying again", "run", runID, "err", err)
 			wait = min(wait, time.Duration(failures)*100*time.Millisecond, time.Second)
 		case r.Status.Terminal():
+			s.unwait(runID, c)
 			return r, nil
 		default:
 			failures = 0
 		}
 		select {
 		case <-ctx.Done():
+			s.unwait(runID, c)
 			return nil, ctx.Err()
 		case <-c:
 		case <-time.After(wait):
+			s.unwait(runID, c)
 		}
+	}
+}
+
+// unwait takes back a WaitRun's channel that wake did not close, so that
+// a long wait's looks do not pile up channels.
+func (s *Scheduler) unwait(runID string, c chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := slices.DeleteFunc(s.waiters[runID], func(x chan struct{}) bool { return x == c })
+	if len(ws) == 0 {
+		delete(s.waiters, runID)
+	} else {
+		s.waiters[runID] = ws
 	}
 }
