@@ -86,6 +86,11 @@ func triggerWait(c *cli.Context, db model.Database, r *model.Run) error {
 // the wake-ups need no tick.
 var waitTick = 100 * time.Millisecond
 
+// localPoll is the poll interval of the scheduler `ork trigger --wait`
+// runs in its process (0: the default). A variable for the tests that
+// show its wake-ups need no poll.
+var localPoll time.Duration
+
 // waitRun makes the run to wait for with start (create it, or reopen it),
 // then waits for it as triggerWait says.
 func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context.Context) error) error {
@@ -113,7 +118,7 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 			fmt.Fprintln(errw, "ork:", err)
 		}
 		// It serves this run: the workflows' schedules are `ork run`'s.
-		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1, NoSchedules: true})
+		local = sched.New(db, mgr, sched.Config{Logger: log, ShutdownGrace: -1, NoSchedules: true, PollInterval: localPoll})
 		localErr = make(chan error, 1)
 		var sctx context.Context
 		sctx, stopLocal = context.WithCancel(context.WithoutCancel(ctx))

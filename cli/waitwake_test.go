@@ -18,9 +18,9 @@ import (
 // within.
 func triggerWaitInProcess(t *testing.T, dir, name string, within time.Duration, flags ...string) string {
 	t.Helper()
-	old := waitTick
-	waitTick = time.Hour
-	defer func() { waitTick = old }()
+	oldTick, oldPoll := waitTick, localPoll
+	waitTick, localPoll = time.Hour, time.Hour
+	defer func() { waitTick, localPoll = oldTick, oldPoll }()
 	var out, errb bytes.Buffer
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())

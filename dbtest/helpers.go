@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -460,4 +461,63 @@ func workflowNames(ws []*model.Workflow) []string {
 		names = append(names, w.Name)
 	}
 	return names
+}
+
+// waker records the calls of a watch's fn (see RunWatcher, TaskWatcher).
+type waker struct {
+	t    *testing.T
+	what string // the watch, for messages
+	ch   chan struct{}
+}
+
+func newWaker(t *testing.T, what string) *waker {
+	return &waker{t: t, what: what, ch: make(chan struct{}, 1)}
+}
+
+// fn is the watch's fn.
+func (w *waker) fn() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+// watching fails the test on err, or skips it where the database cannot
+// watch here (errors.ErrUnsupported).
+func (w *waker) watching(err error) {
+	w.t.Helper()
+	if errors.Is(err, errors.ErrUnsupported) {
+		w.t.Skipf("%s: %v", w.what, err)
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// want fails unless the watch woke within 10s, after something.
+func (w *waker) want(after string) {
+	w.t.Helper()
+	select {
+	case <-w.ch:
+	case <-time.After(10 * time.Second):
+		w.t.Fatalf("%s did not wake within 10s of %s", w.what, after)
+	}
+}
+
+// none fails if the watch wakes within 300ms, after something.
+func (w *waker) none(after string) {
+	w.t.Helper()
+	select {
+	case <-w.ch:
+		w.t.Fatalf("%s woke at %s", w.what, after)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// forget drops a wake already recorded.
+func (w *waker) forget() {
+	select {
+	case <-w.ch:
+	default:
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/ork-run/ork/model"
 )
@@ -392,29 +391,14 @@ func (s *suite) testWatchRun(t *testing.T) {
 	other := newRun(w, at(2))
 	mustCreateRun(ctx, t, db, r)
 	mustCreateRun(ctx, t, db, other)
-	woke := make(chan struct{}, 1)
+	wk := newWaker(t, "WatchRun("+r.ID+")")
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := rw.WatchRun(wctx, r.ID, func() {
-		select {
-		case woke <- struct{}{}:
-		default:
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	wk.watching(rw.WatchRun(wctx, r.ID, wk.fn))
 	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: other.ID, Status: model.RunRunning, At: at(3)}})
 	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: other.ID, Status: model.RunSuccess, At: at(4)}})
-	select {
-	case <-woke:
-		t.Fatalf("WatchRun(%s) woke at the end of another run", r.ID)
-	case <-time.After(300 * time.Millisecond):
-	}
+	wk.none("the end of another run")
 	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning, At: at(5)}})
 	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: r.ID, Status: model.RunFailed, At: at(6)}})
-	select {
-	case <-woke:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("WatchRun(%s) did not wake within 10s of the run's end", r.ID)
-	}
+	wk.want("the run's end")
 }

@@ -600,50 +600,28 @@ func (s *suite) testWatchTask(t *testing.T) {
 	r := newRun(w, at(1))
 	mustCreateRun(ctx, t, db, r)
 	tasks := model.NewTasks(r, at(2))
-	woke := make(chan struct{}, 1)
+	wk := newWaker(t, fmt.Sprintf("WatchTask(%s[%d])", tasks[1].Name, tasks[1].TaskIndex))
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Watched before the run has a task.
-	if err := tw.WatchTask(wctx, r.ID, tasks[1].Name, tasks[1].TaskIndex, func() {
-		select {
-		case woke <- struct{}{}:
-		default:
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	waitWake := func(what string) {
-		t.Helper()
-		select {
-		case <-woke:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("WatchTask(%s[%d]) did not wake within 10s of %s", tasks[1].Name, tasks[1].TaskIndex, what)
-		}
-	}
+	wk.watching(tw.WatchTask(wctx, r.ID, tasks[1].Name, tasks[1].TaskIndex, wk.fn))
 	mustCreateTasks(ctx, t, db, tasks)
-	waitWake("the creation of the task")
+	wk.want("the creation of the task")
 	time.Sleep(300 * time.Millisecond)
-	select {
-	case <-woke: // the rest of the creation
-	default:
-	}
+	wk.forget() // the rest of the creation
 	if _, err := db.UpdateTasks(ctx, []model.TaskUpdate{
 		{TaskID: tasks[0].ID, RunID: r.ID, Status: model.TaskDispatched, At: at(3)},
 		{TaskID: tasks[2].ID, RunID: r.ID, Status: model.TaskDispatched, At: at(3)},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-woke:
-		t.Fatalf("WatchTask(%s[%d]) woke at a write of other tasks", tasks[1].Name, tasks[1].TaskIndex)
-	case <-time.After(300 * time.Millisecond):
-	}
+	wk.none("a write of other tasks")
 	if _, err := db.UpdateTasks(ctx, []model.TaskUpdate{{TaskID: tasks[1].ID, RunID: r.ID, Status: model.TaskDispatched, At: at(4)}}); err != nil {
 		t.Fatal(err)
 	}
-	waitWake("a write of the task")
+	wk.want("a write of the task")
 	mustUpdateRuns(ctx, t, db, []model.RunUpdate{{RunID: r.ID, Status: model.RunCancelled, At: at(5)}})
-	waitWake("the end of its run")
+	wk.want("the end of its run")
 }
 
 // testRunTaskCounts: model.RunTaskCounts (one call on a RunTaskCounter)

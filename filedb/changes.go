@@ -21,24 +21,12 @@ var (
 
 // WatchRun tells fn when the record of run runID may have changed: a
 // watcher of its own (fsnotify) on runs/, apart from the scheduler's,
-// that wakes on runs/<runID>.json only, and on a lost event. Only where
-// watching a directory costs one descriptor (inotify on Linux, Windows):
-// elsewhere fsnotify opens one for each file in it — each run of the
-// history — so WatchRun returns errors.ErrUnsupported, and the caller
-// polls.
+// that wakes on runs/<runID>.json only, and on a lost event. Linux and
+// Windows only (see watchOneRun): elsewhere errors.ErrUnsupported, and the
+// caller polls.
 func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
-	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
-		return errors.ErrUnsupported
-	}
-	if err := checkID("run", runID); err != nil {
-		return err
-	}
-	w, err := fsnotify.NewWatcher()
+	w, err := watchOneRun(runID, filepath.Join(d.root, RunsDir))
 	if err != nil {
-		return err
-	}
-	if err := w.Add(filepath.Join(d.root, RunsDir)); err != nil {
-		w.Close()
 		return err
 	}
 	name := runID + ".json"
@@ -53,24 +41,13 @@ func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
 // WatchTask tells fn when the record of task name[index] of run runID, or
 // the run's record, may have changed, and on a lost event: a watcher of
 // its own on runs/, on tasks/ and on the run's task directory (once it is
-// made), that wakes on those two files only. Where WatchRun watches, only.
+// made), that wakes on those two files only. Linux and Windows only, as
+// WatchRun.
 func (d *DB) WatchTask(ctx context.Context, runID, name string, index int, fn func()) error {
-	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
-		return errors.ErrUnsupported
-	}
-	if err := checkID("run", runID); err != nil {
-		return err
-	}
-	w, err := fsnotify.NewWatcher()
+	runsDir, tasksDir, runDir := filepath.Join(d.root, RunsDir), filepath.Join(d.root, TasksDir), d.taskDir(runID)
+	w, err := watchOneRun(runID, runsDir, tasksDir)
 	if err != nil {
 		return err
-	}
-	runsDir, tasksDir, runDir := filepath.Join(d.root, RunsDir), filepath.Join(d.root, TasksDir), d.taskDir(runID)
-	for _, dir := range []string{runsDir, tasksDir} {
-		if err := w.Add(dir); err != nil {
-			w.Close()
-			return err
-		}
 	}
 	w.Add(runDir) // absent until the run's first task: then tasks/ tells
 	runFile := runID + ".json"
@@ -85,6 +62,36 @@ func (d *DB) WatchTask(ctx context.Context, runID, name string, index int, fn fu
 		}
 	}, fn)
 	return nil
+}
+
+// watchOneRun returns a new watcher of dirs for a watch of run runID
+// (WatchRun, WatchTask): only where watching a directory costs one
+// descriptor (inotify on Linux, Windows) — elsewhere fsnotify opens one for
+// each file in it, each run of the history, so it returns
+// errors.ErrUnsupported and the caller polls.
+func watchOneRun(runID string, dirs ...string) (*fsnotify.Watcher, error) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
+		return nil, errors.ErrUnsupported
+	}
+	if err := checkID("run", runID); err != nil {
+		return nil, err
+	}
+	return watchDirs(dirs...)
+}
+
+// watchDirs returns a new watcher of dirs.
+func watchDirs(dirs ...string) (*fsnotify.Watcher, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	for _, dir := range dirs {
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 // follow hands each event of w to event, and calls lost when w loses track
@@ -124,17 +131,11 @@ func (d *DB) follow(ctx context.Context, w *fsnotify.Watcher, event func(fsnotif
 // watched, so the number of watches grows with the runs that change, not
 // with the history.
 func (d *DB) WatchChanges(ctx context.Context, fn func(runID string)) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
 	runsDir := filepath.Join(d.root, RunsDir)
 	tasksDir := filepath.Join(d.root, TasksDir)
-	for _, dir := range []string{runsDir, tasksDir} {
-		if err := w.Add(dir); err != nil {
-			w.Close()
-			return err
-		}
+	w, err := watchDirs(runsDir, tasksDir)
+	if err != nil {
+		return err
 	}
 	// The task directories of the runs that are unfinished now.
 	for _, st := range []model.RunStatus{model.RunPending, model.RunRunning} {

@@ -3,7 +3,6 @@ package filedb
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 
 	"github.com/ork-run/ork/model"
@@ -17,9 +16,8 @@ var _ model.TaskGetter = (*DB)(nil)
 // holds. A damaged file is reported as ListTasks reports it, and is the
 // error.
 func (d *DB) GetTask(ctx context.Context, runID, name string, index int) (*model.Task, error) {
-	notFound := fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, model.ErrNotFound)
 	if checkID("run", runID) != nil || name == "" || index < 0 {
-		return nil, notFound
+		return nil, model.TaskNotFound(runID, name, index)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -27,7 +25,7 @@ func (d *DB) GetTask(ctx context.Context, runID, name string, index int) (*model
 	d.mu.Lock()
 	if d.idx != nil {
 		if e := d.idx.runs[runID]; e != nil {
-			if t := e.tasks[model.TaskID(runID, name, index)]; t != nil && t.Name == name && t.TaskIndex == index {
+			if t := e.tasks[model.TaskID(runID, name, index)]; t != nil {
 				cp := *t
 				d.mu.Unlock()
 				return &cp, nil
@@ -38,11 +36,11 @@ func (d *DB) GetTask(ctx context.Context, runID, name string, index int) (*model
 	t, err := d.readTaskFile(d.taskPath(&model.Task{RunID: runID, Name: name, TaskIndex: index}))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, notFound // not created yet
+		return nil, model.TaskNotFound(runID, name, index) // not created yet
 	case err != nil:
 		return nil, err
 	case t.RunID != runID || t.Name != name || t.TaskIndex != index:
-		return nil, notFound // the file holds another task (edited by hand)
+		return nil, model.TaskNotFound(runID, name, index) // the file holds another task (edited by hand)
 	}
 	return t, nil
 }

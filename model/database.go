@@ -152,7 +152,13 @@ func GetTask(ctx context.Context, db Database, runID, name string, index int) (*
 			return t, nil
 		}
 	}
-	return nil, fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, ErrNotFound)
+	return nil, TaskNotFound(runID, name, index)
+}
+
+// TaskNotFound is the error of a GetTask that finds no task name[index] in
+// run runID: it wraps ErrNotFound.
+func TaskNotFound(runID, name string, index int) error {
+	return fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, ErrNotFound)
 }
 
 // Notifier is implemented by databases that can tell the scheduler when
@@ -176,12 +182,13 @@ type ChangeWatcher interface {
 }
 
 // RunWatcher is implemented by databases that can tell a process waiting
-// for one run (`ork trigger --wait`) when that run's record may have
-// changed, written by this process or by another. WatchRun calls fn then,
+// for one run (`ork trigger --wait`, `ork cancel`) when that run may have
+// ended, by this process or by another. WatchRun calls fn then — at least
+// then: a backend may also call it at other writes of the run's record —
 // and when it lost track (look again), until ctx ends; it returns once it
 // watches. Unlike ChangeWatcher it reads nothing to begin with and is not
-// woken by the run's tasks, so its cost does not grow with the history nor
-// with the size of the run. fn must return quickly and must not call the
+// woken by each task of the run, so its cost does not grow with the
+// history nor with the size of the run. fn must return quickly and must not call the
 // database. A database that cannot watch here returns an error wrapping
 // errors.ErrUnsupported; the caller then looks at the run from time to
 // time.

@@ -284,7 +284,7 @@ func (d *DB) GetTask(ctx context.Context, runID, name string, index int) (*model
 func (d *DB) getTask(ctx context.Context, runID, name string, index int) (*model.Task, error) {
 	t, err := scanTask(d.pool.QueryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE run_id = $1 AND name = $2 AND task_index = $3`, runID, name, index))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("task %s[%d] of run %q: %w", name, index, runID, model.ErrNotFound)
+		return nil, model.TaskNotFound(runID, name, index)
 	}
 	if err != nil {
 		return nil, d.connError(err)

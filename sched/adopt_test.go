@@ -82,6 +82,7 @@ type heldExecutor struct {
 	updates chan<- exec.StatusUpdate
 	mu      sync.Mutex
 	started []*model.Task
+	checked int // Check calls: attempts adopted
 }
 
 func (e *heldExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow) (string, error) {
@@ -92,6 +93,9 @@ func (e *heldExecutor) Execute(ctx context.Context, t model.TaskWithWorkflow) (s
 }
 
 func (e *heldExecutor) Check(ctx context.Context, t model.TaskWithWorkflow) (exec.StatusUpdate, bool, error) {
+	e.mu.Lock()
+	e.checked++
+	e.mu.Unlock()
 	return exec.StatusUpdate{TaskID: t.Task.ID, RunID: t.Task.RunID, Attempt: t.Task.Attempt, Status: model.TaskRunning}, true, nil
 }
 
@@ -134,7 +138,12 @@ func TestAdoptedTaskCountsInMaxParallel(t *testing.T) {
 	go s.Run(rctx)
 
 	// Task 0 is adopted: it holds busy's one place.
-	time.Sleep(500 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "task 0 is adopted", func() bool {
+		ex.mu.Lock()
+		defer ex.mu.Unlock()
+		return ex.checked > 0
+	})
+	time.Sleep(500 * time.Millisecond) // the loops that follow recovery
 	if got := ex.starts(); len(got) != 0 {
 		t.Fatalf("%d tasks of busy started while the adopted task 0 ran, want none (max_parallel 1)", len(got))
 	}

@@ -524,18 +524,16 @@ func (s *Scheduler) track(r *model.Run, existing []*model.Task) {
 	rs := newRunState(r, existing)
 	s.runs[r.ID] = rs
 	s.order = append(s.order, rs)
-	// Tasks in flight before their run is tracked (attempts adopted at
-	// recovery) hold their places in their node's max_parallel, as land
-	// counts them out.
 	for _, t := range existing {
+		// Tasks in flight before their run is tracked (attempts adopted
+		// at recovery) hold their places in their node's max_parallel,
+		// as land counts them out.
 		if f, ok := s.inflight[t.ID]; ok && f.runID == r.ID {
 			if ns := rs.byName[f.name]; ns != nil {
 				ns.active++
 			}
 		}
-	}
-	// Tasks a dying scheduler interrupted start after the others.
-	for _, t := range existing {
+		// Tasks a dying scheduler interrupted start after the others.
 		if t.Status == model.TaskPending {
 			s.queueDry = false // the claim takes them before new ones
 		}

@@ -72,7 +72,7 @@ func logFiles(dir string) int {
 // Such a window is tried again.
 func noStartsWhile(t *testing.T, e *env, logDir, refusal string, d time.Duration) {
 	t.Helper()
-	const writesBack = "the disk accepts writes again"
+	writesBack := sched.WritesBack
 	for try := 0; try < 20; try++ {
 		logs := e.logs.String()
 		if strings.LastIndex(logs, refusal) < strings.LastIndex(logs, writesBack) {
@@ -117,7 +117,7 @@ func keepFull(t *testing.T, p string) (stop func()) {
 			default:
 			}
 			if _, err := f.Write(buf); err != nil {
-				time.Sleep(100 * time.Microsecond)
+				time.Sleep(time.Millisecond)
 			}
 		}
 	}()
@@ -186,7 +186,7 @@ func startDiskRun(t *testing.T, n int, logDir string) *diskRun {
 	starts := startLog(filepath.Join(t.TempDir(), "starts"))
 	e.script("step.sh", "echo $ORK_TASK_INDEX >> "+string(starts)+"\nsleep 0.4")
 	w := e.workflow("steps", "step.sh", n)
-	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond, MaxRunningTasks: 2})
+	s, _ := e.start(e.db, sched.Config{MaxRunningTasks: 2})
 	r := e.trigger(e.db, w)
 	waitUntil(t, 10*time.Second, "some tasks succeed", func() bool {
 		c, _ := e.db.TaskCounts(context.Background(), r.ID)
@@ -233,7 +233,7 @@ func TestFullDiskLosesNothing(t *testing.T) {
 	if got.Status != model.RunSuccess {
 		t.Fatalf("run after space returned = %s %q\nlog:\n%s", got.Status, got.Error, e.logs)
 	}
-	if !strings.Contains(e.logs.String(), "the disk accepts writes again") {
+	if !strings.Contains(e.logs.String(), sched.WritesBack) {
 		t.Errorf("the scheduler did not say that the disk accepts writes again:\n%s", e.logs)
 	}
 	for _, task := range e.tasks(r) {
@@ -322,7 +322,7 @@ func TestLogDiskFullRequeuesTasks(t *testing.T) {
 	starts := startLog(filepath.Join(t.TempDir(), "starts"))
 	e.script("step.sh", "echo $ORK_TASK_INDEX >> "+string(starts))
 	w := e.workflow("steps", "step.sh", 3)
-	s, _ := e.start(e.db, sched.Config{PollInterval: 100 * time.Millisecond})
+	s, _ := e.start(e.db, sched.Config{})
 	r := e.trigger(e.db, w)
 	waitUntil(t, 10*time.Second, "a task refused for want of room for its log", func() bool {
 		return strings.Contains(e.logs.String(), "task could not start: the disk refuses writes")

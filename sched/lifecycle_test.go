@@ -2,6 +2,7 @@ package sched_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -113,6 +114,42 @@ func gone(pid int) bool {
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	return len(f) > 0 && f[0] == "Z"
+}
+
+// A scheduler that is stopping — waiting, in its shutdown grace, for its
+// running tasks — still applies a cancel another process requests: the
+// tasks stop at once rather than at the end of the grace, and the run ends
+// cancelled, with no request left behind to cancel a later retry.
+func TestStoppingSchedulerAppliesCancel(t *testing.T) {
+	e := newEnv(t)
+	pids := t.TempDir()
+	e.script("long.sh", fmt.Sprintf(`echo $$ > %s/$ORK_TASK_INDEX; exec sleep 300`, pids))
+	w := e.workflow("long", "long.sh", 2)
+	s, stop := e.start(e.db, sched.Config{})
+	r := e.trigger(e.db, w)
+	waitUntil(t, 10*time.Second, "two tasks run", func() bool {
+		ents, _ := os.ReadDir(pids)
+		return len(ents) == 2
+	})
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	waitUntil(t, 10*time.Second, "the scheduler waits for its tasks", func() bool {
+		return strings.Contains(e.logs.String(), "stopping: waiting for running tasks")
+	})
+	other := e.open()
+	if err := other.RequestCancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := e.wait(s, r)
+	if got.Status != model.RunCancelled {
+		t.Fatalf("run = %s %q, want cancelled by the stopping scheduler", got.Status, got.Error)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := other.CancelRequests(context.Background()); err != nil || len(ids) != 0 {
+		t.Errorf("cancel requests left = %v, %v; want none", ids, err)
+	}
 }
 
 // A cancel requested by another process stops the run's running tasks,
@@ -282,4 +319,27 @@ while [ ! -f %[1]s/go ]; do sleep 0.01; done`, dir))
 	if ts[1].Status != model.TaskCancelled {
 		t.Errorf("task 1 = %s, want cancelled", ts[1].Status)
 	}
+}
+
+// A WaitRun that ends before its run does takes its wake-up channels
+// back: a long wait, or many short ones, leave none behind.
+func TestWaitRunLeavesNoWaiter(t *testing.T) {
+	e := newEnv(t)
+	e.script("long.sh", "exec sleep 300")
+	s, _ := e.start(e.db, sched.Config{})
+	r := e.trigger(e.db, e.workflow("long", "long.sh", 1))
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		if _, err := s.WaitRun(ctx, r.ID); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitRun of a run that goes on = %v, want the deadline", err)
+		}
+		cancel()
+	}
+	if n := s.Waiters(r.ID); n != 0 {
+		t.Fatalf("%d wake-up channels left for run %s after its waits ended, want none", n, r.ID)
+	}
+	if err := e.db.RequestCancel(context.Background(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(s, r)
 }

@@ -66,6 +66,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,12 +335,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.drain(updates)
 		s.timeouts(dbctx, time.Now())
 		more := false
+		if lookCancels {
+			// Only when another process may have asked: a cancel request
+			// wakes the loop through the change signal. A stopping
+			// scheduler applies it too: it stops the run's tasks now, not
+			// at the end of its grace, and leaves no request behind.
+			lookCancels = !s.cancels(dbctx)
+		}
 		if !stopping {
-			if lookCancels {
-				// Only when another process may have asked: a cancel
-				// request wakes the loop through the change signal.
-				lookCancels = !s.cancels(dbctx)
-			}
 			started, at := s.startRuns(dbctx)
 			more = s.step(dbctx, true)
 			s.markRunning(dbctx, started, at)
@@ -1136,11 +1139,7 @@ func (s *Scheduler) recover(ctx context.Context, runs map[string]bool) error {
 	for i, p := range active {
 		t := p.Task
 		if res[i].known {
-			f := flight{attempt: t.Attempt, runID: t.RunID, name: t.Name, index: t.TaskIndex, failures: t.Failures(), sched: t.Scheduler}
-			if e, err := s.mgr.ForTask(p); err == nil {
-				_, f.probed = e.(exec.StartProber)
-			}
-			s.inflight[t.ID] = f
+			s.fly(p) // adopted
 			s.launch.occupy(attemptKey{t.ID, t.Attempt})
 			if res[i].u.Status.Terminal() {
 				s.buf = append(s.buf, res[i].u.TaskUpdate())
@@ -1303,6 +1302,7 @@ func (s *Scheduler) WaitRun(ctx context.Context, runID string) (*model.Run, erro
 		r, err := s.db.GetRun(ctx, runID)
 		switch {
 		case err != nil && (errors.Is(err, model.ErrNotFound) || ctx.Err() != nil):
+			s.unwait(runID, c)
 			return nil, err
 		case err != nil:
 			// A database that failed once (a dropped connection, a
@@ -1312,15 +1312,31 @@ func (s *Scheduler) WaitRun(ctx context.Context, runID string) (*model.Run, erro
 			s.log.Warn("reading the run failed; trying again", "run", runID, "err", err)
 			wait = min(wait, time.Duration(failures)*100*time.Millisecond, time.Second)
 		case r.Status.Terminal():
+			s.unwait(runID, c)
 			return r, nil
 		default:
 			failures = 0
 		}
 		select {
 		case <-ctx.Done():
+			s.unwait(runID, c)
 			return nil, ctx.Err()
 		case <-c:
 		case <-time.After(wait):
+			s.unwait(runID, c)
 		}
+	}
+}
+
+// unwait takes back a WaitRun's channel that wake did not close, so that
+// a long wait's looks do not pile up channels.
+func (s *Scheduler) unwait(runID string, c chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := slices.DeleteFunc(s.waiters[runID], func(x chan struct{}) bool { return x == c })
+	if len(ws) == 0 {
+		delete(s.waiters, runID)
+	} else {
+		s.waiters[runID] = ws
 	}
 }

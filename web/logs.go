@@ -48,17 +48,10 @@ func (s *Server) taskLog(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
-	run, ts, err := s.runTasks(r, id)
+	run, t, err := s.runTask(r, id, name, index)
 	if err != nil {
 		s.dbError(w, r, err)
 		return
-	}
-	var t *model.Task
-	for _, x := range ts {
-		if x.Name == name && x.TaskIndex == index {
-			t = x
-			break
-		}
 	}
 	if t == nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %s has no task %s[%d]", run.ID, name, index))
@@ -110,6 +103,29 @@ func (s *Server) taskLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.followLog(w, r, run.ID, t, attempt, offset)
+}
+
+// runTask returns run id and its task name[index] — read alone
+// (model.GetTask), or as the run will create it (model.CompleteTasks) —
+// or a nil task if the run has none such.
+func (s *Server) runTask(r *http.Request, id, name string, index int) (*model.Run, *model.Task, error) {
+	run, err := s.db.GetRun(r.Context(), id)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := model.GetTask(r.Context(), s.db, run.ID, name, index)
+	if err == nil {
+		return run, t, nil
+	}
+	if !errors.Is(err, model.ErrNotFound) {
+		return nil, nil, err
+	}
+	for _, x := range model.CompleteTasks(run, nil) {
+		if x.Name == name && x.TaskIndex == index {
+			return run, x, nil
+		}
+	}
+	return run, nil, nil
 }
 
 // followLog streams the log of a running attempt: the hub says when the

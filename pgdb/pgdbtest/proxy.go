@@ -47,21 +47,24 @@ func (p *Proxy) serve() {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close() // the server is "restarting": connection refused
-			continue
-		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
 			continue
 		}
+		// Registered under the same lock as the look at down: a Cut
+		// either sees the pair and closes it, or the pair sees down.
 		p.mu.Lock()
-		p.conns[c], p.conns[s] = true, true
+		down := p.down
+		if !down {
+			p.conns[c], p.conns[s] = true, true
+		}
 		p.mu.Unlock()
+		if down {
+			c.Close() // the server is "restarting": connection refused
+			s.Close()
+			continue
+		}
 		var blackhole atomic.Bool
 		go p.pipe(s, c, nil, &blackhole)
 		go p.pipe(c, s, s, &blackhole)
@@ -73,8 +76,14 @@ func (p *Proxy) serve() {
 // still reaches the server, but no answer reaches the client, and both
 // connections close a moment later.
 func (p *Proxy) pipe(from, to, server net.Conn, blackhole *atomic.Bool) {
-	defer from.Close()
-	defer to.Close()
+	defer func() {
+		from.Close()
+		to.Close()
+		p.mu.Lock()
+		delete(p.conns, from)
+		delete(p.conns, to)
+		p.mu.Unlock()
+	}()
 	buf := make([]byte, 64<<10)
 	cutNext := false
 	for {
