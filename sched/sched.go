@@ -272,9 +272,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	// Database calls outlive ctx: a stopping scheduler still records what
 	// its tasks report.
 	dbctx := context.WithoutCancel(ctx)
-	host, _ := os.Hostname()
 	s.member = &member{c: s.cluster, lease: s.cfg.Lease, log: s.log,
-		info:   model.SchedulerInfo{ID: s.id, Host: host, PID: os.Getpid(), StartedAt: time.Now().UTC()},
+		info:   model.SchedulerInfo{ID: s.id, Host: hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()},
 		fenced: make(chan struct{}), reaped: make(chan struct{}, 1)}
 	if err := s.member.join(ctx); err != nil {
 		return fmt.Errorf("join the database's schedulers: %w", err)
