@@ -561,22 +561,34 @@ func (d *DB) ListTasks(ctx context.Context, runID string) ([]*model.Task, error)
 	if checkID("run", runID) != nil {
 		return nil, fmt.Errorf("run %q: %w", runID, model.ErrNotFound)
 	}
-	d.mu.Lock()
-	if d.idx != nil {
-		if e := d.idx.runs[runID]; e != nil && len(e.done) == 0 {
-			out := make([]*model.Task, 0, len(e.tasks))
-			for _, t := range e.tasks {
-				cp := *t
-				out = append(out, &cp)
-			}
-			d.mu.Unlock()
-			sortTasks(out)
-			return out, nil
-		}
+	if out, ok := d.indexedTasks(runID); ok {
+		sortTasks(out)
+		return out, nil
 	}
-	d.mu.Unlock()
 	ts, _, err := d.readTasks(runID)
 	return ts, err
+}
+
+// indexedTasks returns copies of the tasks of run runID from the
+// scheduler's index, unsorted, when the index holds them all: an
+// unfinished run none of whose tasks has finished (the index drops
+// finished tasks). Otherwise the run's files tell.
+func (d *DB) indexedTasks(runID string) ([]*model.Task, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.idx == nil {
+		return nil, false
+	}
+	e := d.idx.runs[runID]
+	if e == nil || len(e.done) > 0 {
+		return nil, false
+	}
+	out := make([]*model.Task, 0, len(e.tasks))
+	for _, t := range e.tasks {
+		cp := *t
+		out = append(out, &cp)
+	}
+	return out, true
 }
 
 // TaskCounts counts the tasks of a run by status.

@@ -696,23 +696,9 @@ func TestFinishedTasksLeaveTheIndex(t *testing.T) {
 	ctx := context.Background()
 	dir := initDir(t)
 	d, _ := openTest(t, dir)
-	r := mustCreateRun(t, d, testWorkflow("w", 5))
-	ts := model.NewTasks(r, time.Now())
-	if err := d.CreateTasks(ctx, ts); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: model.RunRunning}}); err != nil {
-		t.Fatal(err)
-	}
-	var us []model.TaskUpdate
-	for _, task := range ts {
-		us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Status: model.TaskDispatched})
-	}
-	if _, err := d.UpdateTasks(ctx, us); err != nil {
-		t.Fatal(err)
-	}
+	r, ts := startedRun(t, d, "w", 5)
 	exit := 0
-	us = us[:0]
+	var us []model.TaskUpdate
 	for i, task := range ts[:3] {
 		us = append(us, model.TaskUpdate{TaskID: task.ID, RunID: r.ID, Status: model.TaskSuccess, ExitCode: &exit,
 			Output: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})

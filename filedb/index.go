@@ -273,7 +273,7 @@ func (d *DB) ensureIndex() error {
 			ended[id] = st
 		}
 	}
-	if len(ended) != len(listed) || !maps.Equal(ended, listed) {
+	if !maps.Equal(ended, listed) {
 		d.writeEnded(ended)
 	}
 	for _, dir := range []string{WorkflowsDir, TasksDir} {

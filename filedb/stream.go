@@ -43,25 +43,15 @@ func (d *DB) StreamTasks(ctx context.Context, runID string, fn func(*model.Task)
 		return err
 	}
 	order := model.NewTaskOrder(r.Workflow)
-	d.mu.Lock()
-	if d.idx != nil {
-		if e := d.idx.runs[runID]; e != nil && len(e.done) == 0 {
-			ts := make([]*model.Task, 0, len(e.tasks))
-			for _, t := range e.tasks {
-				cp := *t
-				ts = append(ts, &cp)
+	if ts, ok := d.indexedTasks(runID); ok {
+		slices.SortFunc(ts, func(a, b *model.Task) int { return order.Compare(a.Name, a.TaskIndex, b.Name, b.TaskIndex) })
+		for _, t := range ts {
+			if err := fn(t); err != nil {
+				return err
 			}
-			d.mu.Unlock()
-			slices.SortFunc(ts, func(a, b *model.Task) int { return order.Compare(a.Name, a.TaskIndex, b.Name, b.TaskIndex) })
-			for _, t := range ts {
-				if err := fn(t); err != nil {
-					return err
-				}
-			}
-			return nil
 		}
+		return nil
 	}
-	d.mu.Unlock()
 
 	dir := d.taskDir(runID)
 	keys, err := d.listTaskFiles(ctx, dir)

@@ -66,6 +66,7 @@ type fencedDB struct {
 	model.Database
 	mu      sync.Mutex
 	fenced  bool
+	away    bool // heartbeats fail, as with the database out of reach
 	claimed map[string]bool
 	beats   int
 	left    bool
@@ -85,6 +86,9 @@ func (f *fencedDB) Heartbeat(context.Context, model.SchedulerInfo, time.Duration
 	f.beats++
 	if f.fenced {
 		return model.ErrFenced
+	}
+	if f.away {
+		return errors.New("connection refused")
 	}
 	return nil
 }
@@ -191,5 +195,42 @@ func TestCleanStopLeaves(t *testing.T) {
 	defer db.mu.Unlock()
 	if !db.left {
 		t.Error("a scheduler stopped cleanly did not leave")
+	}
+}
+
+// A scheduler that cannot renew its lease (cut off from the database, or
+// paused) for longer than the lease starts nothing more — its dispatched
+// tasks may be another's to run by now — until a heartbeat renews the
+// lease; then it goes on, and every task runs once. With the default lease.
+func TestLapsedLeaseStartsNothing(t *testing.T) {
+	e := newEnv(t)
+	starts := startLog(filepath.Join(t.TempDir(), "starts"))
+	// Work for longer than the lease: 160 tasks of 1s, 8 at a time.
+	e.script("nap.sh", "echo $ORK_TASK_INDEX >> "+string(starts)+"\nsleep 1")
+	w := e.workflow("naps", "nap.sh", 160)
+	db := &fencedDB{Database: e.db, claimed: map[string]bool{}}
+	s, _ := e.start(db, sched.Config{NoSchedules: true})
+	r := e.trigger(e.db, w)
+	waitUntil(t, 10*time.Second, "some tasks succeed", func() bool {
+		c, _ := e.db.TaskCounts(context.Background(), r.ID)
+		return c[model.TaskSuccess] >= 1
+	})
+	db.mu.Lock()
+	db.away = true
+	db.mu.Unlock()
+	time.Sleep(s.Config().Lease + 500*time.Millisecond) // the lease lapses
+	before := starts.count()
+	time.Sleep(time.Second)
+	if n := starts.count() - before; n > 0 {
+		t.Errorf("%d tasks started after the lease lapsed, want none", n)
+	}
+	db.mu.Lock()
+	db.away = false
+	db.mu.Unlock()
+	if got := e.wait(s, r); got.Status != model.RunSuccess {
+		t.Fatalf("run after the lease was renewed = %s %q", got.Status, got.Error)
+	}
+	if n := starts.count(); n != 160 {
+		t.Errorf("%d task starts, want 160: each task once", n)
 	}
 }

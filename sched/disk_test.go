@@ -39,15 +39,6 @@ func smallDisk(t *testing.T, opts ...string) string {
 	return mnt
 }
 
-// startLog is a file, off the small disk, where every task start of a
-// disk test writes a line.
-type startLog string
-
-func (p startLog) count() int {
-	data, _ := os.ReadFile(string(p))
-	return strings.Count(string(data), "\n")
-}
-
 // logFiles counts the task logs under dir: the executor creates an
 // attempt's log just before it starts the process, so a new log is a
 // start under way.

@@ -92,20 +92,7 @@ func (l *launcher) work(ctx context.Context) {
 			return
 		case l.slots <- struct{}{}:
 		}
-		// While the disk refuses writes nothing new starts: the start of
-		// a task could not be recorded, nor its end.
-		for l.s.diskRefuses() {
-			select {
-			case <-l.halt:
-				<-l.slots
-				l.keep(p)
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		// One of several schedulers whose lease may have run out starts
-		// nothing: its dispatched tasks may be another's to run by now.
-		for !l.s.sole && !l.s.member.holds() {
+		for !l.s.mayStart() {
 			select {
 			case <-l.halt:
 				<-l.slots

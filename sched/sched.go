@@ -225,6 +225,14 @@ func (s *Scheduler) diskRefuses() bool {
 	return s.writesFailing.Load() || time.Now().UnixNano() < s.pauseUntil.Load()
 }
 
+// mayStart reports whether a task may start now. Not while the disk
+// refuses writes: the start of a task could not be recorded, nor its end.
+// Not by one of several schedulers whose lease may have run out: its
+// dispatched tasks may be another's to run by now.
+func (s *Scheduler) mayStart() bool {
+	return !s.diskRefuses() && (s.sole || s.member.holds())
+}
+
 // ID returns the scheduler's id: host:pid:random unless Config.ID names it.
 // Its tasks' records name it, and their processes get it as ORK_SCHEDULER.
 func (s *Scheduler) ID() string { return s.id }
@@ -264,9 +272,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	// Database calls outlive ctx: a stopping scheduler still records what
 	// its tasks report.
 	dbctx := context.WithoutCancel(ctx)
-	host, _ := os.Hostname()
 	s.member = &member{c: s.cluster, lease: s.cfg.Lease, log: s.log,
-		info:   model.SchedulerInfo{ID: s.id, Host: host, PID: os.Getpid(), StartedAt: time.Now().UTC()},
+		info:   model.SchedulerInfo{ID: s.id, Host: hostname(), PID: os.Getpid(), StartedAt: time.Now().UTC()},
 		fenced: make(chan struct{}), reaped: make(chan struct{}, 1)}
 	if err := s.member.join(ctx); err != nil {
 		return fmt.Errorf("join the database's schedulers: %w", err)

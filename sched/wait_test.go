@@ -1,6 +1,8 @@
 package sched_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,4 +17,12 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// startLog is a file where every task start of a test writes a line.
+type startLog string
+
+func (p startLog) count() int {
+	data, _ := os.ReadFile(string(p))
+	return strings.Count(string(data), "\n")
 }
