@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -349,11 +348,11 @@ func followLog(ctx context.Context, w io.Writer, db model.Database, logDir strin
 	if tw, ok := db.(model.TaskWatcher); !ok || tw.WatchTask(wctx, r.ID, t.Name, t.TaskIndex, poke(look)) != nil {
 		pace = followPoll
 	}
-	p1, err := exec.LogPath(logDir, r.ID, t.Name, t.TaskIndex, 1)
+	dir, prefix, err := exec.LogPrefix(logDir, r.ID, t.Name, t.TaskIndex)
 	if err != nil {
 		return err
 	}
-	logWatched, err = watchLog(wctx, logDir, filepath.Dir(p1), strings.TrimSuffix(filepath.Base(p1), "1.log"), poke(more), poke(look))
+	logWatched, err = watchLog(wctx, logDir, dir, prefix, poke(more), poke(look))
 	if err != nil {
 		pace = followPoll
 	}

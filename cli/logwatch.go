@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/ork-run/ork/exec"
 )
 
 // dirWatchIsCheap says whether fsnotify watches a directory with one
@@ -21,7 +23,8 @@ func dirWatchIsCheap() bool { return runtime.GOOS == "linux" || runtime.GOOS == 
 // subdirectory that a task name with '/' makes): grew when one of them is
 // written, changed when one is created, removed or renamed (a new attempt
 // begins), when a directory on the way to them is made, and when the watch
-// lost events. The files are those in dir named prefix<attempt>.log.
+// lost events. The files are those in dir named prefix<attempt>.log
+// (exec.LogPrefix, exec.LogAttempt).
 // Until dir exists, the nearest directory above it that does is watched,
 // down to root, and then the next one down as each is made.
 //
@@ -78,12 +81,8 @@ func watchLog(ctx context.Context, root, dir, prefix string, grew, changed func(
 		return nil, err
 	}
 	isLog := func(name string) bool {
-		n, ok := strings.CutPrefix(name, prefix)
-		if !ok {
-			return false
-		}
-		n, ok = strings.CutSuffix(n, ".log")
-		return ok && n != "" && strings.Trim(n, "0123456789") == ""
+		_, ok := exec.LogAttempt(prefix, name)
+		return ok
 	}
 	done := make(chan struct{})
 	go func() {
