@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,6 +48,19 @@ func openRun(c *cli.Context, what string) (model.Database, *model.Run, error) {
 // variable for the test that shows nothing else is needed.
 var cancelPoll = 50 * time.Millisecond
 
+// notifier returns a func that puts a token in ch, a channel of one slot,
+// without blocking: when a token is there already, the wake-up is asked
+// for already, and the call does nothing. It wakes a waiting loop, from
+// watches that must never be held up by it.
+func notifier(ch chan struct{}) func() {
+	return func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func cmdCancel(c *cli.Context) error {
 	if c.NArg() > 1 {
 		return usageErr(c, "give one run id")
@@ -85,18 +97,20 @@ func cmdCancel(c *cli.Context) error {
 	defer stop()
 	ended := make(chan struct{}, 1)
 	if rw, ok := db.(model.RunWatcher); ok {
-		rw.WatchRun(ctx, id, func() {
-			select {
-			case ended <- struct{}{}:
-			default:
-			}
-		})
+		rw.WatchRun(ctx, id, notifier(ended))
 	}
 	tick := time.NewTicker(cancelPoll)
 	defer tick.Stop()
 	for {
-		r, err := db.GetRun(c.Context, id)
+		r, err := db.GetRun(ctx, id)
 		if err != nil {
+			if ctx.Err() != nil && c.Context.Err() == nil {
+				// The wait ran out in the middle of a look (a database
+				// that does not answer): the request is recorded all the
+				// same.
+				fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the run could not be read in time (%v): a running scheduler will apply it\n", id, err)
+				return nil
+			}
 			return err
 		}
 		if r.Status.Terminal() {
@@ -335,25 +349,17 @@ func followLog(ctx context.Context, w io.Writer, db model.Database, logDir strin
 	}()
 	look := make(chan struct{}, 1) // the task may have changed
 	more := make(chan struct{}, 1) // its log may have grown
-	poke := func(ch chan struct{}) func() {
-		return func() {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	}
 	// Where the task cannot be watched, it is looked at every followPoll
 	// (one file, one row).
 	pace := followTick
-	if tw, ok := db.(model.TaskWatcher); !ok || tw.WatchTask(wctx, r.ID, t.Name, t.TaskIndex, poke(look)) != nil {
+	if tw, ok := db.(model.TaskWatcher); !ok || tw.WatchTask(wctx, r.ID, t.Name, t.TaskIndex, notifier(look)) != nil {
 		pace = followPoll
 	}
-	p1, err := exec.LogPath(logDir, r.ID, t.Name, t.TaskIndex, 1)
+	dir, prefix, err := exec.LogPrefix(logDir, r.ID, t.Name, t.TaskIndex)
 	if err != nil {
 		return err
 	}
-	logWatched, err = watchLog(wctx, logDir, filepath.Dir(p1), strings.TrimSuffix(filepath.Base(p1), "1.log"), poke(more), poke(look))
+	logWatched, err = watchLog(wctx, logDir, dir, prefix, notifier(more), notifier(look))
 	if err != nil {
 		pace = followPoll
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/ork-run/ork/exec"
 )
 
 // dirWatchIsCheap says whether fsnotify watches a directory with one
@@ -21,9 +23,11 @@ func dirWatchIsCheap() bool { return runtime.GOOS == "linux" || runtime.GOOS == 
 // subdirectory that a task name with '/' makes): grew when one of them is
 // written, changed when one is created, removed or renamed (a new attempt
 // begins), when a directory on the way to them is made, and when the watch
-// lost events. The files are those in dir named prefix<attempt>.log.
-// Until dir exists, the nearest directory above it that does is watched,
-// down to root, and then the next one down as each is made.
+// lost events. The files are those in dir named prefix<attempt>.log
+// (exec.LogPrefix, exec.LogAttempt). Until dir exists, the nearest
+// directory above it that does is watched, down to root, and then the next
+// one down as each is made; once dir itself is watched, those above it no
+// longer are (logs/ would otherwise wake the watch at every new run).
 //
 // Only where watching a directory costs one descriptor (inotify on Linux,
 // Windows): elsewhere fsnotify opens each file of the directory — each log
@@ -39,12 +43,17 @@ func watchLog(ctx context.Context, root, dir, prefix string, grew, changed func(
 	if err != nil {
 		return nil, err
 	}
+	// above holds the directories above dir that are watched.
+	var above []string
 	// deepest watches dir, or the nearest directory above it that exists,
 	// and returns it.
 	deepest := func() (string, error) {
 		for d := dir; ; d = filepath.Dir(d) {
 			err := w.Add(d)
 			if err == nil {
+				if d != dir {
+					above = append(above, d)
+				}
 				return d, nil
 			}
 			if !errors.Is(err, fs.ErrNotExist) || d == root || filepath.Dir(d) == d {
@@ -53,14 +62,21 @@ func watchLog(ctx context.Context, root, dir, prefix string, grew, changed func(
 		}
 	}
 	// arm watches dir, or the nearest directory above it that exists, and
-	// says whether it watches dir itself. The next directory down may have
-	// been made before the watch began, and its event never comes: then it
-	// goes down again.
+	// says whether it watches dir itself; then it stops watching the
+	// directories above. The next directory down may have been made before
+	// the watch began, and its event never comes: then it goes down again.
 	arm := func() (bool, error) {
 		for {
 			d, err := deepest()
-			if err != nil || d == dir {
-				return d == dir, err
+			if err != nil {
+				return false, err
+			}
+			if d == dir {
+				for _, a := range above {
+					w.Remove(a) // it may be gone already: then it is unwatched
+				}
+				above = nil
+				return true, nil
 			}
 			rel, err := filepath.Rel(d, dir)
 			if err != nil {
@@ -78,12 +94,8 @@ func watchLog(ctx context.Context, root, dir, prefix string, grew, changed func(
 		return nil, err
 	}
 	isLog := func(name string) bool {
-		n, ok := strings.CutPrefix(name, prefix)
-		if !ok {
-			return false
-		}
-		n, ok = strings.CutSuffix(n, ".log")
-		return ok && n != "" && strings.Trim(n, "0123456789") == ""
+		_, ok := exec.LogAttempt(prefix, name)
+		return ok
 	}
 	done := make(chan struct{})
 	go func() {

@@ -171,12 +171,7 @@ func waitRun(c *cli.Context, db model.Database, r *model.Run, start func(context
 	// the safety net, the pace of the progress line, and the check that
 	// the scheduler waited on is still there.
 	wake := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	}
+	poke := notifier(wake)
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	follow := func(s *sched.Scheduler) {

@@ -296,27 +296,64 @@ func absDir(dir string) string {
 //
 // A name with slashes (a job_name in a subdirectory) gives subdirectories.
 // runID must be a single path element and name a relative path without
-// '..', so the result always lies inside logDir.
+// '..', so the result always lies inside logDir. It is the file prefix
+// attempt ".log" in the directory dir that LogPrefix returns.
 func LogPath(logDir, runID, name string, index, attempt int) (string, error) {
+	dir, prefix, err := LogPrefix(logDir, runID, name, index)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, prefix+strconv.Itoa(attempt)+".log"), nil
+}
+
+// LogPrefix returns the directory that holds the logs of the task with the
+// given name and index in run runID (<logDir>/<runID>, or a subdirectory of
+// it when name has slashes), and the start of their file names, before the
+// attempt: "<base of name>.<index>.". It refuses what LogPath refuses.
+// LogAttempt reads the attempt back from a file name.
+func LogPrefix(logDir, runID, name string, index int) (dir, prefix string, err error) {
 	switch {
 	case runID == "" || runID == "." || runID == "..":
-		return "", fmt.Errorf("run id %q cannot name a log directory", runID)
+		return "", "", fmt.Errorf("run id %q cannot name a log directory", runID)
 	case strings.ContainsAny(runID, "/\\\x00"):
-		return "", fmt.Errorf("run id %q cannot name a log directory: it contains '/', '\\' or NUL", runID)
+		return "", "", fmt.Errorf("run id %q cannot name a log directory: it contains '/', '\\' or NUL", runID)
 	case name == "":
-		return "", errors.New("task name is empty: it cannot name a log file")
+		return "", "", errors.New("task name is empty: it cannot name a log file")
 	case strings.HasPrefix(name, "/") || strings.ContainsRune(name, 0):
-		return "", fmt.Errorf("task name %q cannot name a log file: it is absolute or contains NUL", name)
+		return "", "", fmt.Errorf("task name %q cannot name a log file: it is absolute or contains NUL", name)
 	case path.Clean(name) == ".":
-		return "", fmt.Errorf("task name %q names no file", name)
+		return "", "", fmt.Errorf("task name %q names no file", name)
 	}
 	for _, part := range strings.Split(name, "/") {
 		if part == ".." {
-			return "", fmt.Errorf("task name %q cannot name a log file: '..' is not allowed", name)
+			return "", "", fmt.Errorf("task name %q cannot name a log file: '..' is not allowed", name)
 		}
 	}
-	file := name + "." + strconv.Itoa(index) + "." + strconv.Itoa(attempt) + ".log"
-	return filepath.Join(logDir, runID, filepath.FromSlash(file)), nil
+	// The last element ends in "<index>.", so cleaning the joined path
+	// leaves it as it is, and adding "<attempt>.log" to it gives the path
+	// that joining the whole file name would.
+	p := filepath.Join(logDir, runID, filepath.FromSlash(name+"."+strconv.Itoa(index)+"."))
+	return filepath.Dir(p), filepath.Base(p), nil
+}
+
+// LogAttempt says whether base, a file name, is that of the log of an
+// attempt of the task whose logs have the given prefix (see LogPrefix),
+// and of which attempt: base is prefix, the attempt in decimal as LogPath
+// writes it (no sign, no leading zero), and ".log".
+func LogAttempt(prefix, base string) (attempt int, ok bool) {
+	n, ok := strings.CutPrefix(base, prefix)
+	if !ok {
+		return 0, false
+	}
+	n, ok = strings.CutSuffix(n, ".log")
+	if !ok || n == "" || strings.Trim(n, "0123456789") != "" || (len(n) > 1 && n[0] == '0') {
+		return 0, false
+	}
+	a, err := strconv.Atoi(n)
+	if err != nil {
+		return 0, false // too large to be an attempt
+	}
+	return a, true
 }
 
 // scriptPath returns the script that job names, refusing a job name that

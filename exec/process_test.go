@@ -1122,6 +1122,66 @@ func TestLogPath(t *testing.T) {
 	}
 }
 
+func TestLogPrefixAndAttempt(t *testing.T) {
+	tests := []struct {
+		runID, name string
+		index       int
+		dir, prefix string // dir relative to /logs
+	}{
+		{"r1", "job.sh", 0, "r1", "job.sh.0."},
+		{"r1", "etl/load.sh", 12, "r1/etl", "load.sh.12."},
+		{"r1", "a//b.sh", 0, "r1/a", "b.sh.0."},
+		{"r1", "x/", 3, "r1/x", ".3."},
+	}
+	for _, tt := range tests {
+		dir, prefix, err := LogPrefix("/logs", tt.runID, tt.name, tt.index)
+		if err != nil || dir != filepath.Join("/logs", filepath.FromSlash(tt.dir)) || prefix != tt.prefix {
+			t.Errorf("LogPrefix(%q, %q, %d) = %q, %q, %v; want %q, %q", tt.runID, tt.name, tt.index, dir, prefix, err, filepath.Join("/logs", tt.dir), tt.prefix)
+			continue
+		}
+		for _, att := range []int{1, 2, 10, 123} {
+			p, err := LogPath("/logs", tt.runID, tt.name, tt.index, att)
+			if err != nil || filepath.Dir(p) != dir {
+				t.Errorf("LogPath(%q, %q, %d, %d) = %q, %v; want a file in %q", tt.runID, tt.name, tt.index, att, p, err, dir)
+				continue
+			}
+			if got, ok := LogAttempt(prefix, filepath.Base(p)); !ok || got != att {
+				t.Errorf("LogAttempt(%q, %q) = %d, %v; want %d, true", prefix, filepath.Base(p), got, ok, att)
+			}
+		}
+	}
+	// LogPrefix refuses what LogPath refuses.
+	for _, bad := range [][2]string{{"", "job.sh"}, {"a/b", "job.sh"}, {"r1", ""}, {"r1", "/etc/passwd"}, {"r1", "../x"}, {"r1", "."}} {
+		if dir, prefix, err := LogPrefix("/logs", bad[0], bad[1], 0); err == nil {
+			t.Errorf("LogPrefix(%q, %q) = %q, %q; want an error", bad[0], bad[1], dir, prefix)
+		}
+	}
+
+	for _, tt := range []struct {
+		base string
+		att  int
+		ok   bool
+	}{
+		{"job.sh.0.1.log", 1, true},
+		{"job.sh.0.0.log", 0, true},
+		{"job.sh.0.42.log", 42, true},
+		{"job.sh.0..log", 0, false},                        // no attempt
+		{"job.sh.0.01.log", 0, false},                      // not as LogPath writes 1
+		{"job.sh.0.+1.log", 0, false},                      // a sign
+		{"job.sh.0.-1.log", 0, false},                      // a sign
+		{"job.sh.0.1.log.tmp", 0, false},                   // not .log
+		{"job.sh.0.1", 0, false},                           // no .log
+		{"job.sh.1.1.log", 0, false},                       // another index
+		{"xjob.sh.0.1.log", 0, false},                      // another name
+		{"job.sh.0.1a.log", 0, false},                      // not a number
+		{"job.sh.0.99999999999999999999999.log", 0, false}, // too large
+	} {
+		if att, ok := LogAttempt("job.sh.0.", tt.base); att != tt.att || ok != tt.ok {
+			t.Errorf("LogAttempt(%q) = %d, %v; want %d, %v", tt.base, att, ok, tt.att, tt.ok)
+		}
+	}
+}
+
 func TestWithin(t *testing.T) {
 	tests := []struct {
 		dir, p string

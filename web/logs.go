@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ork-run/ork/exec"
 	"github.com/ork-run/ork/model"
 )
 
@@ -203,10 +204,12 @@ func logFile(runID string, t *model.Task, attempt int) (string, error) {
 		return "", nil
 	}
 	// <run id>/<name>.<index>.<attempt>.log, where a flat workflow's task
-	// name is its job's path and may hold slashes, never "..".
-	want := string(filepath.Separator) + filepath.Join(runID, filepath.FromSlash(t.Name+"."+strconv.Itoa(t.TaskIndex)+"."+strconv.Itoa(attempt)+".log"))
+	// name is its job's path and may hold slashes, never "..": the end of
+	// the path that the executor gives the log (exec.LogPath), which
+	// refuses the names it could not have given a log.
+	want, err := exec.LogPath(string(filepath.Separator), runID, t.Name, t.TaskIndex, attempt)
 	clean := filepath.Clean(p)
-	if path.Clean("/"+t.Name) != "/"+t.Name || !strings.HasSuffix(clean, want) {
+	if err != nil || path.Clean("/"+t.Name) != "/"+t.Name || !strings.HasSuffix(clean, want) {
 		return "", fmt.Errorf("task %s names log file %q for attempt %d, which is not that task's log", t.Label(), p, attempt)
 	}
 	return clean, nil
