@@ -229,3 +229,50 @@ func liveMember(t *testing.T, d *pgdb.DB, id string) bool {
 	}
 	return false
 }
+
+// A watch of one run whose connection is lost (the database away for a
+// moment) says so once it is back — an end notified meanwhile was missed —
+// and then still tells the run's end; Close stops it.
+func TestWatchRunSurvivesDatabaseOutage(t *testing.T) {
+	direct := pgdbtest.URL(t)
+	px := pgdbtest.NewProxy(t, targetOf(t, direct))
+	d := open(t, direct)
+	watcher := open(t, px.Through(t, direct))
+	ctx := context.Background()
+	w := &model.Workflow{Name: "w", JobName: "j.sh", TaskCount: 1}
+	if err := d.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	r := model.NewRun(w, nil, "test", time.Now())
+	if err := d.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	woke := make(chan struct{}, 10)
+	if err := watcher.WatchRun(ctx, r.ID, func() { woke <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(what string) {
+		t.Helper()
+		select {
+		case <-woke:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("WatchRun did not call fn: %s", what)
+		}
+	}
+	px.Cut()
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-woke:
+		t.Fatal("WatchRun called fn while the database was away")
+	default:
+	}
+	px.Restore()
+	expect("reconnected")
+	for _, st := range []model.RunStatus{model.RunRunning, model.RunSuccess} {
+		if err := d.UpdateRuns(ctx, []model.RunUpdate{{RunID: r.ID, Status: st, At: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect("the run's end")
+	watcher.Close() // returns once the watch stopped
+}

@@ -214,7 +214,12 @@ func (e *connErr) Unwrap() error { return e.err }
 func (d *DB) Changes() <-chan struct{} {
 	d.listenOnce.Do(func() {
 		d.wg.Add(1)
-		go d.listen()
+		go d.listenLoop(context.Background(), listener{
+			channel:  d.channel,
+			what:     "changes",
+			ready:    d.signal,
+			notified: func(string) { d.signal() },
+		}, nil)
 	})
 	return d.changes
 }
@@ -226,9 +231,41 @@ func (d *DB) signal() {
 	}
 }
 
-func (d *DB) listen() {
+// A listener LISTENs to one channel on a connection of its own
+// (listenLoop).
+type listener struct {
+	channel string
+	// what it listens for, in the log ("changes"): losses and recoveries
+	// are logged. "" logs nothing.
+	what string
+	// ready is called each time LISTEN takes effect on a connection that
+	// listenLoop made: what was notified before was missed, look again.
+	ready func()
+	// notified is called with the payload of each notification.
+	notified func(payload string)
+}
+
+// listenConn connects and LISTENs to channel.
+func (d *DB) listenConn(ctx context.Context, channel string) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, d.cfg.ConnConfig.Copy())
+	if err != nil {
+		return nil, d.connError(err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return conn, nil
+}
+
+// listenLoop runs l until ctx ends or the DB closes; the caller did
+// d.wg.Add(1), so Close waits for it. conn is a connection listenConn made
+// for l, or nil: listenLoop connects at once. A lost connection is made
+// again with backoff (100ms, doubling up to 5s, from 100ms again once
+// connected).
+func (d *DB) listenLoop(ctx context.Context, l listener, conn *pgx.Conn) {
 	defer d.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -239,24 +276,30 @@ func (d *DB) listen() {
 	}()
 	backoff := 100 * time.Millisecond
 	lost := false
-	for ctx.Err() == nil {
-		err := d.listenOnceConn(ctx, func() {
-			if lost {
-				d.log.Info("listening for changes again", "db", d.where)
+	for {
+		var err error
+		if conn == nil {
+			if conn, err = d.listenConn(ctx, l.channel); err == nil {
+				if lost && l.what != "" {
+					d.log.Info("listening for "+l.what+" again", "db", d.where)
+				}
 				lost = false
+				backoff = 100 * time.Millisecond
+				l.ready()
 			}
-			// Changes made before LISTEN took effect were not notified:
-			// look again.
-			d.signal()
-			backoff = 100 * time.Millisecond
-		})
+		}
+		if conn != nil {
+			err = waitNotifications(ctx, conn, l.notified)
+			conn.Close(context.WithoutCancel(ctx))
+			conn = nil
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		if !lost {
-			d.log.Warn("lost the connection that listens for changes; reconnecting", "db", d.where, "err", err)
-			lost = true
+		if !lost && l.what != "" {
+			d.log.Warn("lost the connection that listens for "+l.what+"; reconnecting", "db", d.where, "err", err)
 		}
+		lost = true
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -266,22 +309,15 @@ func (d *DB) listen() {
 	}
 }
 
-// listenOnceConn listens on one connection until it fails.
-func (d *DB) listenOnceConn(ctx context.Context, ready func()) error {
-	conn, err := pgx.ConnectConfig(ctx, d.cfg.ConnConfig.Copy())
-	if err != nil {
-		return d.connError(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{d.channel}.Sanitize()); err != nil {
-		return err
-	}
-	ready()
+// waitNotifications passes each notification conn receives to notified
+// until conn fails.
+func waitNotifications(ctx context.Context, conn *pgx.Conn, notified func(payload string)) error {
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		d.signal()
+		notified(n.Payload)
 	}
 }
 
@@ -293,66 +329,25 @@ var _ model.RunWatcher = (*DB)(nil)
 // LISTENs on the schema's channel of ended runs, which a trigger on runs
 // notifies with the id of each run that ends (migration 0004). fn is also
 // called each time the connection is made again after a loss — an end
-// notified meanwhile was missed — so that the caller looks again.
+// notified meanwhile was missed — so that the caller looks again. The
+// watch logs nothing: its caller looks at the run from time to time
+// anyway.
 func (d *DB) WatchRun(ctx context.Context, runID string, fn func()) error {
-	channel := pgx.Identifier{d.channel + "_ended"}.Sanitize()
-	connect := func(ctx context.Context) (*pgx.Conn, error) {
-		conn, err := pgx.ConnectConfig(ctx, d.cfg.ConnConfig.Copy())
-		if err != nil {
-			return nil, d.connError(err)
-		}
-		if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
-			conn.Close(context.WithoutCancel(ctx))
-			return nil, err
-		}
-		return conn, nil
-	}
-	conn, err := connect(ctx)
+	channel := d.channel + "_ended"
+	conn, err := d.listenConn(ctx, channel)
 	if err != nil {
 		return err
 	}
 	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			select {
-			case <-d.stop:
-				cancel()
-			case <-wctx.Done():
+	go d.listenLoop(ctx, listener{
+		channel: channel,
+		ready:   fn,
+		notified: func(payload string) {
+			if payload == runID {
+				fn()
 			}
-		}()
-		backoff := 100 * time.Millisecond
-		for {
-			for {
-				n, err := conn.WaitForNotification(wctx)
-				if err != nil {
-					break
-				}
-				if n.Payload == runID {
-					fn()
-				}
-			}
-			conn.Close(context.WithoutCancel(wctx))
-			for {
-				if wctx.Err() != nil {
-					return
-				}
-				select {
-				case <-time.After(backoff):
-				case <-wctx.Done():
-					return
-				}
-				backoff = min(backoff*2, 5*time.Second)
-				if conn, err = connect(wctx); err == nil {
-					backoff = 100 * time.Millisecond
-					fn()
-					break
-				}
-			}
-		}
-	}()
+		},
+	}, conn)
 	return nil
 }
 
