@@ -69,6 +69,11 @@ func testSeveralSchedulers(t *testing.T, e *Env) {
 		if len(ts) != 100 {
 			t.Fatalf("run %s has %d tasks, want 100", r.ID, len(ts))
 		}
+		// A run at a time: the scheduler that holds a run runs all its
+		// tasks.
+		if i := slices.IndexFunc(ts, func(x *model.Task) bool { return x.Scheduler != ts[0].Scheduler }); i >= 0 {
+			t.Errorf("run %s: task %s ran under %s, task %s under %s; want one scheduler a run", r.ID, ts[0].Label(), ts[0].Scheduler, ts[i].Label(), ts[i].Scheduler)
+		}
 		for _, task := range ts {
 			if task.Status != model.TaskSuccess || task.Attempt != 1 || len(task.Attempts) != 1 {
 				t.Errorf("task %s of run %s: %s in attempt %d, %d attempts on record; want success in its one attempt",
