@@ -428,7 +428,7 @@ func TestPostgresE2ETriggerWaitAfterTheLastSchedulerDied(t *testing.T) {
 	// Its lease ends (15s by default): it is dead, listed until reaped.
 	waitFor(t, 30*time.Second, "the dead scheduler's lease to end", func() bool {
 		ss := p.schedulers()
-		return len(ss) == 1 && ss[0].Expires.Before(time.Now())
+		return len(ss) == 1 && ss[0].Expired(time.Now())
 	})
 	if out, _ := p.mustRun("status"); !strings.Contains(out, "Schedulers: none; 1 whose heartbeat stopped, not yet reaped") {
 		t.Errorf("ork status after the last scheduler died:\n%s\nwant it to say none serves the database", out)

@@ -78,7 +78,9 @@ func cmdCancel(c *cli.Context) error {
 	id := r.ID
 	// cancel cancels the run here where no scheduler runs, or asks the
 	// running one; it says whether that is all (the run ended, or no
-	// scheduler is live to apply the request).
+	// scheduler is live to apply the request: on PostgreSQL, the run's
+	// scheduler died and no live one is left to reap it — the next `ork
+	// run` takes the run and applies it).
 	cancel := func() (bool, error) {
 		r, outcome, err := runctl.Cancel(c.Context, db, id)
 		if err != nil {
@@ -91,11 +93,7 @@ func cmdCancel(c *cli.Context) error {
 		case runctl.Cancelled:
 			fmt.Fprintf(c.App.Writer, "run %s cancelled\n", id)
 			return true, nil
-		}
-		// With no scheduler live (on PostgreSQL, the run's scheduler died
-		// and no live one is left to reap it), the next `ork run` takes
-		// the run and applies the request.
-		if schedulerHolder(c, db) == "" {
+		case runctl.RequestedNoScheduler:
 			fmt.Fprintf(c.App.Writer, "cancel of run %s requested; no scheduler is live to apply it (its scheduler stopped): the next `ork run` will\n", id)
 			return true, nil
 		}
