@@ -25,8 +25,27 @@ type pgScheduler struct {
 
 func (p *pgProject) startScheduler(ctx context.Context, args ...string) *pgScheduler {
 	p.t.Helper()
+	s := p.startProc(ctx, "scheduler started", append([]string{"run"}, args...)...)
+	// "scheduler HOST:PID:RANDOM: several schedulers may serve ..."
+	for _, l := range strings.Split(s.out.String(), "\n") {
+		if rest, ok := strings.CutPrefix(l, "scheduler "); ok {
+			if id, _, ok := strings.Cut(rest, ": several schedulers"); ok {
+				s.id = id
+			}
+		}
+	}
+	if s.id == "" {
+		p.t.Fatalf("ork run did not print its id and takeover bound:\n%s", s.out)
+	}
+	return s
+}
+
+// startProc starts `ork args...` in its own process group until the test
+// ends (SIGTERM, then a kill 20s later) and waits until it prints ready.
+func (p *pgProject) startProc(ctx context.Context, ready string, args ...string) *pgScheduler {
+	p.t.Helper()
 	s := &pgScheduler{out: &syncBuffer{}, exited: make(chan struct{})}
-	cmd := p.cmd(ctx, append([]string{"run"}, args...)...)
+	cmd := p.cmd(ctx, args...)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -42,20 +61,14 @@ func (p *pgProject) startScheduler(ctx context.Context, args ...string) *pgSched
 			cmd.Process.Kill()
 		}
 	})
-	waitFor(p.t, 20*time.Second, "ork run starts", func() bool {
-		return strings.Contains(s.out.String(), "scheduler started")
-	})
-	// "scheduler HOST:PID:RANDOM: several schedulers may serve ..."
-	for _, l := range strings.Split(s.out.String(), "\n") {
-		if rest, ok := strings.CutPrefix(l, "scheduler "); ok {
-			if id, _, ok := strings.Cut(rest, ": several schedulers"); ok {
-				s.id = id
-			}
+	waitFor(p.t, 20*time.Second, "ork "+args[0]+" starts", func() bool {
+		select {
+		case <-s.exited:
+			p.t.Fatalf("ork %s exited:\n%s", args[0], s.out)
+		default:
 		}
-	}
-	if s.id == "" {
-		p.t.Fatalf("ork run did not print its id and takeover bound:\n%s", s.out)
-	}
+		return strings.Contains(s.out.String(), ready)
+	})
 	return s
 }
 
@@ -373,30 +386,8 @@ func TestPostgresE2EServeBesideSchedulers(t *testing.T) {
 	defer cancel()
 	p.startScheduler(ctx)
 	p.startScheduler(ctx)
-	out := &syncBuffer{}
-	cmd := p.cmd(ctx, "serve", "--addr", "127.0.0.1:0")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
-	}()
-	waitFor(t, 20*time.Second, "ork serve and its scheduler start", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("ork serve exited beside two ork run:\n%s", out)
-		default:
-		}
-		return strings.Contains(out.String(), "(with the scheduler)") && strings.Contains(out.String(), "scheduler started")
-	})
+	s := p.startProc(ctx, "(with the scheduler)", "serve", "--addr", "127.0.0.1:0")
+	waitFor(t, 20*time.Second, "its scheduler starts", func() bool { return strings.Contains(s.out.String(), "scheduler started") })
 	waitFor(t, 20*time.Second, "three live schedulers", func() bool { return len(p.schedulers()) == 3 })
 	var ids []string
 	for range 3 {
@@ -437,7 +428,7 @@ func TestPostgresE2ETriggerWaitAfterTheLastSchedulerDied(t *testing.T) {
 	// Its lease ends (15s by default): it is dead, listed until reaped.
 	waitFor(t, 30*time.Second, "the dead scheduler's lease to end", func() bool {
 		ss := p.schedulers()
-		return len(ss) == 1 && ss[0].Expires.Before(time.Now())
+		return len(ss) == 1 && ss[0].Expired(time.Now())
 	})
 	if out, _ := p.mustRun("status"); !strings.Contains(out, "Schedulers: none; 1 whose heartbeat stopped, not yet reaped") {
 		t.Errorf("ork status after the last scheduler died:\n%s\nwant it to say none serves the database", out)

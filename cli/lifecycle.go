@@ -48,6 +48,11 @@ func openRun(c *cli.Context, what string) (model.Database, *model.Run, error) {
 // variable for the test that shows nothing else is needed.
 var cancelPoll = 50 * time.Millisecond
 
+// cancelGonePoll is how often `ork cancel`, waiting for a running
+// scheduler to apply its request, checks that one still serves the
+// database.
+var cancelGonePoll = time.Second
+
 // notifier returns a func that puts a token in ch, a channel of one slot,
 // without blocking: when a token is there already, the wake-up is asked
 // for already, and the call does nothing. It wakes a waiting loop, from
@@ -71,28 +76,38 @@ func cmdCancel(c *cli.Context) error {
 	}
 	defer db.Close()
 	id := r.ID
-	r, outcome, err := runctl.Cancel(c.Context, db, id)
-	if err != nil {
+	// cancel cancels the run here where no scheduler runs, or asks the
+	// running one; it says whether that is all (the run ended, or no
+	// scheduler is live to apply the request: on PostgreSQL, the run's
+	// scheduler died and no live one is left to reap it — the next `ork
+	// run` takes the run and applies it).
+	cancel := func() (bool, error) {
+		r, outcome, err := runctl.Cancel(c.Context, db, id)
+		if err != nil {
+			return true, err
+		}
+		switch outcome {
+		case runctl.AlreadyEnded:
+			fmt.Fprintf(c.App.Writer, "run %s already ended (%s): nothing to cancel\n", id, r.Status)
+			return true, nil
+		case runctl.Cancelled:
+			fmt.Fprintf(c.App.Writer, "run %s cancelled\n", id)
+			return true, nil
+		case runctl.RequestedNoScheduler:
+			fmt.Fprintf(c.App.Writer, "cancel of run %s requested; no scheduler is live to apply it (its scheduler stopped): the next `ork run` will\n", id)
+			return true, nil
+		}
+		return false, nil
+	}
+	if done, err := cancel(); done {
 		return err
 	}
-	switch outcome {
-	case runctl.AlreadyEnded:
-		fmt.Fprintf(c.App.Writer, "run %s already ended (%s): nothing to cancel\n", id, r.Status)
-		return nil
-	case runctl.Cancelled:
-		fmt.Fprintf(c.App.Writer, "run %s cancelled\n", id)
-		return nil
-	}
-	// The running scheduler applies the request: wait a while. With none
-	// live (on PostgreSQL, the run's scheduler died and no live one is
-	// left to reap it), the next `ork run` takes the run and applies it.
-	if schedulerHolder(c, db) == "" {
-		fmt.Fprintf(c.App.Writer, "cancel of run %s requested; no scheduler is live to apply it (its scheduler stopped): the next `ork run` will\n", id)
-		return nil
-	}
-	// The run's end is told by a watch of its record where the database
-	// has one (as for `ork trigger --wait`); the look every cancelPoll is
-	// the safety net.
+	// The running scheduler applies the request: wait a while. The run's
+	// end is told by a watch of its record where the database has one (as
+	// for `ork trigger --wait`); the look every cancelPoll is the safety
+	// net. Every cancelGonePoll it checks that a scheduler still serves
+	// the database: one that stopped before it applied the request (killed)
+	// leaves it to this command, as if none had been running.
 	ctx, stop := context.WithTimeout(c.Context, 30*time.Second)
 	defer stop()
 	ended := make(chan struct{}, 1)
@@ -101,6 +116,8 @@ func cmdCancel(c *cli.Context) error {
 	}
 	tick := time.NewTicker(cancelPoll)
 	defer tick.Stop()
+	gone := time.NewTicker(cancelGonePoll)
+	defer gone.Stop()
 	for {
 		r, err := db.GetRun(ctx, id)
 		if err != nil {
@@ -120,9 +137,22 @@ func cmdCancel(c *cli.Context) error {
 		select {
 		case <-ended:
 		case <-tick.C:
+		case <-gone.C:
+			if schedulerHolder(c, db) == "" {
+				if done, err := cancel(); done {
+					return err
+				}
+			}
 		case <-ctx.Done():
-			fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the scheduler (%s) will apply it\n", id, schedulerHolder(c, db))
-			return nil
+			if holder := schedulerHolder(c, db); holder != "" {
+				fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the scheduler (%s) will apply it\n", id, holder)
+				return nil
+			}
+			done, err := cancel()
+			if !done {
+				fmt.Fprintf(c.App.Writer, "cancel of run %s requested; the scheduler will apply it\n", id)
+			}
+			return err
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -217,26 +216,7 @@ func TestPostgresE2ESchedulerAndTrigger(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var schedOut syncBuffer
-	sch := p.cmd(ctx, "run", "--poll-interval", "1h")
-	sch.Stdout, sch.Stderr = &schedOut, &schedOut
-	sch.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := sch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { sch.Wait(); close(exited) }()
-	defer func() {
-		sch.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			sch.Process.Kill()
-		}
-	}()
-	waitFor(t, 10*time.Second, "the scheduler starts", func() bool {
-		return strings.Contains(schedOut.String(), "scheduler started")
-	})
+	p.startScheduler(ctx, "--poll-interval", "1h")
 
 	start := time.Now()
 	out, stderr := p.mustRun("trigger", "hello")

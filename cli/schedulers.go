@@ -69,7 +69,7 @@ func cmdSchedulers(c *cli.Context) error {
 			leader = fmt.Sprintf("yes (term %d)", s.Term)
 		}
 		hb := fmt.Sprintf("%s ago", now.Sub(s.Heartbeat).Round(100*time.Millisecond))
-		if s.Expires.Before(now) {
+		if s.Expired(now) {
 			hb += ", expired"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\n", s.ID, s.Host, s.PID, fmtTime(&s.StartedAt), hb, leader, s.Runs, s.Tasks)
@@ -129,7 +129,7 @@ func schedulersLine(c *cli.Context, db model.Database) string {
 // and then starts one more, which is harmless.
 func unexpired(ss []model.SchedulerInfo, now time.Time) (live []model.SchedulerInfo, expired int) {
 	for _, s := range ss {
-		if s.Expires.Before(now) {
+		if s.Expired(now) {
 			expired++
 			continue
 		}

@@ -7,7 +7,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -122,5 +124,58 @@ func TestCancelWakesWhenTheSchedulerAppliesIt(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "run "+id+" cancelled") {
 		t.Errorf("ork cancel took %v and printed %q; want the run cancelled, told by the watch of its record", time.Since(start).Round(time.Millisecond), out.String())
+	}
+}
+
+// A scheduler killed after `ork cancel` asked it, before it applied the
+// request (here it was stopped, SIGSTOP, then killed): the command does
+// not wait out its 30s for a scheduler that is gone, nor name an empty
+// one — it cancels the run itself, as with no scheduler running.
+func TestCancelWhenTheSchedulerDiesBeforeApplyingIt(t *testing.T) {
+	dir := newProject(t)
+	pids := t.TempDir()
+	writeScript(t, dir, "long.sh", "#!/bin/sh\necho $$ > "+pids+"/pid\nexec sleep 30\n")
+	mustRun(t, dir, "create-workflow", "--name", "long", "--job-name", "long.sh")
+	s := startSchedulerLocked(t, dir)
+	trig, _ := mustRun(t, dir, "trigger", "long")
+	id := strings.TrimSpace(trig)
+	waitFor(t, 20*time.Second, "the task runs", func() bool {
+		out, _ := mustRun(t, dir, "tasks", id)
+		return strings.Contains(out, "running")
+	})
+	t.Cleanup(func() { // the task's process, which the killed scheduler left
+		if b, err := os.ReadFile(filepath.Join(pids, "pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if err := syscall.Kill(s.pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		app := newApp(&out, &errb)
+		done <- app.Run(interspersed(app, []string{"ork", "--dir", filepath.Join(dir, ".ork"), "cancel", id}))
+	}()
+	waitFor(t, 10*time.Second, "the cancel is requested", func() bool {
+		_, err := os.Stat(filepath.Join(dir, ".ork", "runs", id+".cancel"))
+		return err == nil
+	})
+	s.kill9(t)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ork cancel: %v\n%s", err, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("ork cancel still waits 20s after its scheduler was killed")
+	}
+	if !strings.Contains(out.String(), "run "+id+" cancelled") {
+		t.Errorf("ork cancel printed %q; want the run cancelled", out.String())
+	}
+	if got, _ := mustRun(t, dir, "status", id); !strings.Contains(got, "cancelled") {
+		t.Errorf("ork status after the cancel:\n%s", got)
 	}
 }

@@ -48,6 +48,11 @@ type SchedulerInfo struct {
 	Tasks     int       `json:"tasks"`          // tasks dispatched or running under it
 }
 
+// Expired reports whether s's leases have ended by now: it said it was
+// alive too long ago (killed, or cut off), and serves the database no more
+// — though, until a live scheduler reaps it, it is still listed.
+func (s SchedulerInfo) Expired(now time.Time) bool { return s.Expires.Before(now) }
+
 // Cluster is implemented by databases that several schedulers may serve at
 // once. A scheduler on a database without it is the only one (the database
 // makes sure with SchedulerLocker) and holds every run.

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ork-run/ork/model"
@@ -98,6 +99,11 @@ const (
 	// Requested: the cancel was requested; the running scheduler applies
 	// it (it stops the tasks, then ends the run cancelled).
 	Requested
+	// RequestedNoScheduler: the cancel was requested, but no scheduler is
+	// live to apply it — the run's died (its lease ended) and none is left
+	// to reap it. The next scheduler to start applies it. (Not here: a
+	// scheduler past its lease may yet be running the run's tasks.)
+	RequestedNoScheduler
 )
 
 func (o CancelOutcome) String() string {
@@ -106,6 +112,8 @@ func (o CancelOutcome) String() string {
 		return "already-ended"
 	case Cancelled:
 		return "cancelled"
+	case RequestedNoScheduler:
+		return "requested-no-scheduler"
 	}
 	return "requested"
 }
@@ -133,6 +141,13 @@ func Cancel(ctx context.Context, db model.Database, id string) (*model.Run, Canc
 				return r, 0, err
 			}
 			return r, Cancelled, nil
+		}
+		now := time.Now()
+		if !slices.ContainsFunc(ss, func(s model.SchedulerInfo) bool { return !s.Expired(now) }) {
+			if err := db.RequestCancel(ctx, id); err != nil {
+				return r, 0, err
+			}
+			return r, RequestedNoScheduler, nil
 		}
 	} else if l, ok := db.(model.SchedulerLocker); ok {
 		// No scheduler: cancel here, holding the lock so none starts

@@ -188,3 +188,57 @@ func TestTriggerRefusedByCheck(t *testing.T) {
 		t.Errorf("Trigger with a passing check: %v", err)
 	}
 }
+
+// listedDB is the file database seen as a model.Cluster that lists the
+// schedulers ss (and does nothing else of a cluster).
+type listedDB struct {
+	*filedb.DB
+	ss []model.SchedulerInfo
+}
+
+func (l *listedDB) Schedulers(context.Context) ([]model.SchedulerInfo, error) { return l.ss, nil }
+func (l *listedDB) Heartbeat(context.Context, model.SchedulerInfo, time.Duration) error {
+	return nil
+}
+func (l *listedDB) Leave(context.Context, string) error { return nil }
+func (l *listedDB) Lead(context.Context, string, int64, time.Duration) (int64, error) {
+	return 0, nil
+}
+func (l *listedDB) Reap(context.Context, string, int64) ([]string, error)        { return nil, nil }
+func (l *listedDB) ClaimRuns(context.Context, string, int) ([]*model.Run, error) { return nil, nil }
+
+// Where several schedulers may serve the database, a cancel is asked of
+// them while one is live; with only expired ones listed (killed, and none
+// left to reap them) it is asked all the same — one past its lease may
+// still run the run's tasks — and Cancel says that no scheduler is live
+// to apply it; with none listed, the run is cancelled here.
+func TestCancelOnACluster(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	live := model.SchedulerInfo{ID: "h:1:a", Expires: now.Add(time.Minute)}
+	dead := model.SchedulerInfo{ID: "h:2:b", Expires: now.Add(-time.Minute)}
+	for _, c := range []struct {
+		what   string
+		ss     []model.SchedulerInfo
+		want   runctl.CancelOutcome
+		status model.RunStatus
+	}{
+		{"a live scheduler", []model.SchedulerInfo{dead, live}, runctl.Requested, model.RunPending},
+		{"only an expired scheduler", []model.SchedulerInfo{dead}, runctl.RequestedNoScheduler, model.RunPending},
+		{"no scheduler", nil, runctl.Cancelled, model.RunCancelled},
+	} {
+		db := &listedDB{DB: openDB(t), ss: c.ss}
+		r, err := runctl.Trigger(ctx, db, "fan", nil, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, out, err := runctl.Cancel(ctx, db, r.ID); err != nil || out != c.want {
+			t.Errorf("%s: Cancel = %v, %v; want %v", c.what, out, err, c.want)
+		}
+		got, _ := db.GetRun(ctx, r.ID)
+		reqs, _ := db.CancelRequests(ctx)
+		if got.Status != c.status || (c.status == model.RunPending) != slices.Contains(reqs, r.ID) {
+			t.Errorf("%s: run %s, cancel requests %v; want %s, requested while pending", c.what, got.Status, reqs, c.status)
+		}
+	}
+}

@@ -4,8 +4,6 @@ package sched_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -17,7 +15,6 @@ import (
 	"github.com/ork-run/ork/model"
 	"github.com/ork-run/ork/pgdb"
 	"github.com/ork-run/ork/pgdb/pgdbtest"
-	"github.com/ork-run/ork/sched"
 )
 
 // takingDB is a PostgreSQL handle whose first claim that creates tasks is
@@ -85,7 +82,6 @@ func (e *startRecorder) Execute(ctx context.Context, t model.TaskWithWorkflow) (
 func TestRunTakenBeforeClaimPostgres(t *testing.T) {
 	url := pgdbtest.URL(t)
 	ctx := context.Background()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	open := func(migrate bool) *pgdb.DB { return openPostgres(t, url, migrate) }
 	other := open(true)
 	// The scheduler the run is leased to, live for the test's length.
@@ -97,20 +93,11 @@ func TestRunTakenBeforeClaimPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := &takingDB{DB: open(false), url: url}
-	updates := make(chan exec.StatusUpdate, 4096)
-	mgr := exec.NewManager(updates)
-	rec := &startRecorder{benchNoopExecutor: benchNoopExecutor{updates: updates}, started: map[string]bool{}}
-	mgr.Register(model.ExecutorProcess, rec)
-	s := sched.New(db, mgr, sched.Config{Logger: quiet, NoSchedules: true})
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("scheduler: %v", err)
-		}
-	}()
+	var rec *startRecorder
+	runScheduler(t, db, func(updates chan exec.StatusUpdate) exec.Executor {
+		rec = &startRecorder{benchNoopExecutor: benchNoopExecutor{updates: updates}, started: map[string]bool{}}
+		return rec
+	})
 
 	r := model.NewRun(w, nil, "test", time.Now())
 	if err := other.CreateRun(ctx, r); err != nil {
@@ -210,7 +197,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestNewRecordsRideInTheClaimPostgres(t *testing.T) {
 	url := pgdbtest.URL(t)
 	ctx := context.Background()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	open := func(migrate bool) *pgdb.DB { return openPostgres(t, url, migrate) }
 	other := open(true)
 	chain := &model.Workflow{Name: "chain", Tasks: map[string]*model.TaskSpec{
@@ -225,19 +211,7 @@ func TestNewRecordsRideInTheClaimPostgres(t *testing.T) {
 		}
 	}
 	db := &countingDB{DB: open(false), n: map[string]int{}}
-	updates := make(chan exec.StatusUpdate, 4096)
-	mgr := exec.NewManager(updates)
-	mgr.Register(model.ExecutorProcess, &benchNoopExecutor{updates: updates})
-	s := sched.New(db, mgr, sched.Config{Logger: quiet, NoSchedules: true})
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("scheduler: %v", err)
-		}
-	}()
+	runScheduler(t, db, func(updates chan exec.StatusUpdate) exec.Executor { return &benchNoopExecutor{updates: updates} })
 	run := func(w *model.Workflow) {
 		t.Helper()
 		r := model.NewRun(w, nil, "test", time.Now())

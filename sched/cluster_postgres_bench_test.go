@@ -5,7 +5,6 @@ package sched_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/ork-run/ork/model"
 	"github.com/ork-run/ork/pgdb"
 	"github.com/ork-run/ork/pgdb/pgdbtest"
-	"github.com/ork-run/ork/sched"
 )
 
 // BenchmarkSchedulersPostgres puts tasks through 1, 2 and 3 schedulers on
@@ -132,24 +130,9 @@ func BenchmarkTriggerToStartPostgres(b *testing.B) {
 // with the executor that executor makes, stops them when b ends, and
 // returns once db lists all n as live.
 func runSchedulers(b *testing.B, n int, db *pgdb.DB, open func(migrate bool) *pgdb.DB, executor func(chan exec.StatusUpdate) exec.Executor) {
-	quiet := slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(context.Background())
-	var dones []chan error
 	for range n {
-		updates := make(chan exec.StatusUpdate, 4096)
-		mgr := exec.NewManager(updates)
-		mgr.Register(model.ExecutorProcess, executor(updates))
-		s := sched.New(open(false), mgr, sched.Config{Logger: quiet, NoSchedules: true})
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		dones = append(dones, done)
+		runScheduler(b, open(false), executor)
 	}
-	b.Cleanup(func() {
-		cancel()
-		for _, d := range dones {
-			<-d
-		}
-	})
 	for {
 		if live, err := db.Schedulers(context.Background()); err == nil && len(live) == n {
 			return

@@ -4,8 +4,6 @@ package sched_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	"github.com/ork-run/ork/model"
 	"github.com/ork-run/ork/pgdb"
 	"github.com/ork-run/ork/pgdb/pgdbtest"
-	"github.com/ork-run/ork/sched"
 )
 
 // countingDB is a PostgreSQL handle that counts the scheduler's calls by
@@ -117,7 +114,6 @@ func (c *countingDB) Reap(ctx context.Context, id string, term int64) ([]string,
 //
 //	ORK_TEST_DATABASE_URL=... go test -tags postgres -run '^$' -bench LoopCallsPostgres -benchtime 20x ./sched
 func BenchmarkLoopCallsPostgres(b *testing.B) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	url := pgdbtest.URL(b)
 	open := func(migrate bool) *pgdb.DB { return openPostgres(b, url, migrate) }
 	trigger := open(true)
@@ -126,14 +122,7 @@ func BenchmarkLoopCallsPostgres(b *testing.B) {
 		b.Fatal(err)
 	}
 	db := &countingDB{DB: open(false), n: map[string]int{}}
-	updates := make(chan exec.StatusUpdate, 4096)
-	mgr := exec.NewManager(updates)
-	mgr.Register(model.ExecutorProcess, &benchNoopExecutor{updates: updates})
-	s := sched.New(db, mgr, sched.Config{Logger: quiet, NoSchedules: true})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	runScheduler(b, db, func(updates chan exec.StatusUpdate) exec.Executor { return &benchNoopExecutor{updates: updates} })
 	for {
 		if live, err := trigger.Schedulers(context.Background()); err == nil && len(live) == 1 {
 			break

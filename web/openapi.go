@@ -116,7 +116,7 @@ func openAPIDoc() map[string]any {
 			"Task": m{"type": "object", "properties": m{"id": str, "name": str, "index": integer, "status": statusEnum, "attempt": integer,
 				"exit_code": integer, "error": str, "output": m{}, "dispatched_at": tstamp, "started_at": tstamp, "finished_at": tstamp,
 				"retry_at": tstamp, "attempts": m{"type": "array", "items": ref("Attempt")}}},
-			"CancelResult": m{"type": "object", "properties": m{"outcome": m{"type": "string", "enum": []string{"cancelled", "requested"}}, "run": ref("Run")}},
+			"CancelResult": m{"type": "object", "properties": m{"outcome": m{"type": "string", "enum": []string{"cancelled", "requested", "requested-no-scheduler"}}, "run": ref("Run")}},
 		}},
 	}
 }

@@ -421,7 +421,7 @@ function runPage(main, id) {
   async function act(what) {
     try {
       const res = await api(`/api/runs/${encodeURIComponent(id)}/${what}`, { method: 'POST' });
-      toast(what === 'cancel' ? (res.outcome === 'cancelled' ? 'Run cancelled' : 'Cancel requested') : `Retrying: ${res.again} task(s) again, ${res.never_ran} never ran`);
+      toast(what === 'cancel' ? (res.outcome === 'cancelled' ? 'Run cancelled' : res.outcome === 'requested-no-scheduler' ? 'Cancel requested: no scheduler is live to apply it; the next one will' : 'Cancel requested') : `Retrying: ${res.again} task(s) again, ${res.never_ran} never ran`);
     } catch (e) { toast(e.message, true); }
   }
 
